@@ -1,0 +1,1 @@
+"""Rollout service: the Engine interface, the transformers and vLLM engines, and the RolloutWorker Ray actor."""

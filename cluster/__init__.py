@@ -1,0 +1,1 @@
+"""Wiring: config, Ray placement, the driver loop, curriculum, tracking and the `rlvr` command line."""

@@ -1,0 +1,1 @@
+"""GRPO maths, the LoRA policy, the Learner Ray actor, SFT warm start and adapter export."""

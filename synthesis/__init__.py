@@ -1,0 +1,1 @@
+"""Problem records, SymPy-backed generators, dataset loaders and the Grok-4 resolver."""

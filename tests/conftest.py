@@ -1,0 +1,26 @@
+"""Shared fixtures: one local Ray cluster per test session, and the tiny model built once."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_jsonl(relative: str) -> list[dict]:
+    return [json.loads(line) for line in (ROOT / relative).read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster shared by every test that needs one."""
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()

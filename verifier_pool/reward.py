@@ -1,0 +1,217 @@
+"""The 8-signal reward: pure functions, each in [0, 1], combined by configurable weights.
+
+A correct answer always outscores a wrong one: correctness carries half the weight, a correct answer
+always earns parsability, and partial credit for near misses is capped at `partial_credit_max`
+(0.1) so that 0.5·0.1 + 0.5 (every other signal perfect) < 0.5 + 0.07 (correct, nothing else).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, fields
+
+from verifier_pool.equivalence import Verdict, compare
+from verifier_pool.extract import extract_answer
+
+_TAG = {name: re.compile(rf"<{name}>(.*?)</{name}>", re.S | re.I) for name in ("response", "reasoning", "final_answer")}
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
+_OPERATOR = re.compile(r"[+\-*/×÷=^]|\\(?:frac|sqrt|times|cdot|div)")
+_EQUALS_RESULT = re.compile(r"=\s*([^=\n]+?)\s*(?:[.,;]\s|[.,;]?$|\n)", re.M)
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the 8 signals (they must sum to 1) and the shape of partial credit."""
+
+    correctness: float = 0.50
+    consistency: float = 0.10
+    reasoning_depth: float = 0.10
+    numerical_grounding: float = 0.10
+    format: float = 0.08
+    parsability: float = 0.07
+    length: float = 0.03
+    repetition: float = 0.02
+    partial_credit_max: float = 0.1
+    partial_credit_k: float = 10.0
+
+    SIGNALS = ("correctness", "consistency", "reasoning_depth", "numerical_grounding",
+               "format", "parsability", "length", "repetition")
+
+    def __post_init__(self) -> None:
+        values = [getattr(self, name) for name in self.SIGNALS]
+        if any(v < 0 for v in values):
+            raise ValueError("reward weights must be non-negative")
+        if abs(sum(values) - 1.0) > 1e-6:
+            raise ValueError(f"reward weights must sum to 1, got {sum(values):.6f}")
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "RewardWeights":
+        return cls(**(data or {}))
+
+
+@dataclass(frozen=True)
+class RewardBreakdown:
+    """Every signal of one completion's reward, the weighted total and the verifier's verdict."""
+
+    correctness: float
+    consistency: float
+    reasoning_depth: float
+    numerical_grounding: float
+    format: float
+    parsability: float
+    length: float
+    repetition: float
+    total: float
+    verdict: str
+    extracted: str | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RewardBreakdown":
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+# ---------------------------------------------------------------- the parts of a completion
+
+
+def reasoning_text(completion: str) -> str:
+    """The reasoning: the last <reasoning> block, else everything before the final answer."""
+    blocks = _TAG["reasoning"].findall(completion)
+    if blocks:
+        return blocks[-1].strip()
+    cut = completion.lower().rfind("<final_answer>")
+    if cut < 0:
+        cut = completion.rfind("\\boxed")
+    return (completion[:cut] if cut >= 0 else completion).strip()
+
+
+def _numbers(text: str) -> list[str]:
+    out = []
+    for raw in _NUMBER.findall(text):
+        s = raw.replace(",", "")
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        out.append(s.lstrip("-") or "0")
+    return out
+
+
+# ---------------------------------------------------------------- the signals
+
+
+def correctness_signal(verdict: Verdict, weights: RewardWeights) -> float:
+    """1 when the answer matches; for a wrong *number*, `partial_credit_max·exp(-k·relative_error)`; else 0."""
+    if verdict.equal:
+        return 1.0
+    if verdict.verdict == "wrong" and verdict.relative_error is not None and math.isfinite(verdict.relative_error):
+        return weights.partial_credit_max * math.exp(-weights.partial_credit_k * verdict.relative_error)
+    return 0.0
+
+
+def consistency_signal(extracted: str | None, reasoning: str, *, timeout: float = 1.0) -> float:
+    """1 when the final answer equals the last result in the reasoning (the right side of the last `=`,
+    else the last number), 0 otherwise or when either is missing."""
+    if not extracted or not reasoning:
+        return 0.0
+    results = _EQUALS_RESULT.findall(reasoning)
+    last = re.split(r"\s+(?=[A-Za-z]{2,}\b)", results[-1])[0] if results else None
+    if last is None:
+        numbers = _NUMBER.findall(reasoning)
+        last = numbers[-1] if numbers else None
+    if last is None:
+        return 0.0
+    return 1.0 if compare(extracted, last.strip(), timeout=timeout).equal else 0.0
+
+
+def reasoning_depth_signal(reasoning: str, target: int = 20) -> float:
+    """Operators and numbers in the reasoning, `min(1, count / target)`: arithmetic shown, not asserted."""
+    count = len(_OPERATOR.findall(reasoning)) + len(_NUMBER.findall(reasoning))
+    return min(1.0, count / target)
+
+
+def numerical_grounding_signal(reasoning: str, problem_text: str) -> float:
+    """Share of the problem's distinct numbers that appear in the reasoning (1 when it has none)."""
+    given = set(_numbers(problem_text))
+    if not given:
+        return 1.0
+    used = set(_numbers(reasoning))
+    return len(given & used) / len(given)
+
+
+def format_signal(completion: str) -> float:
+    """0.25 each: a non-empty <reasoning>, a non-empty <final_answer>, both inside one <response> with
+    reasoning first, and nothing but whitespace outside the <response> block."""
+    score = 0.0
+    reasoning = _TAG["reasoning"].search(completion)
+    final = _TAG["final_answer"].search(completion)
+    response = _TAG["response"].search(completion)
+    score += 0.25 * bool(reasoning and reasoning.group(1).strip())
+    score += 0.25 * bool(final and final.group(1).strip())
+    if response and reasoning and final:
+        inside = response.start() <= reasoning.start() and final.end() <= response.end()
+        score += 0.25 * bool(inside and reasoning.start() < final.start())
+        outside = completion[: response.start()] + completion[response.end():]
+        score += 0.25 * (not outside.strip())
+    return score
+
+
+def parsability_signal(verdict: Verdict) -> float:
+    """1 when the extracted answer parsed (the verifier could call it correct or wrong), else 0."""
+    return 1.0 if verdict.verdict in ("correct", "wrong") else 0.0
+
+
+def length_signal(reasoning: str, low: int = 50, high: int = 400) -> float:
+    """1 for a reasoning of `low`..`high` words; linear below `low`, decaying to 0 at `2·high`."""
+    words = len(reasoning.split())
+    if words < low:
+        return words / low
+    if words <= high:
+        return 1.0
+    return max(0.0, 1.0 - (words - high) / high)
+
+
+def repetition_signal(text: str, n: int = 4) -> float:
+    """1 minus the share of word n-grams that repeat an earlier one (1 for texts shorter than n words)."""
+    words = text.lower().split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 1.0
+    return len(set(grams)) / len(grams)
+
+
+# ---------------------------------------------------------------- the reward
+
+
+def score(
+    completion: str, problem_text: str, gold: str, weights: RewardWeights | None = None, *, timeout: float = 2.0
+) -> RewardBreakdown:
+    """All 8 signals for one completion against the gold answer, their weighted total and the verdict."""
+    start = time.perf_counter()
+    weights = weights or RewardWeights()
+    completion = completion if isinstance(completion, str) else ""
+    extracted = extract_answer(completion)
+    verdict = compare(extracted, str(gold), timeout=timeout)
+    reasoning = reasoning_text(completion)
+    signals = {
+        "correctness": correctness_signal(verdict, weights),
+        "consistency": consistency_signal(extracted, reasoning, timeout=min(timeout, 1.0)),
+        "reasoning_depth": reasoning_depth_signal(reasoning),
+        "numerical_grounding": numerical_grounding_signal(reasoning, problem_text),
+        "format": format_signal(completion),
+        "parsability": parsability_signal(verdict),
+        "length": length_signal(reasoning),
+        "repetition": repetition_signal(completion),
+    }
+    total = sum(getattr(weights, name) * value for name, value in signals.items())
+    return RewardBreakdown(
+        **signals, total=total, verdict=verdict.verdict if extracted is not None else "unparsable",
+        extracted=extracted, seconds=time.perf_counter() - start,
+    )
+
+
+def error_breakdown(verdict: str, seconds: float = 0.0) -> RewardBreakdown:
+    """The breakdown for a completion that could not be scored (`timeout` or `error`): every signal 0."""
+    return RewardBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, verdict, None, seconds)

@@ -1,0 +1,155 @@
+"""Hard deadlines for SymPy: calls run in a child process that is SIGKILLed when it overruns.
+
+Signals only interrupt the main thread and a SymPy call stuck in C code ignores them, so the only
+deadline that works inside a Ray actor or a worker thread is a separate process. Parent and child
+speak msgpack over pipes: request `[op, args]`, reply `[ok, result]`.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import select
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+import msgpack
+
+IN_SANDBOX = False
+STARTUP_TIMEOUT = 120.0
+
+
+class SandboxDied(RuntimeError):
+    """The child process exited (crashed or was killed) before answering."""
+
+
+class SandboxTimeout(TimeoutError):
+    """The call overran its deadline; the child was killed."""
+
+
+class SandboxProcess:
+    """One child Python process serving verifier calls over msgpack pipes."""
+
+    def __init__(self) -> None:
+        self.restarts = 0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "verifier_pool.sandbox"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0,
+        )
+        self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        self._ready = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_message(self, deadline: float) -> Any:
+        fd = self.proc.stdout.fileno()
+        while True:
+            for message in self._unpacker:
+                return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SandboxTimeout()
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                raise SandboxTimeout()
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise SandboxDied(f"sandbox process exited with {self.proc.poll()}")
+            self._unpacker.feed(chunk)
+
+    def call(self, op: str, args: Any, timeout: float) -> Any:
+        """Run `op(*args)` in the child; raises SandboxTimeout (child replaced) or SandboxDied (child replaced)."""
+        try:
+            if not self._ready:
+                self._read_message(time.monotonic() + STARTUP_TIMEOUT)
+                self._ready = True
+            self.proc.stdin.write(msgpack.packb([op, args], use_bin_type=True))
+            ok, result = self._read_message(time.monotonic() + timeout)
+        except SandboxTimeout:
+            self.restart()
+            raise
+        except (SandboxDied, BrokenPipeError, OSError, ValueError) as exc:
+            self.restart()
+            raise SandboxDied(str(exc)) from exc
+        if not ok:
+            raise RuntimeError(result)
+        return result
+
+    def restart(self) -> None:
+        self.kill()
+        self.restarts += 1
+        self._spawn()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            pipe.close()
+
+
+_idle: queue.LifoQueue[SandboxProcess] = queue.LifoQueue()
+
+
+def run(op: str, args: tuple, *, timeout: float) -> Any:
+    """Run a verifier op in an idle sandbox (one per concurrent caller) with a hard deadline.
+    A crashed child is replaced and the call retried once; raises SandboxTimeout, SandboxDied or RuntimeError."""
+    try:
+        box = _idle.get_nowait()
+    except queue.Empty:
+        box = SandboxProcess()
+    try:
+        try:
+            return box.call(op, list(args), timeout)
+        except SandboxDied:
+            return box.call(op, list(args), timeout)
+    finally:
+        _idle.put(box)
+
+
+def _serve() -> None:
+    """Child side: answer requests from stdin until it closes."""
+    global IN_SANDBOX
+    IN_SANDBOX = True
+    import sympy  # noqa: F401 - import cost paid before "ready"
+    from latex2sympy2_extended import latex2sympy  # noqa: F401
+
+    from verifier_pool import equivalence
+
+    handlers = {
+        "compare": lambda pred, gold: asdict(equivalence.compare_inline(pred, gold)),
+        "ping": lambda: "pong",
+        "crash": lambda: os._exit(3),
+        "sleep": lambda seconds: time.sleep(seconds),
+    }
+    out = sys.stdout.buffer
+    out.write(msgpack.packb("ready"))
+    out.flush()
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    fd = sys.stdin.fileno()
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        unpacker.feed(chunk)
+        for op, args in unpacker:
+            try:
+                reply = [True, handlers[op](*args)]
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, never fatal
+                reply = [False, f"{type(exc).__name__}: {exc}"[:500]]
+            out.write(msgpack.packb(reply, use_bin_type=True))
+            out.flush()
+
+
+if __name__ == "__main__":
+    _serve()
