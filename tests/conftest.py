@@ -24,3 +24,11 @@ def ray_cluster():
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A tiny random Qwen2 model + BPE tokenizer, built locally once per session."""
+    from cluster.modelzoo import build_model
+
+    return str(build_model(tmp_path_factory.mktemp("models") / "tiny-qwen2", "tiny"))

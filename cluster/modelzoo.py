@@ -1,0 +1,95 @@
+"""Models the project builds itself (no downloads): a tiny Qwen2 for the CPU default and tests, and
+random-weight models of Qwen2.5's exact shapes for GPU benchmarks, each with a byte-level BPE
+tokenizer trained with `tokenizers` and a Qwen-style chat template."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+
+CACHE = pathlib.Path(os.environ.get("SYMPY_RLVR_CACHE", pathlib.Path.home() / ".cache" / "sympy-rlvr"))
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+SHAPES = {
+    "tiny": dict(hidden_size=128, intermediate_size=352, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=2048, vocab_size=None),
+    "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                         num_key_value_heads=2, max_position_embeddings=32768, vocab_size=151936),
+    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                         num_key_value_heads=2, max_position_embeddings=32768, vocab_size=151936),
+}
+_WORDS = ("the a of and to in is has have how many much more less each total what find solve compute "
+          "apples books dollars cents hours minutes miles cost price sum product difference number answer "
+          "reasoning final response if then so therefore first next finally equals times plus minus divided "
+          "by per percent fraction equation value of x y z let we get gives buys sells left remain twice half").split()
+
+
+def tokenizer_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
+    """Text with the characters and words our math prompts use, to train the BPE merges."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        a, b = rng.randint(0, 999), rng.randint(1, 99)
+        op = rng.choice(["+", "-", "*", "/", "="])
+        words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 12)))
+        lines.append(f"{words} {a} {op} {b} = {rng.randint(-999, 9999)}. \\frac{{{a}}}{{{b}}} x^{b % 5} ({a}, {b})")
+        lines.append(f"<response><reasoning>{words} {a} {op} {b}</reasoning><final_answer>{a}</final_answer></response>")
+    return lines
+
+
+def build_tokenizer(out_dir: pathlib.Path, vocab_size: int = 512):
+    """A byte-level BPE tokenizer with Qwen's special tokens and chat template, saved for `from_pretrained`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(tokenizer_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None, unk_token=None)
+    fast.chat_template = CHAT_TEMPLATE
+    fast.padding_side = "left"
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_model(out_dir: str | os.PathLike, shape: str = "tiny", *, seed: int = 0, tokenizer_vocab: int = 512) -> pathlib.Path:
+    """Write a random-weight Qwen2 model of `shape` and its tokenizer to `out_dir` (idempotent)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out = pathlib.Path(out_dir)
+    marker = out / "sympy_rlvr_model.json"
+    if marker.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(out, tokenizer_vocab)
+    sizes = dict(SHAPES[shape])
+    vocab = sizes.pop("vocab_size") or (len(tokenizer) + 63) // 64 * 64
+    config = Qwen2Config(
+        vocab_size=vocab, **sizes, rope_theta=1_000_000.0, tie_word_embeddings=True, rms_norm_eps=1e-6,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="bfloat16" if shape != "tiny" else "float32",
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if shape != "tiny":
+        model = model.to(torch.bfloat16)
+    model.save_pretrained(out)
+    marker.write_text(json.dumps({"shape": shape, "seed": seed, "parameters": model.num_parameters()}))
+    return out
+
+
+def tiny_model_path() -> pathlib.Path:
+    """The tiny model for the CPU default, built once and cached under ~/.cache/sympy-rlvr/."""
+    return build_model(CACHE / "tiny-qwen2", "tiny")

@@ -1,0 +1,134 @@
+"""The policy: a causal LM with a peft LoRA adapter; the reference is the same model with the adapter
+disabled (no second copy of the weights). Also the batch layout the learner trains on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class PolicyConfig:
+    """Which model, which LoRA, where it runs."""
+
+    model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    device: str = "auto"
+    dtype: str = "auto"
+    gradient_checkpointing: str | bool = "auto"
+    attn_implementation: str = "sdpa"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def lora_config(cfg: PolicyConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
+
+
+def load_policy(cfg: PolicyConfig):
+    """(peft model, tokenizer): base weights frozen in bf16 (GPU) or fp32 (CPU), LoRA weights in fp32."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation)
+    checkpointing = cfg.gradient_checkpointing
+    if checkpointing == "auto":
+        checkpointing = device.type == "cuda"
+    if checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.enable_input_require_grads()
+    base.config.use_cache = False
+    model = get_peft_model(base, lora_config(cfg))
+    for param in model.parameters():
+        if param.requires_grad:
+            param.data = param.data.float()
+    return model.to(device), tokenizer
+
+
+@dataclass
+class PackedBatch:
+    """Prompts left-padded to P, completions right-padded to C: `input_ids` [N, P+C], the completion always
+    starts at column P, so logits are only needed for the last C+1 positions."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    prompt_len: int
+    extras: dict = field(default_factory=dict)
+
+    def to(self, device: torch.device) -> "PackedBatch":
+        return PackedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.completion_mask.to(device),
+                           self.prompt_len, {k: v.to(device) for k, v in self.extras.items()})
+
+    def rows(self, index: slice | torch.Tensor) -> "PackedBatch":
+        """A micro-batch, trimmed of the columns that are padding in every one of its rows."""
+        attn = self.attention_mask[index]
+        used = attn.any(dim=0).nonzero().flatten()
+        first = min(int(used.min()), self.prompt_len - 1)
+        last = max(int(used.max()) + 1, self.prompt_len + 1)
+        c_len = last - self.prompt_len
+        extras = {k: v[index][:, :c_len] if v.dim() == 2 else v[index] for k, v in self.extras.items()}
+        return PackedBatch(self.input_ids[index][:, first:last], attn[:, first:last],
+                           self.completion_mask[index][:, first:last], self.prompt_len - first, extras)
+
+
+def pack(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int) -> PackedBatch:
+    """Lay out (prompt, completion) pairs for one forward pass."""
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError("need one prompt per completion")
+    p_len = max(len(p) for p in prompt_ids)
+    c_len = max(1, max(len(c) for c in completion_ids))
+    n = len(prompt_ids)
+    ids = torch.full((n, p_len + c_len), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, p_len + c_len), dtype=torch.long)
+    comp = torch.zeros((n, p_len + c_len), dtype=torch.long)
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+        ids[i, p_len - len(p) : p_len] = torch.tensor(p, dtype=torch.long)
+        attn[i, p_len - len(p) : p_len + len(c)] = 1
+        if c:
+            ids[i, p_len : p_len + len(c)] = torch.tensor(c, dtype=torch.long)
+            comp[i, p_len : p_len + len(c)] = 1
+    return PackedBatch(ids, attn, comp, p_len)
+
+
+def completion_logprobs(model, batch: PackedBatch, *, chunk_rows: int = 1024) -> torch.Tensor:
+    """Log-probabilities of the completion tokens, [N, C] aligned with `input_ids[:, P:]` (0 on padding).
+    Runs the LM head only on the completion positions."""
+    from learner.grpo import token_logprobs
+
+    c_len = batch.input_ids.shape[1] - batch.prompt_len
+    position_ids = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=position_ids,
+                logits_to_keep=c_len + 1, use_cache=False)
+    tail_ids = batch.input_ids[:, batch.prompt_len - 1 :]
+    tail_mask = batch.completion_mask[:, batch.prompt_len - 1 :]
+    return token_logprobs(out.logits, tail_ids, tail_mask, chunk_rows=chunk_rows)
+
+
+def reference_logprobs(model, batch: PackedBatch, **kwargs) -> torch.Tensor:
+    """Completion log-probabilities under the base model (adapter disabled), without gradients."""
+    with torch.no_grad(), model.disable_adapter():
+        return completion_logprobs(model, batch, **kwargs)

@@ -1,0 +1,111 @@
+import math
+
+import pytest
+import torch
+
+from learner.grpo import group_advantages, grpo_loss, token_logprobs, zero_spread_fraction
+
+
+def test_group_advantages_by_hand():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+    adv = group_advantages(r, 4)
+    assert torch.allclose(adv[:4], torch.tensor([1.0, -1.0, -1.0, 1.0]), atol=1e-5)
+    assert torch.equal(adv[4:], torch.zeros(4))
+    centred = group_advantages(r, 4, normalize_std=False)
+    assert torch.allclose(centred[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]))
+    assert zero_spread_fraction(r, 4) == 0.5
+    with pytest.raises(ValueError):
+        group_advantages(torch.ones(6), 4)
+
+
+def _naive_logprobs(logits, ids, mask):
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, ids[:, 1:, None]).squeeze(2)
+    return logp * mask[:, 1:]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_token_logprobs_matches_log_softmax_values_and_gradients(chunk):
+    torch.manual_seed(0)
+    logits = torch.randn(3, 7, 11, requires_grad=True)
+    ids = torch.randint(0, 11, (3, 7))
+    mask = torch.ones(3, 7)
+    mask[0, 5:] = 0
+    ours = token_logprobs(logits, ids, mask, chunk_rows=chunk)
+    ref_logits = logits.detach().clone().requires_grad_(True)
+    ref = _naive_logprobs(ref_logits, ids, mask)
+    assert torch.allclose(ours, ref, atol=1e-5)
+    weights = torch.randn_like(ref)
+    (ours * weights).sum().backward()
+    (ref * weights).sum().backward()
+    assert torch.allclose(logits.grad, ref_logits.grad, atol=1e-5)
+
+
+def test_token_logprobs_bf16_logits_keep_dtype_of_gradient():
+    logits = torch.randn(2, 4, 9, dtype=torch.bfloat16, requires_grad=True)
+    ids = torch.randint(0, 9, (2, 4))
+    out = token_logprobs(logits, ids)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert logits.grad.dtype == torch.bfloat16
+
+
+def test_grpo_loss_by_hand():
+    logp = torch.log(torch.tensor([[0.5, 0.25]]))
+    old = torch.log(torch.tensor([[0.5, 0.5]]))
+    mask = torch.ones(1, 2)
+    loss, m = grpo_loss(logp, old, None, torch.tensor([1.0]), mask, beta=0.0)
+    assert loss.item() == pytest.approx(-(1.0 + 0.5) / 2)
+    assert m["clip_fraction"] == 0.0 and m["ratio"] == pytest.approx(0.75)
+    # negative advantage: token 1 gives 1; ratio 0.5 < 0.8 is clipped: -min(-0.5, -0.8) = 0.8
+    loss, m = grpo_loss(logp, old, None, torch.tensor([-1.0]), mask, beta=0.0)
+    assert loss.item() == pytest.approx((1.0 + 0.8) / 2)
+    assert m["clip_fraction"] == 0.5
+    ref = torch.log(torch.tensor([[0.25, 0.25]]))
+    loss, m = grpo_loss(logp, old, ref, torch.tensor([1.0]), mask, beta=0.1)
+    k3 = (0.5 - math.log(0.5) - 1.0) / 2
+    assert m["kl"] == pytest.approx(k3)
+    assert loss.item() == pytest.approx(-0.75 + 0.1 * k3)
+
+
+def test_token_mean_over_the_batch_and_normalizer():
+    logp = torch.zeros(2, 3)
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    loss, _ = grpo_loss(logp, logp, None, torch.tensor([1.0, -1.0]), mask, beta=0.0)
+    assert loss.item() == pytest.approx(-(3 - 1) / 4)
+    loss, _ = grpo_loss(logp, logp, None, torch.tensor([1.0, -1.0]), mask, beta=0.0, normalizer=8.0)
+    assert loss.item() == pytest.approx(-(3 - 1) / 8)
+
+
+def test_zero_advantage_and_zero_beta_give_zero_gradient():
+    logp = torch.randn(2, 5, requires_grad=True)
+    loss, _ = grpo_loss(logp, logp.detach() + 0.1, torch.randn(2, 5), torch.zeros(2), torch.ones(2, 5), beta=0.0)
+    loss.backward()
+    assert torch.count_nonzero(logp.grad) == 0
+
+
+def test_ratios_outside_the_clip_range_carry_no_surrogate_gradient():
+    old = torch.zeros(1, 4)
+    logp = torch.log(torch.tensor([[1.5, 1.1, 0.5, 0.9]])).requires_grad_(True)
+    loss, _ = grpo_loss(logp, old, None, torch.tensor([1.0]), torch.ones(1, 4), beta=0.0)
+    loss.backward()
+    assert logp.grad[0, 0] == 0  # ratio 1.5 > 1.2 with A > 0: clipped
+    assert logp.grad[0, 1] != 0 and logp.grad[0, 2] != 0 and logp.grad[0, 3] != 0
+    logp.grad = None
+    loss, _ = grpo_loss(logp, old, None, torch.tensor([-1.0]), torch.ones(1, 4), beta=0.0)
+    loss.backward()
+    assert logp.grad[0, 2] == 0  # ratio 0.5 < 0.8 with A < 0: clipped
+    assert logp.grad[0, 0] != 0
+
+
+def test_positive_advantage_raises_the_completion_logprob_after_one_step():
+    torch.manual_seed(0)
+    logits = torch.zeros(1, 6, 10, requires_grad=True)
+    ids = torch.randint(0, 10, (1, 6))
+    mask = torch.ones(1, 6)
+    opt = torch.optim.SGD([logits], lr=1.0)
+    before = token_logprobs(logits, ids, mask).sum().item()
+    logp = token_logprobs(logits, ids, mask)
+    loss, _ = grpo_loss(logp, logp.detach(), None, torch.tensor([1.0]), mask[:, 1:], beta=0.0)
+    loss.backward()
+    opt.step()
+    assert token_logprobs(logits, ids, mask).sum().item() > before

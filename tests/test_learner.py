@@ -1,0 +1,153 @@
+"""The learner on a tiny Qwen2 model built locally (CPU): steps, export, save/load, SFT, the Ray actor."""
+import random
+
+import pytest
+import torch
+
+from learner.adapter import AdapterWeights
+from learner.grpo import grpo_loss
+from learner.learner import LearnerConfig, LearnerCore, TrainBatch, create_learner
+from learner.policy import PolicyConfig, completion_logprobs, pack
+
+
+def make_batch(seed: int = 0, prompts: int = 3, group: int = 4) -> TrainBatch:
+    rng = random.Random(seed)
+    p = [[rng.randrange(3, 500) for _ in range(rng.randint(4, 10))] for _ in range(prompts)]
+    prompt_ids = [x for x in p for _ in range(group)]
+    completion_ids = [[rng.randrange(3, 500) for _ in range(rng.randint(2, 9))] for _ in prompt_ids]
+    rewards = [float(rng.random() > 0.5) for _ in prompt_ids]
+    rewards[:group] = [1.0, 0.0, 0.5, 0.0]
+    return TrainBatch(prompt_ids, completion_ids, rewards, group)
+
+
+def make_learner(model_dir: str, **overrides) -> LearnerCore:
+    cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=8, lora_alpha=16), lr=5e-3,
+                        micro_batch_size=5, **overrides)
+    return LearnerCore(cfg)
+
+
+def surrogate_loss(learner: LearnerCore, batch: TrainBatch, logp_old: list[list[float]]) -> float:
+    """The GRPO loss of the batch at the learner's current weights, against fixed old log-probs."""
+    from learner.grpo import group_advantages
+
+    packed = pack(batch.prompt_ids, batch.completion_ids, learner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        logp = completion_logprobs(learner.model, packed)
+    old = torch.zeros_like(logp)
+    for i, row in enumerate(logp_old):
+        old[i, : len(row)] = torch.tensor(row)
+    adv = group_advantages(torch.tensor(batch.rewards), batch.group_size)
+    loss, _ = grpo_loss(logp, old, None, adv, packed.completion_mask[:, packed.prompt_len:], beta=0.0)
+    return loss.item()
+
+
+def test_one_step_lowers_the_loss_on_a_fixed_batch(tiny_model_dir):
+    learner = make_learner(tiny_model_dir, beta=0.0)
+    batch = make_batch()
+    old = learner.completion_logprobs(batch.prompt_ids, batch.completion_ids)
+    before = surrogate_loss(learner, batch, old)
+    metrics = learner.step(batch)
+    after = surrogate_loss(learner, batch, old)
+    assert after < before
+    assert metrics["version"] == 1 and metrics["step"] == 1
+    assert metrics["zero_spread_groups"] >= 0 and metrics["completion_tokens"] == sum(map(len, batch.completion_ids))
+
+
+def test_kl_is_zero_before_the_first_update_and_positive_after(tiny_model_dir):
+    learner = make_learner(tiny_model_dir, beta=0.04)
+    batch = make_batch()
+    first = learner.step(batch)
+    assert first["kl"] == pytest.approx(0.0, abs=1e-7)
+    second = learner.step(batch)
+    assert second["kl"] > 0
+
+
+def test_sampler_logprobs_as_logp_old_and_several_epochs(tiny_model_dir):
+    learner = make_learner(tiny_model_dir, epochs=2)
+    batch = make_batch()
+    batch.sampler_logprobs = learner.completion_logprobs(batch.prompt_ids, batch.completion_ids)
+    metrics = learner.step(batch)
+    assert metrics["ratio"] != 1.0  # second epoch sees ratios away from 1
+    with pytest.raises(ValueError):
+        make_learner(tiny_model_dir, logp_old="sampler").step(make_batch())
+
+
+def test_export_then_load_into_fresh_peft_model_gives_identical_logits(tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    learner = make_learner(tiny_model_dir)
+    learner.step(make_batch())
+    weights = learner.export_adapter()
+    assert weights.version == 1 and all(t.dtype.name == "float32" for t in weights.tensors.values())
+    path = weights.save(tmp_path / "v1")
+    assert (path / "adapter_model.safetensors").exists() and (path / "adapter_config.json").exists()
+    fresh = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), path)
+    ids = torch.tensor([[5, 17, 200, 33, 41, 8]])
+    learner.model.eval()
+    fresh.eval()
+    with torch.no_grad():
+        expected = learner.model(input_ids=ids).logits
+        got = fresh(input_ids=ids).logits
+    assert torch.allclose(expected, got, atol=1e-5)
+    with torch.no_grad(), learner.model.disable_adapter():
+        base = learner.model(input_ids=ids).logits
+    assert not torch.allclose(base, got, atol=1e-4)
+    assert AdapterWeights.load(path).tensors.keys() == weights.tensors.keys()
+
+
+def test_save_then_load_resumes_with_identical_next_step_metrics(tiny_model_dir, tmp_path):
+    a = make_learner(tiny_model_dir, warmup_steps=3)
+    a.step(make_batch(1))
+    a.save(tmp_path / "ckpt")
+    a.save(tmp_path / "ckpt")  # overwriting an existing checkpoint stays atomic
+    expected = a.step(make_batch(2))
+    b = make_learner(tiny_model_dir, warmup_steps=3, seed=123)
+    assert b.load(tmp_path / "ckpt") == {"step": 1, "version": 1}
+    got = b.step(make_batch(2))
+    for key in ("loss", "kl", "grad_norm", "lr", "clip_fraction", "step", "version"):
+        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_load_adapter_from_starts_a_stage_with_fresh_optimiser(tiny_model_dir, tmp_path):
+    a = make_learner(tiny_model_dir)
+    a.step(make_batch())
+    a.save(tmp_path / "stage1")
+    b = make_learner(tiny_model_dir)
+    b.load_adapter_from(tmp_path / "stage1")
+    assert b.optimizer.state == {}
+    ex, got = a.export_adapter().tensors, b.export_adapter().tensors
+    assert all((ex[k] == got[k]).all() for k in ex)
+
+
+def test_sft_lowers_target_loss(tiny_model_dir):
+    from learner.sft import encode_prompt, encode_target, sft_loss
+
+    learner = make_learner(tiny_model_dir)
+    prompts, targets = ["What is 2 + 3?", "What is 7 - 4?"], ["<final_answer>5</final_answer>", "<final_answer>3</final_answer>"]
+    tok = learner.tokenizer
+
+    def loss() -> float:
+        with torch.no_grad():
+            return sft_loss(learner.model, [encode_prompt(tok, p) for p in prompts],
+                            [encode_target(tok, t) for t in targets], tok.pad_token_id, learner.device).item()
+
+    before = loss()
+    for _ in range(5):
+        metrics = learner.sft_step(prompts, targets)
+    assert loss() < before
+    assert metrics["version"] == 5 and encode_target(tok, "x")[-1] == tok.eos_token_id
+
+
+@pytest.mark.ray
+def test_learner_ray_actor(ray_cluster, tiny_model_dir):
+    cfg = LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=4), lr=1e-3)
+    actor = create_learner(cfg, name="learner-test")
+    assert ray_cluster.get(actor.ready.remote())["device"] == "cpu"
+    assert ray_cluster.get_actor("learner-test") is not None
+    metrics = ray_cluster.get(actor.step.remote(make_batch()))
+    weights = ray_cluster.get(actor.export_adapter.remote())
+    assert metrics["version"] == weights.version == 1
+    assert weights.nbytes() > 0
+    ray_cluster.kill(actor)
