@@ -145,11 +145,11 @@ class LearnerCore:
             "learn_seconds": seconds, "step": self.step_count, "version": self.version,
         }
 
-    def sft_step(self, prompts: list[str], targets: list[str]) -> dict[str, float]:
-        """One supervised step on (prompt, target) texts; see `learner.sft`."""
+    def sft_step(self, prompt_ids: list[list[int]], targets: list[str]) -> dict[str, float]:
+        """One supervised step on (prompt token ids, target text) pairs; see `learner.sft`."""
         from learner.sft import sft_step
 
-        metrics = sft_step(self, prompts, targets)
+        metrics = sft_step(self, prompt_ids, targets)
         self.step_count += 1
         self.version += 1
         return {**metrics, "step": self.step_count, "version": self.version}

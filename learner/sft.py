@@ -8,14 +8,6 @@ import torch
 from learner.policy import completion_logprobs, pack
 
 
-def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """Prompt token ids, through the chat template when the tokenizer has one (as the rollout engines do)."""
-    if getattr(tokenizer, "chat_template", None):
-        return list(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
-                                                  add_generation_prompt=True, return_dict=False))
-    return tokenizer(prompt, add_special_tokens=True).input_ids
-
-
 def encode_target(tokenizer, target: str) -> list[int]:
     """Target token ids ending in EOS, so the model learns to stop."""
     return tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
@@ -29,17 +21,17 @@ def sft_loss(model, prompt_ids: list[list[int]], target_ids: list[list[int]], pa
     return -(logp * mask).sum() / mask.sum().clamp(min=1)
 
 
-def sft_step(learner, prompts: list[str], targets: list[str]) -> dict[str, float]:
-    """One optimiser step of SFT on the learner's policy (micro-batched, gradient accumulated)."""
+def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> dict[str, float]:
+    """One optimiser step of SFT on the learner's policy (micro-batched, gradient accumulated). Prompts come
+    as token ids, encoded the way the rollout engines encode them (`actors.engine.encode_prompts`)."""
     start = time.perf_counter()
     tok, cfg = learner.tokenizer, learner.cfg
-    prompt_ids = [encode_prompt(tok, p) for p in prompts]
     target_ids = [encode_target(tok, t) for t in targets]
     total = sum(len(t) for t in target_ids)
     learner.model.train()
     learner.optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for i in range(0, len(prompts), cfg.micro_batch_size):
+    for i in range(0, len(prompt_ids), cfg.micro_batch_size):
         p, t = prompt_ids[i : i + cfg.micro_batch_size], target_ids[i : i + cfg.micro_batch_size]
         loss = sft_loss(learner.model, p, t, tok.pad_token_id, learner.device) * (sum(len(x) for x in t) / total)
         loss.backward()

@@ -122,20 +122,22 @@ def test_load_adapter_from_starts_a_stage_with_fresh_optimiser(tiny_model_dir, t
 
 
 def test_sft_lowers_target_loss(tiny_model_dir):
-    from learner.sft import encode_prompt, encode_target, sft_loss
+    from actors.engine import encode_prompts
+    from learner.sft import encode_target, sft_loss
 
     learner = make_learner(tiny_model_dir)
-    prompts, targets = ["What is 2 + 3?", "What is 7 - 4?"], ["<final_answer>5</final_answer>", "<final_answer>3</final_answer>"]
     tok = learner.tokenizer
+    prompt_ids = encode_prompts(tok, ["What is 2 + 3?", "What is 7 - 4?"])
+    targets = ["<final_answer>5</final_answer>", "<final_answer>3</final_answer>"]
 
     def loss() -> float:
         with torch.no_grad():
-            return sft_loss(learner.model, [encode_prompt(tok, p) for p in prompts],
-                            [encode_target(tok, t) for t in targets], tok.pad_token_id, learner.device).item()
+            return sft_loss(learner.model, prompt_ids, [encode_target(tok, t) for t in targets],
+                            tok.pad_token_id, learner.device).item()
 
     before = loss()
     for _ in range(5):
-        metrics = learner.sft_step(prompts, targets)
+        metrics = learner.sft_step(prompt_ids, targets)
     assert loss() < before
     assert metrics["version"] == 5 and encode_target(tok, "x")[-1] == tok.eos_token_id
 

@@ -1,0 +1,40 @@
+"""The `Engine` interface every rollout backend implements, and how to pick one."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from actors.records import Completion, SamplingConfig
+
+
+class Engine(Protocol):
+    """Samples completions and hot-swaps LoRA adapters by version (version 0 = the base model).
+
+    `load_adapter` never disturbs a `generate` already running: the new version is used from the next call."""
+
+    adapter_version: int
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,
+                 problem_ids: list[str] | None = None) -> list[list[Completion]]: ...
+
+    def load_adapter(self, weights: Any) -> None: ...
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """Prompt token ids through the chat template when the tokenizer has one (as the learner's SFT does)."""
+    if getattr(tokenizer, "chat_template", None):
+        return [list(tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=True,
+                                                   add_generation_prompt=True, return_dict=False)) for p in prompts]
+    return [tokenizer(p).input_ids for p in prompts]
+
+
+def make_engine(kind: str, **kwargs) -> Engine:
+    """`hf` (transformers, CPU or GPU) or `vllm` (GPU; needs the `vllm` extra)."""
+    if kind == "hf":
+        from actors.hf_engine import HFEngine
+
+        return HFEngine(**kwargs)
+    if kind == "vllm":
+        from actors.vllm_engine import VLLMEngine
+
+        return VLLMEngine(**kwargs)
+    raise ValueError(f"unknown engine {kind!r}: expected 'hf' or 'vllm'")

@@ -1,0 +1,126 @@
+"""The transformers rollout engine: `generate` with left padding, logprobs from the raw logits, and LoRA
+adapters applied with peft. The CPU default, and the fallback where vLLM is not installed."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import torch
+
+from actors.engine import encode_prompts
+from actors.records import Completion, SamplingConfig
+
+
+class HFEngine:
+    """A transformers causal LM (optionally wrapped in a peft LoRA adapter) serving `generate` calls."""
+
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", max_batch_size: int = 64,
+                 seed: int = 0) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        torch_dtype = (torch.bfloat16 if self.device.type == "cuda" else torch.float32) if dtype == "auto" else getattr(torch, dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        self.max_batch_size = max_batch_size
+        self.adapter_version = 0
+        self._pending: Any = None
+        self._lock = threading.Lock()
+        self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.tokens_generated = 0
+        self.seconds_generating = 0.0
+
+    # ------------------------------------------------------------ adapters
+
+    def load_adapter(self, weights: Any) -> None:
+        """Stage adapter `weights` (an `AdapterWeights`: version, peft config, tensors); the next `generate`
+        call applies it, a running one is not disturbed."""
+        self._pending = weights
+
+    def _apply_pending(self) -> None:
+        weights, self._pending = self._pending, None
+        if weights is None or weights.version == self.adapter_version:
+            return
+        from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+
+        if not isinstance(self.model, PeftModel):
+            config = LoraConfig(**{k: v for k, v in weights.config.items() if k in LoraConfig.__dataclass_fields__})
+            config.inference_mode = True
+            self.model = get_peft_model(self.model, config).eval()
+        set_peft_model_state_dict(self.model, {k: torch.as_tensor(v).to(self.device) for k, v in weights.tensors.items()})
+        self.adapter_version = weights.version
+
+    # ------------------------------------------------------------ sampling
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,
+                 problem_ids: list[str] | None = None) -> list[list[Completion]]:
+        """`n` completions per prompt, in prompt order."""
+        problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
+        with self._lock:
+            self._apply_pending()
+            version = self.adapter_version
+            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            flat = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(n)]
+            results: list[list[Completion]] = [[] for _ in prompts]
+            start = time.perf_counter()
+            for chunk_start in range(0, len(flat), self.max_batch_size):
+                chunk = flat[chunk_start : chunk_start + self.max_batch_size]
+                for (i, ids), completion in zip(chunk, self._generate_batch([ids for _, ids in chunk], sampling)):
+                    completion.problem_id, completion.policy_version, completion.prompt_token_ids = problem_ids[i], version, ids
+                    results[i].append(completion)
+            self.seconds_generating += time.perf_counter() - start
+        return results
+
+    @torch.no_grad()
+    def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Completion]:
+        tok = self.tokenizer
+        width = max(len(p) for p in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), tok.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(input_ids)
+        for row, ids in enumerate(prompt_ids):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            attention[row, width - len(ids):] = 1
+        greedy = sampling.temperature <= 0
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        out = self.model.generate(
+            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+            do_sample=not greedy, temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p, top_k=None, max_new_tokens=sampling.max_tokens,
+            eos_token_id=None if sampling.ignore_eos else tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            stop_strings=list(sampling.stop) or None, tokenizer=tok if sampling.stop else None,
+            output_logits=sampling.logprobs, return_dict_in_generate=True,
+        )
+        new = out.sequences[:, width:].cpu()
+        logprobs = None
+        if sampling.logprobs:
+            logits = torch.stack(out.logits, dim=1).float()
+            logprobs = torch.log_softmax(logits, dim=-1).gather(2, new.to(logits.device)[:, :, None]).squeeze(2).cpu()
+        completions = []
+        for row in range(new.shape[0]):
+            ids = new[row].tolist()
+            length, reason = len(ids), "length"
+            if not sampling.ignore_eos and tok.eos_token_id in ids:
+                length, reason = ids.index(tok.eos_token_id) + 1, "stop"
+            else:
+                while length and ids[length - 1] == tok.pad_token_id and tok.pad_token_id != tok.eos_token_id:
+                    length -= 1
+            ids = ids[:length]
+            text = tok.decode(ids, skip_special_tokens=True)
+            for stop in sampling.stop:
+                if stop in text:
+                    text, reason = text[: text.index(stop)], "stop"
+            if len(ids) < sampling.max_tokens:
+                reason = "stop"
+            self.tokens_generated += len(ids)
+            completions.append(Completion("", text, ids, logprobs[row, :length].tolist() if logprobs is not None else None,
+                                          reason, 0))
+        return completions
+
+    def stats(self) -> dict[str, float]:
+        return {"tokens_generated": self.tokens_generated, "seconds_generating": self.seconds_generating,
+                "tokens_per_s": self.tokens_generated / max(self.seconds_generating, 1e-9),
+                "adapter_version": self.adapter_version}

@@ -1,0 +1,132 @@
+"""The vLLM rollout engine: `vllm.LLM` with LoRA enabled; each adapter version is written under
+`/dev/shm/<run>/v<N>` and used through `LoRARequest(f"v{N}", N, path)`; version 0 is the base model."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import threading
+import time
+from typing import Any
+
+from actors.engine import encode_prompts
+from actors.records import Completion, SamplingConfig
+
+INSTALL_HINT = "the vLLM engine needs vLLM: pip install 'sympy-rlvr[vllm]' (GPU machines only)"
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return vllm
+
+
+class VLLMEngine:
+    """A vLLM engine serving `generate` calls with the newest adapter version loaded."""
+
+    def __init__(self, model: str, *, run_name: str = "rlvr", gpu_memory_utilization: float = 0.4,
+                 max_lora_rank: int = 16, max_loras: int = 2, max_model_len: int = 2048, max_num_seqs: int = 512,
+                 enable_prefix_caching: bool = True, async_scheduling: bool = True, dtype: str = "bfloat16",
+                 seed: int = 0, adapter_root: str = "/dev/shm", **llm_kwargs: Any) -> None:
+        vllm = _import_vllm()
+        self._vllm = vllm
+        self.llm = vllm.LLM(
+            model=model, enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max(2, max_loras),
+            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
+            enable_prefix_caching=enable_prefix_caching, async_scheduling=async_scheduling, dtype=dtype, seed=seed,
+            **llm_kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        root = pathlib.Path(adapter_root if os.path.isdir(adapter_root) else "/tmp") / f"{run_name}-{os.getpid()}"
+        self.adapter_dir = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.adapter_version = 0
+        self._lock = threading.Lock()
+        self._in_use: dict[int, int] = {}
+        self.tokens_generated = 0
+        self.seconds_generating = 0.0
+
+    # ------------------------------------------------------------ adapters
+
+    def load_adapter(self, weights: Any) -> None:
+        """Write version N to /dev/shm and make it the one the next `generate` uses; running calls keep
+        theirs; versions no call uses any more are deleted."""
+        path = self.adapter_dir / f"v{weights.version}"
+        weights.save(path)
+        with self._lock:
+            self.adapter_version = weights.version
+        self._collect_old_versions()
+
+    def _lora_request(self, version: int):
+        if version == 0:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(f"v{version}", version, str(self.adapter_dir / f"v{version}"))
+
+    def _collect_old_versions(self) -> None:
+        with self._lock:
+            keep = {self.adapter_version} | {v for v, uses in self._in_use.items() if uses > 0}
+        for path in self.adapter_dir.glob("v*"):
+            if int(path.name[1:]) not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # ------------------------------------------------------------ sampling
+
+    def sampling_params(self, n: int, sampling: SamplingConfig):
+        """SamplingParams tuned for throughput: no detokenisation in the engine unless stop strings need it,
+        flat logprobs of the sampled token only, no per-request seed unless one is asked for."""
+        return self._vllm.SamplingParams(
+            n=n, temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+            stop=list(sampling.stop) or None, ignore_eos=sampling.ignore_eos, seed=sampling.seed,
+            logprobs=0 if sampling.logprobs else None, flat_logprobs=True, detokenize=bool(sampling.stop),
+        )
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,
+                 problem_ids: list[str] | None = None) -> list[list[Completion]]:
+        """`n` completions per prompt, in prompt order, all sampled with the same adapter version."""
+        problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
+        with self._lock:
+            version = self.adapter_version
+            self._in_use[version] = self._in_use.get(version, 0) + 1
+        try:
+            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            start = time.perf_counter()
+            outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids],
+                                        self.sampling_params(n, sampling), use_tqdm=False,
+                                        lora_request=self._lora_request(version))
+            self.seconds_generating += time.perf_counter() - start
+        finally:
+            with self._lock:
+                self._in_use[version] -= 1
+            self._collect_old_versions()
+        token_lists = [list(o.token_ids) for out in outputs for o in out.outputs]
+        texts = self.tokenizer.batch_decode(token_lists, skip_special_tokens=True)
+        results, k = [], 0
+        for i, out in enumerate(outputs):
+            row = []
+            for o in out.outputs:
+                text = o.text if sampling.stop else texts[k]
+                row.append(Completion(problem_ids[i], text, token_lists[k], _sampled_logprobs(o), o.finish_reason or "length",
+                                      version, prompt_ids[i]))
+                k += 1
+            self.tokens_generated += sum(len(c.token_ids) for c in row)
+            results.append(row)
+        return results
+
+    def stats(self) -> dict[str, float]:
+        return {"tokens_generated": self.tokens_generated, "seconds_generating": self.seconds_generating,
+                "tokens_per_s": self.tokens_generated / max(self.seconds_generating, 1e-9),
+                "adapter_version": self.adapter_version}
+
+
+def _sampled_logprobs(output) -> list[float] | None:
+    """The logprob of each sampled token, from vLLM's flat or per-position logprobs."""
+    lp = output.logprobs
+    if lp is None:
+        return None
+    if hasattr(lp, "start_indices"):
+        return [lp.logprobs[s] for s in lp.start_indices]
+    return [position[token].logprob for position, token in zip(lp, output.token_ids)]

@@ -1,0 +1,68 @@
+"""The `RolloutWorker` Ray actor: a thin shell around one engine, plus splitting a batch across workers."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from actors.engine import make_engine
+from actors.records import Completion, SamplingConfig
+
+
+class RolloutWorker:
+    """Owns one engine. `generate` calls run one at a time; `load_adapter` may arrive while one runs
+    (the actor is threaded) and takes effect from the next call."""
+
+    def __init__(self, engine: str = "hf", **engine_kwargs: Any) -> None:
+        self.engine = make_engine(engine, **engine_kwargs)
+        self._generate_lock = threading.Lock()
+        self.last_tokens_per_s = 0.0
+
+    def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,
+                 problem_ids: list[str] | None = None) -> list[list[Completion]]:
+        with self._generate_lock:
+            start = time.perf_counter()
+            out = self.engine.generate(prompts, n, sampling, problem_ids)
+            tokens = sum(len(c.token_ids) for row in out for c in row)
+            self.last_tokens_per_s = tokens / max(time.perf_counter() - start, 1e-9)
+            return out
+
+    def load_adapter(self, weights: Any) -> int:
+        self.engine.load_adapter(weights)
+        return weights.version
+
+    def adapter_version(self) -> int:
+        return self.engine.adapter_version
+
+    def stats(self) -> dict[str, float]:
+        return {**self.engine.stats(), "last_tokens_per_s": self.last_tokens_per_s}
+
+
+def create_rollout_workers(count: int, *, engine: str = "hf", num_gpus: float = 0.0, num_cpus: float = 1.0,
+                           name_prefix: str = "rollout", **engine_kwargs: Any) -> list:
+    """`count` named Ray actors `rollout-0..count-1`, each with a fractional or whole GPU share."""
+    import ray
+
+    cls = ray.remote(RolloutWorker)
+    return [cls.options(name=f"{name_prefix}-{i}", num_gpus=num_gpus, num_cpus=num_cpus, max_concurrency=4)
+            .remote(engine, **engine_kwargs) for i in range(count)]
+
+
+def generate_across(workers: list, prompts: list[str], n: int, sampling: SamplingConfig,
+                    problem_ids: list[str] | None = None) -> list[list[Completion]]:
+    """Split the prompts into one contiguous shard per worker, sample in parallel, keep prompt order."""
+    import ray
+
+    problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
+    shard = -(-len(prompts) // max(1, len(workers)))
+    refs = [w.generate.remote(prompts[i : i + shard], n, sampling, problem_ids[i : i + shard])
+            for w, i in zip(workers, range(0, len(prompts), shard))]
+    return [row for part in ray.get(refs) for row in part]
+
+
+def push_adapter(workers: list, weights: Any) -> list[int]:
+    """Send one adapter version to every worker (one object-store copy), return the versions they hold."""
+    import ray
+
+    ref = ray.put(weights)
+    return ray.get([w.load_adapter.remote(ref) for w in workers])

@@ -1,0 +1,107 @@
+"""Rollout engines on the tiny model (CPU): counts, logprobs, adapter hot-swap, the Ray worker."""
+import math
+import sys
+import time
+
+import pytest
+import torch
+
+from actors import SamplingConfig, make_engine
+from actors.worker import create_rollout_workers, generate_across, push_adapter
+
+PROMPTS = ["What is 2 + 3?", "Tom has 12 apples and buys 30 more. How many?", "Solve x + 4 = 9."]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    return make_engine("hf", model=tiny_model_dir, max_batch_size=8)
+
+
+def random_adapter(model_dir: str, version: int, seed: int = 1):
+    """A LoRA adapter with non-zero random weights, exported the way the learner exports."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from learner.adapter import export_adapter
+
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
+    return export_adapter(get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), config), version)
+
+
+def test_counts_shapes_and_records(engine):
+    out = engine.generate(PROMPTS, 4, SamplingConfig(max_tokens=12), problem_ids=["a", "b", "c"])
+    assert len(out) == 3 and all(len(row) == 4 for row in out)
+    for pid, row in zip("abc", out):
+        for c in row:
+            assert c.problem_id == pid and c.policy_version == 0
+            assert 1 <= len(c.token_ids) <= 12 and len(c.logprobs) == len(c.token_ids)
+            assert all(math.isfinite(x) and x <= 0 for x in c.logprobs)
+            assert c.finish_reason in ("stop", "length")
+            assert c.prompt_token_ids and c.prompt_token_ids[0] == engine.tokenizer.convert_tokens_to_ids("<|im_start|>")
+
+
+def test_ignore_eos_and_max_tokens(engine):
+    out = engine.generate(PROMPTS[:1], 3, SamplingConfig(max_tokens=9, ignore_eos=True))
+    assert all(len(c.token_ids) == 9 and c.finish_reason == "length" for c in out[0])
+
+
+def test_sampler_logprobs_match_a_teacher_forced_pass(engine):
+    out = engine.generate(PROMPTS, 2, SamplingConfig(max_tokens=10, temperature=1.0))
+    for row in out:
+        for c in row:
+            ids = torch.tensor([c.prompt_token_ids + c.token_ids])
+            with torch.no_grad():
+                logits = engine.model(input_ids=ids).logits[0].float()
+            p = len(c.prompt_token_ids)
+            teacher = torch.log_softmax(logits[p - 1 : -1], dim=-1).gather(1, ids[0, p:, None]).squeeze(1)
+            assert torch.allclose(teacher, torch.tensor(c.logprobs), atol=1e-4)
+
+
+def test_greedy_is_deterministic_and_adapter_changes_it(tiny_model_dir):
+    engine = make_engine("hf", model=tiny_model_dir)
+    greedy = SamplingConfig(temperature=0.0, max_tokens=16, ignore_eos=True)
+    base = [c.token_ids for row in engine.generate(PROMPTS, 1, greedy) for c in row]
+    assert base == [c.token_ids for row in engine.generate(PROMPTS, 1, greedy) for c in row]
+    engine.load_adapter(random_adapter(tiny_model_dir, version=3))
+    assert engine.adapter_version == 0  # staged, applied by the next call
+    out = engine.generate(PROMPTS, 1, greedy)
+    assert engine.adapter_version == 3 and all(c.policy_version == 3 for row in out for c in row)
+    assert [c.token_ids for row in out for c in row] != base
+
+
+def test_vllm_engine_without_vllm_names_the_extra(tiny_model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(ImportError, match=r"sympy-rlvr\[vllm\]"):
+        make_engine("vllm", model=tiny_model_dir)
+    with pytest.raises(ValueError, match="unknown engine"):
+        make_engine("tgi", model=tiny_model_dir)
+
+
+@pytest.mark.ray
+def test_rollout_workers_split_a_batch_and_swap_versions_mid_call(ray_cluster, tiny_model_dir):
+    workers = create_rollout_workers(2, engine="hf", model=tiny_model_dir, max_batch_size=32, name_prefix="rollout-t")
+    assert ray_cluster.get_actor("rollout-t-1") is not None
+    greedy = SamplingConfig(temperature=0.0, max_tokens=200, ignore_eos=True)
+    prompts = PROMPTS * 4
+    clean = generate_across(workers, prompts, 2, greedy)
+    assert [len(row) for row in clean] == [2] * len(prompts)
+    assert all(c.problem_id == str(i) for i, row in enumerate(clean) for c in row)
+
+    running = workers[0].generate.remote(prompts, 2, greedy)
+    time.sleep(0.3)
+    assert ray_cluster.get(workers[0].load_adapter.remote(random_adapter(tiny_model_dir, version=1)), timeout=5) == 1
+    assert not ray_cluster.wait([running], timeout=0)[0], "load_adapter waited for the running call"
+    during = ray_cluster.get(running)
+    assert all(c.policy_version == 0 for row in during for c in row)
+    assert [c.token_ids for row in during for c in row] == [c.token_ids for row in clean for c in row]
+
+    assert push_adapter(workers, random_adapter(tiny_model_dir, version=2)) == [2, 2]
+    after = generate_across(workers, prompts, 2, greedy)
+    assert all(c.policy_version == 2 for row in after for c in row)
+    assert ray_cluster.get([w.adapter_version.remote() for w in workers]) == [2, 2]
+    assert [c.token_ids for row in after for c in row] != [c.token_ids for row in clean for c in row]
+    stats = ray_cluster.get(workers[0].stats.remote())
+    assert stats["tokens_generated"] > 0 and stats["last_tokens_per_s"] > 0
+    for w in workers:
+        ray_cluster.kill(w)
