@@ -1,0 +1,119 @@
+"""Learner throughput: one GRPO step at G=8 × 64 prompts × 512 completion tokens on a random-weight model
+of Qwen2.5-0.5B's exact shape: tokens/s, peak memory and MFU, for a few memory/speed settings.
+
+    python bench/learner.py --out results/             # on the GPU machine
+    python bench/learner.py --shape tiny --prompts 4   # a CPU smoke run
+
+MFU counts 6·N per token for the policy forward+backward plus 2·N for the reference forward
+(N = all parameters), against the GPU's dense bf16 peak.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import pathlib
+import random
+import sys
+import time
+
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).resolve().parent]
+import torch  # noqa: E402 - this file is named like the `learner` package it benchmarks
+
+from cluster.modelzoo import build_model  # noqa: E402
+from learner.learner import LearnerConfig, LearnerCore, TrainBatch  # noqa: E402
+from learner.policy import PolicyConfig  # noqa: E402
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def peak_flops() -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, vocab: int, seed: int = 0) -> TrainBatch:
+    rng = random.Random(seed)
+    prompt_ids, completion_ids, rewards = [], [], []
+    for _ in range(prompts):
+        prompt = [rng.randrange(10, vocab) for _ in range(rng.randint(prompt_len // 2, prompt_len))]
+        for _ in range(group):
+            prompt_ids.append(prompt)
+            completion_ids.append([rng.randrange(10, vocab) for _ in range(completion_len)])
+            rewards.append(float(rng.random() < 0.5))
+    return TrainBatch(prompt_ids, completion_ids, rewards, group)
+
+
+def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int) -> dict:
+    cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=16, lora_alpha=32,
+                                            gradient_checkpointing=setting["checkpointing"]),
+                        micro_batch_size=setting["micro"], beta=0.04, lr=1e-5)
+    learner = LearnerCore(cfg)
+    warm = TrainBatch(batch.prompt_ids[: 2 * setting["micro"]], batch.completion_ids[: 2 * setting["micro"]],
+                      batch.rewards[: 2 * setting["micro"]], batch.group_size)
+    learner.step(warm)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    metrics = learner.step(batch)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    tokens = sum(len(p) + len(c) for p, c in zip(batch.prompt_ids, batch.completion_ids))
+    flops = 8 * n_params * tokens
+    peak = peak_flops()
+    result = {
+        **setting, "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
+        "completion_tokens_per_s": metrics["completion_tokens"] / seconds,
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+        "achieved_tflops": flops / seconds / 1e12, "mfu": flops / seconds / peak if peak else None,
+        "loss": metrics["loss"], "kl": metrics["kl"],
+    }
+    del learner
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shape", default="qwen2.5-0.5b")
+    parser.add_argument("--model-dir", default="/tmp/rlvr-bench-models")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--group", type=int, default=8)
+    parser.add_argument("--prompt-len", type=int, default=128)
+    parser.add_argument("--completion-len", type=int, default=512)
+    parser.add_argument("--settings", default="ckpt:8,nockpt:8,nockpt:16,nockpt:32",
+                        help="comma-separated checkpointing:micro_batch pairs")
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args()
+    model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))
+    config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        n_params = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).num_parameters()
+    batch = make_batch(args.prompts, args.group, args.prompt_len, args.completion_len, config["vocab_size"])
+    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "shape": args.shape,
+               "parameters": n_params, "sequences": len(batch.prompt_ids), "runs": []}
+    for item in args.settings.split(","):
+        mode, micro = item.split(":")
+        setting = {"checkpointing": mode == "ckpt", "micro": int(micro)}
+        try:
+            results["runs"].append(run(model_dir, setting, batch, n_params))
+        except torch.OutOfMemoryError as exc:
+            results["runs"].append({**setting, "error": f"OOM: {str(exc)[:200]}"})
+            gc.collect()
+            torch.cuda.empty_cache()
+        print(json.dumps(results["runs"][-1]), flush=True)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "learner.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

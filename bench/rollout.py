@@ -1,0 +1,173 @@
+"""Rollout throughput on the GPU: raw `vllm.LLM.generate` against our `RolloutWorker` (inside Ray) on the
+same 64 prompts × G=8 × 512 tokens (ignore_eos), without and with a LoRA adapter, and the latency of
+pushing 10 adapter versions while a generation runs. Random-weight model of Qwen2.5-0.5B's shape.
+
+    python bench/rollout.py --out results/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import time
+
+import torch
+
+from actors.records import SamplingConfig
+from cluster.modelzoo import build_model
+
+ENGINE = dict(gpu_memory_utilization=0.3, max_lora_rank=16, max_loras=2, max_model_len=1024, max_num_seqs=512,
+              enable_prefix_caching=True, async_scheduling=True, dtype="bfloat16", seed=0)
+
+
+def make_prompts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [f"Problem {i}: Tom has {rng.randint(2, 999)} apples and buys {rng.randint(2, 99)} more at "
+            f"{rng.randint(1, 20)} dollars each. How much does he spend, and how many apples does he have?"
+            for i in range(n)]
+
+
+def random_adapter(model_dir: str, version: int, seed: int):
+    """A non-zero LoRA adapter (rank 16, attention + MLP) for the model, as the learner exports it."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from learner.adapter import export_adapter
+    from learner.policy import DEFAULT_TARGETS
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=16, lora_alpha=32, target_modules=list(DEFAULT_TARGETS), init_lora_weights=False)
+    return export_adapter(get_peft_model(base, config), version)
+
+
+def count_tokens(rows) -> int:
+    return sum(len(c.token_ids) for row in rows for c in row)
+
+
+def bench_raw_vllm(model_dir: str, prompts: list[str], sampling: SamplingConfig, n: int, adapter_path: str) -> dict:
+    """The floor: vllm.LLM.generate called directly, with the same engine and sampling settings."""
+    import vllm
+    from vllm.lora.request import LoRARequest
+
+    from actors.engine import encode_prompts
+
+    llm = vllm.LLM(model=model_dir, enable_lora=True, **ENGINE)
+    params = vllm.SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                 max_tokens=sampling.max_tokens, ignore_eos=True, detokenize=False,
+                                 logprobs=0 if sampling.logprobs else None, flat_logprobs=True)
+    inputs = [{"prompt_token_ids": ids} for ids in encode_prompts(llm.get_tokenizer(), prompts)]
+    out = {}
+    llm.generate(inputs[:8], params, use_tqdm=False)
+    for name, lora in (("no_adapter", None), ("adapter", LoRARequest("bench", 1, adapter_path))):
+        if lora is not None:
+            llm.generate(inputs[:8], params, use_tqdm=False, lora_request=lora)
+        start = time.perf_counter()
+        results = llm.generate(inputs, params, use_tqdm=False, lora_request=lora)
+        seconds = time.perf_counter() - start
+        tokens = sum(len(o.token_ids) for r in results for o in r.outputs)
+        out[name] = {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+    del llm
+    return out
+
+
+def bench_worker(model_dir: str, prompts: list[str], sampling: SamplingConfig, n: int) -> dict:
+    """Our RolloutWorker (vLLM engine) inside a Ray actor with a fractional GPU, timed from the driver."""
+    import ray
+
+    from actors.worker import create_rollout_workers, generate_across, push_adapter
+
+    env = {k: os.environ[k] for k in ("PYTHONPATH", "VLLM_USE_FLASHINFER_SAMPLER") if k in os.environ}
+    ray.init(num_gpus=1, runtime_env={"env_vars": env}, include_dashboard=False)
+    worker = create_rollout_workers(1, engine="vllm", num_gpus=0.5, model=model_dir, run_name="bench", **ENGINE)[0]
+    ray.get(worker.adapter_version.remote())
+    out: dict = {}
+    generate_across([worker], prompts[:8], n, sampling)
+
+    def timed(name: str) -> list:
+        start = time.perf_counter()
+        rows = generate_across([worker], prompts, n, sampling)
+        seconds = time.perf_counter() - start
+        out[name] = {"tokens": count_tokens(rows), "seconds": seconds, "tokens_per_s": count_tokens(rows) / seconds,
+                     "versions": sorted({c.policy_version for row in rows for c in row})}
+        return rows
+
+    base_rows = timed("no_adapter")
+    adapters = [random_adapter(model_dir, version, seed=version) for version in (1, 2)]
+    push_adapter([worker], adapters[0])
+    generate_across([worker], prompts[:8], n, sampling)
+    adapter_rows = timed("adapter")
+
+    greedy = SamplingConfig(temperature=0.0, max_tokens=32, ignore_eos=True, logprobs=False)
+    with_adapter = [c.token_ids for row in generate_across([worker], prompts[:4], 1, greedy) for c in row]
+    push_adapter([worker], _zeroed(adapters[1], version=3))
+    with_zero = [c.token_ids for row in generate_across([worker], prompts[:4], 1, greedy) for c in row]
+    out["adapter_changes_outputs"] = with_adapter != with_zero
+
+    running = worker.generate.remote(prompts, n, sampling)
+    swaps = []
+    for version in range(4, 14):
+        weights = adapters[version % 2]
+        weights.version = version
+        start = time.perf_counter()
+        push_adapter([worker], weights)
+        swaps.append(time.perf_counter() - start)
+    during = ray.get(running)
+    first_after = time.perf_counter()
+    after = generate_across([worker], prompts[:1], 1, greedy)
+    out["swap"] = {
+        "push_seconds": swaps, "push_mean_ms": 1000 * sum(swaps) / len(swaps), "push_max_ms": 1000 * max(swaps),
+        "adapter_mb": adapters[0].nbytes() / 2**20,
+        "versions_in_running_call": sorted({c.policy_version for row in during for c in row}),
+        "version_after": after[0][0].policy_version,
+        "first_call_after_swap_ms": 1000 * (time.perf_counter() - first_after),
+        "running_call_tokens": count_tokens(during),
+    }
+    out["stats"] = ray.get(worker.stats.remote())
+    out["sample_counts_ok"] = all(len(row) == n for row in base_rows + adapter_rows)
+    ray.shutdown()
+    return out
+
+
+def _zeroed(weights, version: int):
+    from learner.adapter import AdapterWeights
+
+    return AdapterWeights(version, weights.config, {k: v * 0 for k, v in weights.tensors.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shape", default="qwen2.5-0.5b")
+    parser.add_argument("--model-dir", default="/tmp/rlvr-bench-models")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("-n", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--logprobs", action="store_true", help="return sampler logprobs (costs throughput)")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--out", default="bench/results")
+    args = parser.parse_args()
+    model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))
+    prompts = make_prompts(args.prompts)
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, ignore_eos=True,
+                              logprobs=args.logprobs)
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict = {"device": torch.cuda.get_device_name(), "prompts": args.prompts, "n": args.n,
+                     "max_tokens": args.max_tokens, "logprobs": args.logprobs, "engine": ENGINE}
+    if not args.skip_raw:
+        adapter_path = random_adapter(model_dir, 1, seed=1).save(pathlib.Path("/dev/shm/rlvr-raw-bench/v1"))
+        results["raw_vllm"] = bench_raw_vllm(model_dir, prompts, sampling, args.n, str(adapter_path))
+        print(json.dumps(results["raw_vllm"]), flush=True)
+        (out_dir / "rollout.json").write_text(json.dumps(results, indent=2))
+    results["worker"] = bench_worker(model_dir, prompts, sampling, args.n)
+    if "raw_vllm" in results:
+        results["overhead"] = {k: 1 - results["worker"][k]["tokens_per_s"] / results["raw_vllm"][k]["tokens_per_s"]
+                               for k in ("no_adapter", "adapter")}
+    print(json.dumps({k: v for k, v in results.items() if k != "engine"}, indent=1), flush=True)
+    (out_dir / "rollout.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
