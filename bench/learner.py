@@ -46,7 +46,7 @@ def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, v
     return TrainBatch(prompt_ids, completion_ids, rewards, group)
 
 
-def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int) -> dict:
+def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile: bool = False) -> dict:
     cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=16, lora_alpha=32,
                                             gradient_checkpointing=setting["checkpointing"]),
                         micro_batch_size=setting["micro"], beta=0.04, lr=1e-5)
@@ -62,6 +62,14 @@ def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int) -> dict
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+
+        small = TrainBatch(batch.prompt_ids[:64], batch.completion_ids[:64], batch.rewards[:64], batch.group_size)
+        with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            learner.step(small)
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), flush=True)
     tokens = sum(len(p) + len(c) for p, c in zip(batch.prompt_ids, batch.completion_ids))
     flops = 8 * n_params * tokens
     peak = peak_flops()
@@ -90,6 +98,7 @@ def main() -> None:
     parser.add_argument("--settings", default="ckpt:8,nockpt:8,nockpt:16,nockpt:32",
                         help="comma-separated checkpointing:micro_batch pairs")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one step per setting")
     args = parser.parse_args()
     model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))
     config = json.loads((pathlib.Path(model_dir) / "config.json").read_text())
@@ -104,7 +113,7 @@ def main() -> None:
         mode, micro = item.split(":")
         setting = {"checkpointing": mode == "ckpt", "micro": int(micro)}
         try:
-            results["runs"].append(run(model_dir, setting, batch, n_params))
+            results["runs"].append(run(model_dir, setting, batch, n_params, args.profile))
         except torch.OutOfMemoryError as exc:
             results["runs"].append({**setting, "error": f"OOM: {str(exc)[:200]}"})
             gc.collect()

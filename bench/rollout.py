@@ -11,12 +11,14 @@ import json
 import os
 import pathlib
 import random
+import sys
 import time
 
-import torch
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).resolve().parent]
+import torch  # noqa: E402 - bench/learner.py would shadow the `learner` package otherwise
 
-from actors.records import SamplingConfig
-from cluster.modelzoo import build_model
+from actors.records import SamplingConfig  # noqa: E402
+from cluster.modelzoo import build_model  # noqa: E402
 
 ENGINE = dict(gpu_memory_utilization=0.3, max_lora_rank=16, max_loras=2, max_model_len=1024, max_num_seqs=512,
               enable_prefix_caching=True, async_scheduling=True, dtype="bfloat16", seed=0)
@@ -73,22 +75,26 @@ def bench_raw_vllm(model_dir: str, prompts: list[str], sampling: SamplingConfig,
     return out
 
 
-def bench_worker(model_dir: str, prompts: list[str], sampling: SamplingConfig, n: int) -> dict:
-    """Our RolloutWorker (vLLM engine) inside a Ray actor with a fractional GPU, timed from the driver."""
+def bench_worker(model_dir: str, prompts: list[str], sampling: SamplingConfig, n: int, count: int = 1) -> dict:
+    """`count` RolloutWorkers (vLLM engine) in Ray actors sharing the GPU, timed from the driver."""
     import ray
 
     from actors.worker import create_rollout_workers, generate_across, push_adapter
 
     env = {k: os.environ[k] for k in ("PYTHONPATH", "VLLM_USE_FLASHINFER_SAMPLER") if k in os.environ}
     ray.init(num_gpus=1, runtime_env={"env_vars": env}, include_dashboard=False)
-    worker = create_rollout_workers(1, engine="vllm", num_gpus=0.5, model=model_dir, run_name="bench", **ENGINE)[0]
-    ray.get(worker.adapter_version.remote())
-    out: dict = {}
-    generate_across([worker], prompts[:8], n, sampling)
+    workers = []
+    for i in range(count):  # one at a time: vLLM's memory profiling must not see the other engine starting
+        workers += create_rollout_workers(1, engine="vllm", num_gpus=round(0.9 / count, 2), model=model_dir,
+                                          run_name=f"bench{i}", name_prefix=f"rollout{i}", **ENGINE)
+        ray.get(workers[-1].adapter_version.remote())
+    worker = workers[0]
+    out: dict = {"workers": count}
+    generate_across(workers, prompts[:8], n, sampling)
 
     def timed(name: str) -> list:
         start = time.perf_counter()
-        rows = generate_across([worker], prompts, n, sampling)
+        rows = generate_across(workers, prompts, n, sampling)
         seconds = time.perf_counter() - start
         out[name] = {"tokens": count_tokens(rows), "seconds": seconds, "tokens_per_s": count_tokens(rows) / seconds,
                      "versions": sorted({c.policy_version for row in rows for c in row})}
@@ -96,8 +102,8 @@ def bench_worker(model_dir: str, prompts: list[str], sampling: SamplingConfig, n
 
     base_rows = timed("no_adapter")
     adapters = [random_adapter(model_dir, version, seed=version) for version in (1, 2)]
-    push_adapter([worker], adapters[0])
-    generate_across([worker], prompts[:8], n, sampling)
+    push_adapter(workers, adapters[0])
+    generate_across(workers, prompts[:8 * count], n, sampling)
     adapter_rows = timed("adapter")
 
     greedy = SamplingConfig(temperature=0.0, max_tokens=32, ignore_eos=True, logprobs=False)
@@ -146,8 +152,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--logprobs", action="store_true", help="return sampler logprobs (costs throughput)")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="RolloutWorkers sharing the one GPU")
+    parser.add_argument("--gpu-memory", type=float, default=0.3, help="gpu_memory_utilization per engine")
+    parser.add_argument("--max-num-seqs", type=int, default=512)
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
+    ENGINE.update(gpu_memory_utilization=args.gpu_memory, max_num_seqs=args.max_num_seqs)
     model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))
     prompts = make_prompts(args.prompts)
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, ignore_eos=True,
@@ -161,12 +171,12 @@ def main() -> None:
         results["raw_vllm"] = bench_raw_vllm(model_dir, prompts, sampling, args.n, str(adapter_path))
         print(json.dumps(results["raw_vllm"]), flush=True)
         (out_dir / "rollout.json").write_text(json.dumps(results, indent=2))
-    results["worker"] = bench_worker(model_dir, prompts, sampling, args.n)
+    results["worker"] = bench_worker(model_dir, prompts, sampling, args.n, args.workers)
     if "raw_vllm" in results:
         results["overhead"] = {k: 1 - results["worker"][k]["tokens_per_s"] / results["raw_vllm"][k]["tokens_per_s"]
                                for k in ("no_adapter", "adapter")}
     print(json.dumps({k: v for k, v in results.items() if k != "engine"}, indent=1), flush=True)
-    (out_dir / "rollout.json").write_text(json.dumps(results, indent=2))
+    (out_dir / f"rollout-w{args.workers}{'-logprobs' if args.logprobs else ''}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
