@@ -62,18 +62,46 @@ class LearnerCore:
     """Holds the policy, its optimiser and schedule; one `step` = advantages → (ref, old) logp → updates."""
 
     def __init__(self, cfg: LearnerConfig) -> None:
-        from transformers import get_scheduler
-
         torch.manual_seed(cfg.seed)
         self.cfg = cfg
         self.model, self.tokenizer = load_policy(cfg.policy)
         self.device = next(self.model.parameters()).device
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        self.scheduler = get_scheduler(cfg.schedule, self.optimizer, num_warmup_steps=cfg.warmup_steps,
-                                       num_training_steps=cfg.total_steps)
+        self.master = [p.detach().float().clone() if p.dtype != torch.float32 else p for p in self.trainable]
+        self._new_optimizer()
         self.step_count = 0
         self.version = 0
+
+    def _new_optimizer(self) -> None:
+        """AdamW (and its LR schedule) over fp32 master weights: the LoRA parameters themselves when they are
+        fp32, else fp32 copies of the bf16 ones (mixed precision without per-layer casts)."""
+        from transformers import get_scheduler
+
+        cfg = self.cfg
+        self.optimizer = torch.optim.AdamW(self.master, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.scheduler = get_scheduler(cfg.schedule, self.optimizer, num_warmup_steps=cfg.warmup_steps,
+                                       num_training_steps=cfg.total_steps)
+
+    def optimizer_step(self) -> float:
+        """Clip the gradient, step AdamW on the master weights, copy them back; returns the gradient norm."""
+        for master, param in zip(self.master, self.trainable):
+            if master is not param:
+                master.grad = None if param.grad is None else param.grad.float()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.master, self.cfg.max_grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        with torch.no_grad():
+            for master, param in zip(self.master, self.trainable):
+                if master is not param:
+                    param.copy_(master)
+                    param.grad = None
+        return grad_norm
+
+    def _sync_master_from_model(self) -> None:
+        with torch.no_grad():
+            for master, param in zip(self.master, self.trainable):
+                if master is not param:
+                    master.copy_(param.float())
 
     # ------------------------------------------------------------ GRPO
 
@@ -131,9 +159,7 @@ class LearnerCore:
                 totals["loss"] += loss.item() / cfg.epochs
                 for key in ("kl", "clip_fraction", "ratio"):
                     totals[key] += m[key] * share
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
-            self.optimizer.step()
-            self.scheduler.step()
+            grad_norm = self.optimizer_step()
         self.step_count += 1
         self.version += 1
         seconds = time.perf_counter() - start
@@ -173,7 +199,8 @@ class LearnerCore:
         tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         self.export_adapter().save(tmp / "adapter")
         torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
+                    "master": [m.detach().cpu() for m in self.master], "rng": torch.get_rng_state()},
+                   tmp / "trainer_state.pt")
         (tmp / "state.json").write_text(json.dumps({"step": self.step_count, "version": self.version,
                                                     "config": asdict(self.cfg)}, indent=2, default=str))
         old = target.with_name(f".{target.name}.old")
@@ -189,6 +216,9 @@ class LearnerCore:
         path = pathlib.Path(directory)
         load_adapter_weights(self.model, AdapterWeights.load(path / "adapter"))
         trainer = torch.load(path / "trainer_state.pt", map_location=self.device, weights_only=False)
+        with torch.no_grad():
+            for master, saved in zip(self.master, trainer["master"]):
+                master.copy_(saved)
         self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
         torch.set_rng_state(trainer["rng"].cpu())
@@ -199,14 +229,10 @@ class LearnerCore:
     def load_adapter_from(self, directory: str | os.PathLike) -> int:
         """Start a new stage from another run's or stage's adapter (a checkpoint dir or an adapter dir):
         the weights are copied, the optimiser and schedule start fresh, the version moves on."""
-        from transformers import get_scheduler
-
         path = pathlib.Path(directory)
         load_adapter_weights(self.model, AdapterWeights.load(path / "adapter" if (path / "adapter").exists() else path))
-        self.optimizer = torch.optim.AdamW(self.trainable, lr=self.cfg.lr, betas=self.cfg.betas,
-                                           weight_decay=self.cfg.weight_decay)
-        self.scheduler = get_scheduler(self.cfg.schedule, self.optimizer, num_warmup_steps=self.cfg.warmup_steps,
-                                       num_training_steps=self.cfg.total_steps)
+        self._sync_master_from_model()
+        self._new_optimizer()
         self.version += 1
         return self.version
 

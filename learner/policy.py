@@ -22,6 +22,7 @@ class PolicyConfig:
     dtype: str = "auto"
     gradient_checkpointing: str | bool = "auto"
     attn_implementation: str = "sdpa"
+    adapter_dtype: str = "auto"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -44,7 +45,8 @@ def lora_config(cfg: PolicyConfig):
 
 
 def load_policy(cfg: PolicyConfig):
-    """(peft model, tokenizer): base weights frozen in bf16 (GPU) or fp32 (CPU), LoRA weights in fp32."""
+    """(peft model, tokenizer): base weights frozen in bf16 (GPU) or fp32 (CPU); LoRA weights in the same
+    dtype, so no activation is cast per LoRA layer (the learner keeps fp32 master copies for the optimiser)."""
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,10 +63,11 @@ def load_policy(cfg: PolicyConfig):
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.enable_input_require_grads()
     base.config.use_cache = False
-    model = get_peft_model(base, lora_config(cfg))
+    model = get_peft_model(base, lora_config(cfg), autocast_adapter_dtype=False)
+    adapter_dtype = dtype if cfg.adapter_dtype == "auto" else getattr(torch, cfg.adapter_dtype)
     for param in model.parameters():
         if param.requires_grad:
-            param.data = param.data.float()
+            param.data = param.data.to(adapter_dtype)
     return model.to(device), tokenizer
 
 

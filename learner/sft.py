@@ -36,8 +36,6 @@ def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> dict[s
         loss = sft_loss(learner.model, p, t, tok.pad_token_id, learner.device) * (sum(len(x) for x in t) / total)
         loss.backward()
         loss_sum += loss.item()
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(learner.trainable, cfg.max_grad_norm))
-    learner.optimizer.step()
-    learner.scheduler.step()
+    grad_norm = learner.optimizer_step()
     return {"sft_loss": loss_sum, "grad_norm": grad_norm, "target_tokens": total,
             "sft_seconds": time.perf_counter() - start}

@@ -153,3 +153,24 @@ def test_learner_ray_actor(ray_cluster, tiny_model_dir):
     assert metrics["version"] == weights.version == 1
     assert weights.nbytes() > 0
     ray_cluster.kill(actor)
+
+
+def test_bf16_adapter_trains_through_fp32_master_weights(tiny_model_dir, tmp_path):
+    """On a GPU the LoRA weights are bf16 (no per-layer casts); the optimiser steps fp32 masters."""
+    learner = make_learner(tiny_model_dir, beta=0.0)
+    bf16 = LearnerCore(LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=8, lora_alpha=16,
+                                                         adapter_dtype="bfloat16"), lr=5e-3, micro_batch_size=5,
+                                     beta=0.0))
+    assert all(p.dtype == torch.bfloat16 for p in bf16.trainable)
+    assert all(m.dtype == torch.float32 and m is not p for m, p in zip(bf16.master, bf16.trainable))
+    batch = make_batch()
+    old = bf16.completion_logprobs(batch.prompt_ids, batch.completion_ids)
+    before = surrogate_loss(bf16, batch, old)
+    bf16.step(batch)
+    assert surrogate_loss(bf16, batch, old) < before
+    assert all(torch.equal(m.to(torch.bfloat16), p) for m, p in zip(bf16.master, bf16.trainable))
+    assert learner.master[0] is learner.trainable[0]  # fp32 adapters need no copy
+    bf16.save(tmp_path / "ckpt")
+    other = LearnerCore(bf16.cfg)
+    other.load(tmp_path / "ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(other.master, bf16.master))
