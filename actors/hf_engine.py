@@ -29,7 +29,7 @@ class HFEngine:
         self.adapter_version = 0
         self._pending: Any = None
         self._lock = threading.Lock()
-        self._generator = torch.Generator(device=self.device).manual_seed(seed)
+        torch.manual_seed(seed)
         self.tokens_generated = 0
         self.seconds_generating = 0.0
 

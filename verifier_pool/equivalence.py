@@ -20,8 +20,8 @@ ABS_TOL = 1e-9
 MAX_ANSWER_CHARS = 400
 MAX_EXPONENT = 2_000
 MAX_FACTORIAL = 2_000
-_REL_TOL_EXACT = Fraction("1e-6")
-_ABS_TOL_EXACT = Fraction("1e-9")
+_REL_TOL_EXACT = Fraction(str(REL_TOL))
+_ABS_TOL_EXACT = Fraction(str(ABS_TOL))
 VERDICTS = ("correct", "wrong", "unparsable", "timeout", "error")
 
 
@@ -45,7 +45,6 @@ class Unparsable(ValueError):
 _NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _SCI_LATEX = re.compile(r"^([-+]?\d+\.?\d*)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?$")
 _MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^}]*\})?(.*?)\\end\{\1\}", re.S)
-_INTERVAL = re.compile(r"^([\[(])(.+),(.+)([\])])$")
 
 
 def _plain_number(s: str) -> Fraction | None:
