@@ -15,15 +15,25 @@ def load_jsonl(relative: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """A real local Ray cluster shared by every test that needs one."""
+def local_cluster():
+    """A real local Ray cluster (head with 4 CPUs) shared by the session; tests may add and remove nodes."""
     import ray
+    from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    yield ray
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 4, "include_dashboard": False})
+    ray.init(address=cluster.address, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield cluster
     ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(local_cluster):
+    """The `ray` module, connected to the session's cluster."""
+    import ray
+
+    return ray
 
 
 @pytest.fixture(scope="session")

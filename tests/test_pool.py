@@ -1,19 +1,40 @@
-"""The verifier pool on a real local Ray cluster: order, count, bad input, a killed actor."""
+"""The verifier pool on a real local Ray cluster: order, count, deadlines, killed workers and actors,
+nodes joining and leaving."""
+import dataclasses
+import os
+import signal
+import threading
 import time
 
+import psutil
 import pytest
 
-from verifier_pool.pool import ScoreRequest, VerifierPool, score_chunk
+from verifier_pool.pool import ScoreRequest, VerifierPool, percentile, score_chunk
 
 GOOD = "<response><reasoning>12 + 30 = 42</reasoning><final_answer>42</final_answer></response>"
+TOWER = r"\boxed{9^{9^{9^9}}}"
+HUGE = "x" * 1_000_000
 
 
-def requests(n: int) -> list[ScoreRequest]:
-    out = []
+def mixed_requests(n: int) -> tuple[list[ScoreRequest], list[str]]:
+    """Requests whose verdicts are known: plain numbers, symbolic forms, wrong answers, junk."""
+    kinds = [
+        (GOOD, "12 apples and 30 more", "42", "correct"),
+        (r"so \boxed{(x+1)^2}", "expand", "x^2 + 2*x + 1", "correct"),
+        (r"\boxed{x^2+1}", "expand", "x^2 + 2*x + 1", "wrong"),
+        (r"\boxed{\frac{3}{4}}", "a fraction", "0.75", "correct"),
+        ("no answer here", "anything", "7", "unparsable"),
+    ]
+    reqs, expected = [], []
     for i in range(n):
-        completion = GOOD if i % 3 == 0 else (r"\boxed{9^{9^{9^9}}}" if i % 3 == 1 else "x" * 100_000)
-        out.append(ScoreRequest(str(i), completion, "12 apples and 30 more", str(40 + i % 5)))
-    return out
+        completion, problem, gold, verdict = kinds[i % len(kinds)]
+        reqs.append(ScoreRequest(str(i), completion, problem, gold))
+        expected.append(verdict)
+    return reqs, expected
+
+
+def without_seconds(breakdown) -> dict:
+    return {k: v for k, v in dataclasses.asdict(breakdown).items() if k != "seconds"}
 
 
 def test_score_chunk_never_raises_on_bad_weights():
@@ -21,20 +42,144 @@ def test_score_chunk_never_raises_on_bad_weights():
     assert rows[0]["verdict"] == "error"
 
 
+def test_percentile_by_nearest_rank():
+    assert percentile([], 0.5) == 0.0
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile(list(range(101)), 0.95) == 95
+
+
+def test_pool_rejects_a_bad_size(ray_cluster):
+    with pytest.raises(ValueError, match="size"):
+        VerifierPool(0)
+
+
+@pytest.fixture
+def pool(ray_cluster):
+    p = VerifierPool(2, chunk_size=4, timeout=1.0, name_prefix="verifier-t")
+    assert p.wait_ready() == 2
+    yield p
+    p.shutdown()
+
+
 @pytest.mark.ray
-def test_pool_keeps_order_count_and_survives_a_killed_actor(ray_cluster):
-    pool = VerifierPool(2, chunk_size=4, name_prefix="verifier-t")
-    reqs = requests(24)
+def test_order_count_and_determinism(pool):
+    reqs, expected = mixed_requests(40)
+    first = pool.score(reqs)
+    assert [b.verdict for b in first] == expected
+    second = pool.score(reqs)
+    assert [without_seconds(b) for b in second] == [without_seconds(b) for b in first]
+    stats = pool.stats()
+    assert stats["scored"] == 80 and stats["actors"] == 2 and stats["queue_depth"] == 0
+    assert stats["scores_per_second"] > 0 and 0 < stats["latency_p50_s"] <= stats["latency_p95_s"]
+    assert sum(s["scored"] for s in stats["per_actor"]) == 80
+
+
+@pytest.mark.ray
+def test_towers_and_megabyte_strings_finish_within_the_deadline(pool):
+    reqs = [ScoreRequest(str(i), TOWER if i % 2 else HUGE, "p", "2") for i in range(8)]
+    reqs += [ScoreRequest("tower-gold", r"\boxed{2}", "p", "9^(9^(9^9))")]
     start = time.perf_counter()
     out = pool.score(reqs)
-    assert time.perf_counter() - start < 60
-    assert len(out) == 24
-    for r, b in zip(reqs, out):
-        expect_correct = r.completion == GOOD and r.gold == "42"
-        assert (b.verdict == "correct") is expect_correct
-        assert b.verdict in ("correct", "wrong", "unparsable", "timeout")
-    ray_cluster.kill(pool.actors[0])
-    again = pool.score(reqs)
-    assert [b.verdict for b in again] == [b.verdict for b in out]
+    elapsed = time.perf_counter() - start
+    assert len(out) == 9
+    assert all(b.verdict in ("wrong", "unparsable", "timeout") for b in out)
+    # 9 requests over 2 actors, each at most the 1 s compare deadline plus the 1 s consistency one.
+    assert elapsed < 5 * 2 * 1.0 + 10
+    good, expected = mixed_requests(10)
+    assert [b.verdict for b in pool.score(good)] == expected
+
+
+@pytest.mark.ray
+def test_sandbox_killed_mid_batch_costs_a_retry_not_a_result(pool, ray_cluster):
+    pids = ray_cluster.get([m.handle.pid.remote() for m in pool.members])
+    pool.score(mixed_requests(10)[0])  # every actor has a started sandbox to kill
+    reqs, expected = mixed_requests(600)
+    future = pool.score_async(reqs)
+    killed = 0
+    for _ in range(2):  # spaced wider than a sandbox's start-up, so each kill hits a serving child
+        time.sleep(0.3)
+        for pid in pids:
+            for child in psutil.Process(pid).children():
+                if "verifier_pool.sandbox" in " ".join(child.cmdline()):
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed += 1
+        time.sleep(1.5)
+    out = future.result(timeout=120)
+    assert killed >= 2
+    assert [b.verdict for b in out] == expected
+    assert pool.stats()["sandbox_restarts"] >= 1
+
+
+@pytest.mark.ray
+def test_actor_killed_mid_batch_is_replaced_and_its_chunks_retried(pool, ray_cluster):
+    reqs, expected = mixed_requests(200)
+    victim = pool.members[0]
+    future = pool.score_async(reqs)
+    time.sleep(0.3)
+    ray_cluster.kill(victim.handle)
+    out = future.result(timeout=120)
+    assert [b.verdict for b in out] == expected
     assert pool.restarts >= 1
-    assert pool.stats()["scored"] > 0
+    assert victim.name not in pool.actor_names() and len(pool.actor_names()) == 2
+    assert [b.verdict for b in pool.score(reqs[:20])] == expected[:20]
+
+
+def wait_for(predicate, timeout: float = 30.0) -> float:
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+@pytest.mark.ray
+def test_auto_pool_grows_when_a_node_joins_and_loses_nothing_when_it_leaves(local_cluster, ray_cluster):
+    pool = VerifierPool("auto", reserve_cpus=2, chunk_size=4, name_prefix="verifier-auto", poll_seconds=0.5)
+    try:
+        assert pool.wait_ready() == 2
+        node = local_cluster.add_node(num_cpus=2)
+        grew_in = wait_for(lambda: len(pool.actor_names()) == 4)
+        assert grew_in < 10
+        assert pool.wait_ready() == 4
+        on_new = [m for m in pool.members if m.node_id == node.node_id]
+        assert len(on_new) == 2
+
+        reqs, expected = mixed_requests(600)
+        future = pool.score_async(reqs)
+        wait_for(lambda: pool.stats()["queue_depth"] < 560 or future.done())
+        local_cluster.remove_node(node)
+        out = future.result(timeout=180)
+        assert [b.verdict for b in out] == expected
+        wait_for(lambda: len(pool.actor_names()) == 2)
+        assert all(m.node_id != node.node_id for m in pool.members)
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.ray
+def test_pool_pinned_to_a_custom_resource_lives_on_the_nodes_that_carry_it(local_cluster, ray_cluster):
+    node = local_cluster.add_node(num_cpus=2, resources={"verifier_t": 2})
+    pool = VerifierPool("auto", resource="verifier_t", chunk_size=4, name_prefix="verifier-pin", poll_seconds=0.5)
+    try:
+        assert pool.wait_ready() == 2
+        assert {m.node_id for m in pool.members} == {node.node_id}
+        reqs, expected = mixed_requests(20)
+        assert [b.verdict for b in pool.score(reqs)] == expected
+    finally:
+        pool.shutdown()
+        local_cluster.remove_node(node)
+
+
+def test_threads_can_share_a_pool(pool):
+    reqs, expected = mixed_requests(30)
+    results: list = [None] * 3
+
+    def run(slot: int) -> None:
+        results[slot] = [b.verdict for b in pool.score(reqs)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == [expected] * 3

@@ -99,6 +99,12 @@ class SandboxProcess:
 
 
 _idle: queue.LifoQueue[SandboxProcess] = queue.LifoQueue()
+_boxes: list[SandboxProcess] = []
+
+
+def total_restarts() -> int:
+    """Children replaced in this process so far (timeouts and crashes)."""
+    return sum(box.restarts for box in _boxes)
 
 
 def run(op: str, args: tuple, *, timeout: float) -> Any:
@@ -108,6 +114,7 @@ def run(op: str, args: tuple, *, timeout: float) -> Any:
         box = _idle.get_nowait()
     except queue.Empty:
         box = SandboxProcess()
+        _boxes.append(box)
     try:
         try:
             return box.call(op, list(args), timeout)
