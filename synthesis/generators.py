@@ -1,0 +1,541 @@
+"""SymPy-backed problem generators: topic × difficulty (1 easy, 2 medium, 3 hard).
+
+Each generator draws a symbolic representation (numbers, unknowns, an expression or equations), lets
+SymPy compute the answer, and renders an English question plus a worked solution whose lines are the
+computation's steps. Difficulty changes the structure (more operations, more unknowns, nesting, rules
+to chain), not only the size of the numbers; `meta["steps"]` counts the solution's computed lines and
+`meta["recompute"]` is a SymPy expression that recomputes the answer independently.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import NamedTuple
+
+import sympy as sp
+
+from synthesis.problem import Problem, question_key, worked_solution
+
+x, y, z, n, k = sp.symbols("x y z n k")
+NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Keiko", "Liam", "Maya",
+         "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sam", "Tariq"]
+ITEMS = [("notebook", "notebooks"), ("pencil", "pencils"), ("apple", "apples"), ("ticket", "tickets"),
+         ("sticker", "stickers"), ("muffin", "muffins"), ("book", "books"), ("candle", "candles")]
+
+
+class Draft(NamedTuple):
+    """What a generator returns before it becomes a `Problem`."""
+
+    question: str
+    answer: object  # a SymPy value, or a tuple/set of them
+    steps: list[str]
+    template: str
+    recompute: str  # SymPy source that evaluates to the answer
+
+
+def render(value) -> str:
+    """The answer as a string our verifier and SymPy both parse: integers, p/q, `^` powers, {sets}, (tuples)."""
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(render(v) for v in sorted(value, key=sp.default_sort_key)) + "}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(render(v) for v in value) + ")"
+    value = sp.nsimplify(value) if isinstance(value, float) else sp.sympify(value)
+    return sp.sstr(value).replace("**", "^")
+
+
+def fmt(value) -> str:
+    """A number as written in a solution line."""
+    return render(value)
+
+
+# ------------------------------------------------------------------ arithmetic
+
+
+def _expression_tree(rng: random.Random, ops: int, top: int):
+    """A random expression with `ops` operators over small integers, as (text, sympy value, steps)."""
+    if ops == 0:
+        value = rng.randint(2, top)
+        return str(value), sp.Integer(value), []
+    left_ops = rng.randint(0, ops - 1)
+    lt, lv, ls = _expression_tree(rng, left_ops, top)
+    rt, rv, rs = _expression_tree(rng, ops - 1 - left_ops, top)
+    op = rng.choice(["+", "-", "*", "/"] if rv != 0 else ["+", "-", "*"])
+    value = {"+": lv + rv, "-": lv - rv, "*": lv * rv, "/": lv / rv}[op] if op != "/" else lv / rv
+    text = f"{_wrap(lt, left_ops)} {op} {_wrap(rt, ops - 1 - left_ops)}"
+    return text, sp.nsimplify(value), ls + rs + [f"{fmt(lv)} {op} {fmt(rv)} = {fmt(value)}"]
+
+
+def _wrap(text: str, ops: int) -> str:
+    return f"({text})" if ops else text
+
+
+def arithmetic(rng: random.Random, difficulty: int) -> Draft:
+    ops, top = {1: (2, 20), 2: (4, 50), 3: (6, 99)}[difficulty]
+    text, value, steps = _expression_tree(rng, ops, top)
+    phrasing = rng.randrange(3)
+    question = [f"Calculate {text}.", f"What is the value of {text}?", f"Evaluate the expression {text}."][phrasing]
+    return Draft(question, value, steps, f"arithmetic/tree/{phrasing}", f"sympify('{text}')")
+
+
+# ------------------------------------------------------------------ word problems (GSM8K style)
+
+
+def _shopping(rng: random.Random, difficulty: int) -> Draft:
+    who = rng.choice(NAMES)
+    (one, many), (one2, many2) = rng.sample(ITEMS, 2)
+    q1, p1 = rng.randint(2, 9), rng.randint(2, 15)
+    steps = [f"{q1} {many} cost {q1} * {p1} = {q1 * p1} dollars."]
+    total = sp.Integer(q1 * p1)
+    question = f"{who} buys {q1} {many} at ${p1} each."
+    recompute = f"{q1}*{p1}"
+    if difficulty >= 2:
+        q2, p2 = rng.randint(2, 9), rng.randint(2, 15)
+        total += q2 * p2
+        steps += [f"{q2} {many2} cost {q2} * {p2} = {q2 * p2} dollars.", f"Together: {q1 * p1} + {q2 * p2} = {total} dollars."]
+        question += f" {who} also buys {q2} {many2} at ${p2} each."
+        recompute = f"({recompute} + {q2}*{p2})"
+    if difficulty == 3:
+        off = rng.choice([10, 20, 25, 50])
+        discount = total * sp.Rational(off, 100)
+        total -= discount
+        steps += [f"The discount is {off}% of {fmt(total + discount)} = {fmt(discount)} dollars.",
+                  f"After the discount: {fmt(total + discount)} - {fmt(discount)} = {fmt(total)} dollars."]
+        question += f" The shop takes {off}% off the whole bill."
+        recompute = f"{recompute}*(1 - Rational({off}, 100))"
+    bill = next(b for b in (10, 20, 50, 100, 200, 500) if b >= total)
+    change = bill - total
+    steps.append(f"Change from ${bill}: {bill} - {fmt(total)} = {fmt(change)} dollars.")
+    question += f" {who} pays with a ${bill} bill. How much change, in dollars, does {who} get back?"
+    return Draft(question, change, steps, f"word/shopping/{difficulty}", f"{bill} - {recompute}")
+
+
+def _rates(rng: random.Random, difficulty: int) -> Draft:
+    who = rng.choice(NAMES)
+    v1, t1 = rng.randint(20, 90), rng.randint(1, 5)
+    if difficulty == 1:
+        steps = [f"Distance = speed * time = {v1} * {t1} = {v1 * t1} km."]
+        return Draft(f"{who} drives at {v1} km/h for {t1} hours. How many kilometres does {who} travel?",
+                     sp.Integer(v1 * t1), steps, "word/rates/1", f"{v1}*{t1}")
+    v2, t2 = rng.randint(20, 90), rng.randint(1, 5)
+    d1, d2 = v1 * t1, v2 * t2
+    steps = [f"First leg: {v1} * {t1} = {d1} km.", f"Second leg: {v2} * {t2} = {d2} km.",
+             f"Total distance: {d1} + {d2} = {d1 + d2} km."]
+    question = f"{who} drives {t1} hours at {v1} km/h and then {t2} hours at {v2} km/h."
+    if difficulty == 2:
+        return Draft(question + " How many kilometres is that in total?", sp.Integer(d1 + d2), steps,
+                     "word/rates/2", f"{v1}*{t1} + {v2}*{t2}")
+    average = sp.Rational(d1 + d2, t1 + t2)
+    steps += [f"Total time: {t1} + {t2} = {t1 + t2} hours.", f"Average speed: {d1 + d2} / {t1 + t2} = {fmt(average)} km/h."]
+    return Draft(question + " What is the average speed for the whole trip, in km/h?", average, steps,
+                 "word/rates/3", f"Rational({v1}*{t1} + {v2}*{t2}, {t1} + {t2})")
+
+
+def _ages(rng: random.Random, difficulty: int) -> Draft:
+    a, b = rng.sample(NAMES, 2)
+    young, gap = rng.randint(4, 30), rng.randint(2, 25)
+    old = young + gap
+    if difficulty == 1:
+        return Draft(f"{b} is {young} years old. {a} is {gap} years older than {b}. How old is {a}?",
+                     sp.Integer(old), [f"{a} is {young} + {gap} = {old} years old."], "word/ages/1", f"{young} + {gap}")
+    if difficulty == 2:
+        later = rng.randint(2, 15)
+        steps = [f"{a} is {young} + {gap} = {old} now.", f"In {later} years {a} is {old} + {later} = {old + later}.",
+                 f"In {later} years {b} is {young} + {later} = {young + later}.",
+                 f"Sum: {old + later} + {young + later} = {old + young + 2 * later}."]
+        return Draft(f"{b} is {young} years old and {a} is {gap} years older. What will the sum of their ages be in "
+                     f"{later} years?", sp.Integer(old + young + 2 * later), steps, "word/ages/2",
+                     f"({young} + {gap} + {later}) + ({young} + {later})")
+    total = old + young
+    solution = sp.solve([sp.Eq(x + y, total), sp.Eq(x - y, gap)], [x, y])
+    steps = [f"Let {a} be x and {b} be y: x + y = {total} and x - y = {gap}.",
+             f"Adding the equations: 2x = {total} + {gap} = {total + gap}.", f"x = {total + gap} / 2 = {solution[x]}.",
+             f"y = {total} - {solution[x]} = {solution[y]}.", f"So {b} is {solution[y]} years old."]
+    return Draft(f"The ages of {a} and {b} add up to {total} years, and {a} is {gap} years older than {b}. "
+                 f"How old is {b}?", solution[y], steps, "word/ages/3",
+                 f"solve([Eq(x + y, {total}), Eq(x - y, {gap})], [x, y])[y]")
+
+
+def _work(rng: random.Random, difficulty: int) -> Draft:
+    h1, h2, h3 = rng.sample(range(2, 13), 3)
+    if difficulty == 1:
+        return Draft(f"A pipe fills a tank in {h1} hours. What fraction of the tank does it fill in one hour?",
+                     sp.Rational(1, h1), [f"In one hour it fills 1/{h1} of the tank."], "word/work/1", f"Rational(1, {h1})")
+    rate = sp.Rational(1, h1) + sp.Rational(1, h2)
+    steps = [f"Rates: 1/{h1} + 1/{h2} = {fmt(rate)} of the tank per hour."]
+    if difficulty == 2:
+        steps.append(f"Time together: 1 / ({fmt(rate)}) = {fmt(1 / rate)} hours.")
+        return Draft(f"One worker paints a fence in {h1} hours and another in {h2} hours. How many hours do they take "
+                     f"working together?", 1 / rate, steps, "word/work/2", f"1/(Rational(1, {h1}) + Rational(1, {h2}))")
+    drain = max(h1, h2, h3) + rng.randint(1, 8)
+    net = rate - sp.Rational(1, drain)
+    steps += [f"The drain empties 1/{drain} per hour.", f"Net rate: {fmt(rate)} - 1/{drain} = {fmt(net)} per hour.",
+              f"Time to fill: 1 / ({fmt(net)}) = {fmt(1 / net)} hours."]
+    return Draft(f"Two pipes fill a pool in {h1} and {h2} hours on their own, while a drain empties the full pool in "
+                 f"{drain} hours. With all three open, how many hours does the empty pool take to fill?", 1 / net, steps,
+                 "word/work/3", f"1/(Rational(1, {h1}) + Rational(1, {h2}) - Rational(1, {drain}))")
+
+
+def _percent(rng: random.Random, difficulty: int) -> Draft:
+    who = rng.choice(NAMES)
+    base = rng.choice([40, 60, 80, 120, 150, 200, 250, 400, 500])
+    p1 = rng.choice([5, 10, 15, 20, 25, 30, 40, 50])
+    first = base * sp.Rational(p1, 100)
+    if difficulty == 1:
+        return Draft(f"What is {p1}% of {base}?", first, [f"{p1}% of {base} = {base} * {p1}/100 = {fmt(first)}."],
+                     "word/percent/1", f"{base}*Rational({p1}, 100)")
+    raised = base + first
+    p2 = rng.choice([10, 20, 25, 50])
+    lowered = raised * (1 - sp.Rational(p2, 100))
+    steps = [f"The rise is {p1}% of {base} = {fmt(first)}.", f"New price: {base} + {fmt(first)} = {fmt(raised)}.",
+             f"A {p2}% cut leaves {100 - p2}%: {fmt(raised)} * {100 - p2}/100 = {fmt(lowered)}."]
+    question = f"A jacket costs ${base}. Its price goes up by {p1}%, then the new price is cut by {p2}%."
+    recompute = f"{base}*(1 + Rational({p1}, 100))*(1 - Rational({p2}, 100))"
+    if difficulty == 2:
+        return Draft(question + " What is the final price in dollars?", lowered, steps, "word/percent/2", recompute)
+    share = rng.choice([2, 3, 4, 5])
+    spent = lowered / share
+    left = 250 + base - spent
+    steps += [f"{who} pays 1/{share} of it now: {fmt(lowered)} / {share} = {fmt(spent)}.",
+              f"{who} had 250 + {base} = {250 + base} dollars; left: {250 + base} - {fmt(spent)} = {fmt(left)}."]
+    return Draft(f"{who} has ${250 + base}. " + question + f" {who} pays 1/{share} of the final price as a deposit. "
+                 f"How many dollars does {who} have left?", left, steps, "word/percent/3",
+                 f"{250 + base} - {recompute}/{share}")
+
+
+def word_problems(rng: random.Random, difficulty: int) -> Draft:
+    return rng.choice([_shopping, _rates, _ages, _work, _percent])(rng, difficulty)
+
+
+# ------------------------------------------------------------------ algebra
+
+
+def linear_equations(rng: random.Random, difficulty: int) -> Draft:
+    unknowns = [x, y, z][:difficulty]
+    solution = {u: rng.randint(-9, 9) for u in unknowns}
+    equations = []
+    while len(equations) < difficulty or sp.Matrix([[e.lhs.coeff(u) for u in unknowns] for e in equations]).det() == 0:
+        if len(equations) == difficulty:
+            equations = []
+        coeffs = [rng.choice([c for c in range(-6, 7) if c]) for _ in unknowns]
+        lhs = sum(c * u for c, u in zip(coeffs, unknowns))
+        equations.append(sp.Eq(lhs, lhs.subs(solution)))
+    if difficulty == 1:
+        (eq,) = equations
+        a, b = eq.lhs.coeff(x), rng.randint(-20, 20)
+        eq = sp.Eq(a * x + b, eq.rhs + b)
+        steps = [f"Subtract {b}: {a}x = {eq.rhs} - {b} = {eq.rhs - b}.", f"Divide by {a}: x = {solution[x]}."]
+        return Draft(f"Solve for x: {render(eq.lhs)} = {eq.rhs}.", sp.Integer(solution[x]), steps,
+                     "algebra/linear/1", f"solve(Eq({eq.lhs}, {eq.rhs}), x)[0]")
+    text = "; ".join(f"{render(e.lhs)} = {e.rhs}" for e in equations)
+    solved = sp.solve(equations, unknowns)
+    steps = []
+    for i, u in enumerate(unknowns[:-1]):
+        steps.append(f"Eliminate {u} between equation {i + 1} and the ones after it.")
+    steps += [f"{u} = {solved[u]}" for u in reversed(unknowns)]
+    steps.append("Check: every equation holds with these values.")
+    names = ", ".join(str(u) for u in unknowns)
+    source = "[" + ", ".join(f"Eq({e.lhs}, {e.rhs})" for e in equations) + "]"
+    return Draft(f"Solve the system {text}. Give ({names}).", tuple(solved[u] for u in unknowns), steps,
+                 f"algebra/system/{difficulty}", f"tuple(solve({source}, [{names}])[s] for s in [{names}])")
+
+
+def quadratics(rng: random.Random, difficulty: int) -> Draft:
+    if difficulty == 1:
+        r1, r2 = rng.sample(range(-9, 10), 2)
+        poly = sp.expand((x - r1) * (x - r2))
+        steps = [f"Find two numbers with product {r1 * r2} and sum {r1 + r2}: {r1} and {r2}.",
+                 f"So {render(poly)} = (x - ({r1}))(x - ({r2})) = 0."]
+    elif difficulty == 2:
+        a = rng.choice([2, 3, 4, 5])
+        r1, r2 = sp.Rational(rng.choice([-7, -5, -3, -1, 1, 3, 5]), a), rng.randint(-6, 6)
+        while r1 == r2:
+            r2 = rng.randint(-6, 6)
+        poly = sp.expand(a * (x - r1) * (x - r2))
+        disc = sp.Poly(poly, x).discriminant()
+        steps = [f"a = {a}, discriminant = {disc}, whose square root is {sp.sqrt(disc)}.",
+                 f"x = (-b ± {sp.sqrt(disc)}) / {2 * a}.", f"Roots: {fmt(r1)} and {fmt(r2)}."]
+    else:
+        a, b, c = rng.randint(1, 4), rng.randint(-9, 9), rng.randint(-9, 9)
+        while (b * b - 4 * a * c) <= 0 or sp.sqrt(b * b - 4 * a * c).is_rational:
+            a, b, c = rng.randint(1, 4), rng.randint(-9, 9), rng.randint(-9, 9)
+        poly = a * x**2 + b * x + c
+        disc = b * b - 4 * a * c
+        steps = [f"a = {a}, b = {b}, c = {c}.", f"Discriminant: {b}^2 - 4*{a}*{c} = {disc}.",
+                 f"sqrt({disc}) = {render(sp.sqrt(disc))} is irrational, so use the formula.",
+                 f"x = ({-b} ± {render(sp.sqrt(disc))}) / {2 * a}."]
+    roots = frozenset(sp.solve(sp.Eq(poly, 0), x))
+    steps.append(f"Solutions: {render(roots)}.")
+    return Draft(f"Find all real solutions of {render(poly)} = 0.", roots, steps, f"algebra/quadratic/{difficulty}",
+                 f"frozenset(solve(Eq({poly}, 0), x))")
+
+
+def polynomials(rng: random.Random, difficulty: int) -> Draft:
+    if difficulty == 1:
+        a, b = rng.sample([v for v in range(-9, 10) if v], 2)
+        product = sp.expand((x + a) * (x + b))
+        steps = [f"x*x = x^2; x*{b} + {a}*x = {a + b}x; {a}*{b} = {a * b}.", f"So the product is {render(product)}."]
+        return Draft(f"Expand (x + {a})(x + {b}).".replace("+ -", "- "), product, steps, "algebra/expand/1",
+                     f"expand((x + {a})*(x + {b}))")
+    if difficulty == 2:
+        roots = rng.sample([v for v in range(-6, 7) if v], 3)
+        poly = sp.expand((x - roots[0]) * (x - roots[1]) * (x - roots[2]))
+        factored = sp.factor(poly)
+        steps = [f"Try divisors of the constant {poly.subs(x, 0)}: x = {roots[0]} is a root.",
+                 f"Divide by (x - {roots[0]}) to get {render(sp.expand(poly / (x - roots[0])))}.",
+                 f"That quadratic has roots {roots[1]} and {roots[2]}.", f"So {render(poly)} = {render(factored)}."]
+        return Draft(f"Factor completely: {render(poly)}.", factored, steps, "algebra/factor/2", f"factor({poly})")
+    a, b, c = rng.sample([v for v in range(-7, 8) if v], 3)
+    numerator = sp.expand((x - a) * (x - b))
+    second = sp.expand((x - c) * (x + c))
+    result = sp.simplify(numerator / (x - a) + second / (x - c))
+    steps = [f"{render(numerator)} = (x - {a})(x - {b}), so the first fraction is x - {b}.",
+             f"{render(second)} = (x - {c})(x + {c}), so the second fraction is x + {c}.",
+             f"Add: (x - {b}) + (x + {c}) = {render(result)}."]
+    return Draft(f"Simplify ({render(numerator)})/(x - {a}) + ({render(second)})/(x - {c}).".replace("- -", "+ "),
+                 result, steps, "algebra/simplify/3", f"simplify(({numerator})/(x - {a}) + ({second})/(x - {c}))")
+
+
+# ------------------------------------------------------------------ calculus
+
+
+def derivatives(rng: random.Random, difficulty: int) -> Draft:
+    if difficulty == 1:
+        f = sum(rng.randint(1, 9) * x**p for p in rng.sample(range(1, 6), 3)) + rng.randint(-9, 9)
+        terms = sp.Add.make_args(f)
+        steps = [f"d/dx {render(t)} = {render(sp.diff(t, x))}" for t in terms]
+        template = "calculus/diff/power"
+    elif difficulty == 2:
+        u = x ** rng.randint(1, 4)
+        v = rng.choice([sp.sin(x), sp.cos(x), sp.exp(x), sp.log(x)])
+        f = rng.randint(1, 5) * u * v
+        steps = [f"Product rule with u = {render(f / v)} and v = {render(v)}.", f"u' = {render(sp.diff(f / v, x))}.",
+                 f"v' = {render(sp.diff(v, x))}.", "f' = u'v + uv'."]
+        template = "calculus/diff/product"
+    else:
+        inner = rng.randint(2, 5) * x**2 + rng.randint(1, 9)
+        outer = rng.choice([sp.sin, sp.exp, sp.cos])
+        g = x ** rng.randint(1, 3)
+        f = g * outer(inner)
+        steps = [f"Inner function w = {render(inner)}, w' = {render(sp.diff(inner, x))}.",
+                 f"Chain rule: d/dx {render(outer(inner))} = {render(sp.diff(outer(inner), x))}.",
+                 f"Product rule with u = {render(g)}: u' = {render(sp.diff(g, x))}.", "f' = u'·(outer) + u·(outer)'.",
+                 "Collect the terms."]
+        template = "calculus/diff/chain"
+    derivative = sp.expand(sp.diff(f, x)) if difficulty == 1 else sp.diff(f, x)
+    steps.append(f"f'(x) = {render(derivative)}")
+    return Draft(f"Find the derivative of f(x) = {render(f)} with respect to x.", derivative, steps, template,
+                 f"diff({f}, x)")
+
+
+def integrals(rng: random.Random, difficulty: int) -> Draft:
+    lo = rng.randint(0, 2)
+    hi = lo + rng.randint(1, 3)
+    if difficulty == 1:
+        f = rng.randint(1, 6) * x ** rng.randint(1, 3)
+        template = "calculus/integral/monomial"
+    elif difficulty == 2:
+        f = sum(rng.randint(1, 6) * x**p for p in rng.sample(range(0, 4), 3))
+        template = "calculus/integral/polynomial"
+    else:
+        power = rng.randint(1, 2)
+        f = x**power * rng.choice([sp.exp(x), sp.sin(x), sp.cos(x)])
+        template = "calculus/integral/by_parts"
+    antiderivative = sp.integrate(f, x)
+    value = sp.simplify(sp.integrate(f, (x, lo, hi)))
+    steps = [f"An antiderivative of {render(t)} is {render(sp.integrate(t, x))}." for t in sp.Add.make_args(f)]
+    if difficulty == 3:
+        steps = ["Integrate by parts with u = x." if power == 1
+                 else "Integrate by parts twice, lowering the power of x each time."] + steps
+        steps += [f"Antiderivative: {render(antiderivative)}.", "Differentiate it back to check."]
+    steps += [f"F({hi}) - F({lo}) = {render(antiderivative.subs(x, hi))} - ({render(antiderivative.subs(x, lo))}).",
+              f"Value: {render(value)}."]
+    return Draft(f"Evaluate the definite integral of {render(f)} from x = {lo} to x = {hi}.", value, steps, template,
+                 f"integrate({f}, (x, {lo}, {hi}))")
+
+
+# ------------------------------------------------------------------ discrete maths
+
+
+def sequences(rng: random.Random, difficulty: int) -> Draft:
+    a, d = rng.randint(-10, 20), rng.choice([v for v in range(-6, 8) if v])
+    terms = [a + i * d for i in range(4)]
+    if difficulty == 1:
+        m = rng.randint(8, 30)
+        value = a + (m - 1) * d
+        steps = [f"Common difference: {terms[1]} - {terms[0]} = {d}.", f"Term {m}: {a} + ({m} - 1)*{d} = {value}."]
+        return Draft(f"The sequence {', '.join(map(str, terms))}, ... is arithmetic. What is its {m}th term?",
+                     sp.Integer(value), steps, "sequences/arithmetic_term", f"{a} + ({m} - 1)*{d}")
+    if difficulty == 2:
+        m = rng.randint(10, 40)
+        value = sp.summation(a + (k - 1) * d, (k, 1, m))
+        last = a + (m - 1) * d
+        steps = [f"Common difference {d}; term {m} is {a} + {m - 1}*{d} = {last}.",
+                 f"Sum = {m}*(first + last)/2 = {m}*({a} + {last})/2 = {value}."]
+        return Draft(f"Find the sum of the first {m} terms of the arithmetic sequence {', '.join(map(str, terms))}, ...",
+                     value, steps, "sequences/arithmetic_sum", f"summation({a} + (k - 1)*{d}, (k, 1, {m}))")
+    if rng.random() < 0.5:
+        p, q = rng.randint(1, 5), rng.randint(1, 5)
+        m = rng.randint(10, 30)
+        value = sp.summation(p * k**2 + q * k, (k, 1, m))
+        steps = [f"Split: {p}*sum k^2 + {q}*sum k for k = 1..{m}.", f"sum k^2 = {m}*{m + 1}*{2 * m + 1}/6 = {m * (m + 1) * (2 * m + 1) // 6}.",
+                 f"sum k = {m}*{m + 1}/2 = {m * (m + 1) // 2}.",
+                 f"Total: {p}*{m * (m + 1) * (2 * m + 1) // 6} + {q}*{m * (m + 1) // 2} = {value}."]
+        return Draft(f"Compute the sum of {p}k^2 + {q}k for k from 1 to {m}.", value, steps, "sequences/power_sum",
+                     f"summation({p}*k**2 + {q}*k, (k, 1, {m}))")
+    first, ratio = rng.randint(1, 20), sp.Rational(rng.randint(1, 4), rng.randint(5, 9)) * rng.choice([1, -1])
+    value = sp.summation(first * ratio ** (k - 1), (k, 1, sp.oo))
+    steps = [f"Ratio r = {fmt(ratio)}, and |r| < 1 so the series converges.", f"First term a = {first}.",
+             f"Sum = a / (1 - r) = {first} / (1 - ({fmt(ratio)})) = {fmt(value)}."]
+    shown = ", ".join(fmt(first * ratio**i) for i in range(3))
+    return Draft(f"Find the sum of the infinite geometric series {shown}, ...", value, steps, "sequences/geometric_infinite",
+                 f"summation({first}*({ratio})**(k - 1), (k, 1, oo))")
+
+
+def combinatorics(rng: random.Random, difficulty: int) -> Draft:
+    if difficulty == 1:
+        total, pick = rng.randint(5, 12), rng.randint(2, 4)
+        value = sp.binomial(total, pick)
+        steps = [f"Order does not matter: C({total}, {pick}) = {total}! / ({pick}! * {total - pick}!) = {value}."]
+        return Draft(f"In how many ways can a team of {pick} be chosen from {total} people?", value, steps,
+                     "counting/choose", f"binomial({total}, {pick})")
+    red, blue = rng.randint(2, 8), rng.randint(2, 8)
+    both = sp.Rational(red, red + blue) * sp.Rational(red - 1, red + blue - 1)
+    steps = [f"First draw red: {red}/{red + blue}.", f"Second draw red given the first: {red - 1}/{red + blue - 1}.",
+             f"Both: {red}/{red + blue} * {red - 1}/{red + blue - 1} = {fmt(both)}."]
+    if difficulty == 2:
+        return Draft(f"A bag holds {red} red and {blue} blue marbles. Two are drawn without replacement. What is the "
+                     f"probability that both are red?", both, steps, "probability/two_red",
+                     f"binomial({red}, 2)/binomial({red + blue}, 2)")
+    draws = 3
+    none_red = sp.binomial(blue, draws) / sp.binomial(red + blue, draws)
+    value = 1 - none_red
+    steps = [f"Complement: no red in {draws} draws.", f"Ways with no red: C({blue}, {draws}) = {sp.binomial(blue, draws)}.",
+             f"All ways: C({red + blue}, {draws}) = {sp.binomial(red + blue, draws)}.",
+             f"P(no red) = {sp.binomial(blue, draws)}/{sp.binomial(red + blue, draws)} = {fmt(none_red)}.",
+             f"P(at least one red) = 1 - {fmt(none_red)} = {fmt(value)}."]
+    return Draft(f"A bag holds {red} red and {blue} blue marbles. Three are drawn without replacement. What is the "
+                 f"probability that at least one is red?", value, steps, "probability/at_least_one",
+                 f"1 - binomial({blue}, 3)/binomial({red + blue}, 3)")
+
+
+def number_theory(rng: random.Random, difficulty: int) -> Draft:
+    if difficulty == 1:
+        g = rng.randint(2, 12)
+        a, b = g * rng.randint(2, 15), g * rng.randint(2, 15)
+        if rng.random() < 0.5:
+            value = sp.gcd(a, b)
+            steps = [f"{a} = {sp.factorint(a)}, {b} = {sp.factorint(b)} as prime powers.", f"gcd({a}, {b}) = {value}."]
+            return Draft(f"What is the greatest common divisor of {a} and {b}?", value, steps, "number/gcd", f"gcd({a}, {b})")
+        value = sp.lcm(a, b)
+        steps = [f"gcd({a}, {b}) = {sp.gcd(a, b)}.", f"lcm = {a}*{b}/{sp.gcd(a, b)} = {value}."]
+        return Draft(f"What is the least common multiple of {a} and {b}?", value, steps, "number/lcm", f"lcm({a}, {b})")
+    if difficulty == 2:
+        base, power, mod = rng.randint(2, 20), rng.randint(5, 60), rng.randint(5, 30)
+        value = pow(base, power, mod)
+        bits = bin(power)[2:]
+        steps = [f"Write {power} in binary: {bits}.", f"Square repeatedly modulo {mod}.",
+                 f"Multiply the powers for the 1 bits modulo {mod}.", f"{base}^{power} mod {mod} = {value}."]
+        return Draft(f"What is the remainder when {base}^{power} is divided by {mod}?", sp.Integer(value), steps,
+                     "number/power_mod", f"Mod({base}**{power}, {mod})")
+    m1, m2 = rng.sample([3, 4, 5, 7, 8, 9, 11, 13], 2)
+    while sp.gcd(m1, m2) != 1:
+        m1, m2 = rng.sample([3, 4, 5, 7, 8, 9, 11, 13], 2)
+    r1, r2 = rng.randrange(m1), rng.randrange(m2)
+    from sympy.ntheory.modular import crt
+
+    value = crt([m1, m2], [r1, r2])[0]
+    steps = [f"x = {r1} + {m1}t.", f"{r1} + {m1}t ≡ {r2} (mod {m2}).",
+             f"The inverse of {m1} mod {m2} is {sp.mod_inverse(m1, m2)}.",
+             f"t ≡ {(r2 - r1) * sp.mod_inverse(m1, m2) % m2} (mod {m2}).", f"Smallest x: {value}."]
+    return Draft(f"Find the smallest non-negative integer x with x ≡ {r1} (mod {m1}) and x ≡ {r2} (mod {m2}).",
+                 sp.Integer(value), steps, "number/crt", f"crt([{m1}, {m2}], [{r1}, {r2}])[0]")
+
+
+GENERATORS: dict[str, Callable[[random.Random, int], Draft]] = {
+    "arithmetic": arithmetic,
+    "word_problems": word_problems,
+    "linear_equations": linear_equations,
+    "quadratics": quadratics,
+    "polynomials": polynomials,
+    "derivatives": derivatives,
+    "integrals": integrals,
+    "sequences": sequences,
+    "combinatorics": combinatorics,
+    "number_theory": number_theory,
+}
+TOPICS = tuple(GENERATORS)
+
+
+def check_topic_mix(mix: dict[str, float]) -> None:
+    """Raise ValueError naming an unknown topic or a mix with no positive weight."""
+    unknown = sorted(set(mix) - set(GENERATORS))
+    if unknown:
+        raise ValueError(f"unknown topic {unknown[0]!r}; known: {', '.join(TOPICS)}")
+    if not any(w > 0 for w in mix.values()) or any(w < 0 for w in mix.values()):
+        raise ValueError("a topic mix needs non-negative weights, at least one positive")
+
+
+def generate(topic: str, rng: random.Random, difficulty: int) -> Problem:
+    """One problem of `topic` at `difficulty` (1, 2 or 3), its answer computed by SymPy."""
+    check_topic_mix({topic: 1.0})
+    if difficulty not in (1, 2, 3):
+        raise ValueError(f"difficulty must be 1, 2 or 3, got {difficulty!r}")
+    return to_problem(topic, difficulty, GENERATORS[topic](rng, difficulty))
+
+
+def to_problem(topic: str, difficulty: int, draft: Draft) -> Problem:
+    answer = render(draft.answer)
+    return Problem(
+        id=f"{topic}-{difficulty}-{question_key(draft.question)}", question=draft.question, answer=answer,
+        difficulty=difficulty, topic=topic, source="sympy",
+        meta={"steps": len(draft.steps), "template": draft.template, "recompute": draft.recompute},
+        solution=worked_solution(draft.steps, answer),
+    )
+
+
+def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | None = None, seed: int = 0,
+                      exclude: set[str] | None = None, progress: bool = False) -> list[Problem]:
+    """`n` distinct problems, topics sampled from the `topics` weights (all topics equally by default).
+
+    Deterministic for a seed. A question already drawn (or in `exclude`, a set of `question_key`s, e.g. a
+    held-out split) is skipped. Every answer is re-checked with the verifier against SymPy's own string
+    for the value before it is kept; a problem that fails the check is dropped.
+    """
+    from tqdm import tqdm
+
+    from verifier_pool import answers_match
+
+    mix = topics or {t: 1.0 for t in TOPICS}
+    check_topic_mix(mix)
+    names, weights = zip(*[(t, w) for t, w in mix.items() if w > 0])
+    rng = random.Random(f"{seed}-{difficulty}-{sorted(mix.items())}")
+    seen = set(exclude or ())
+    out: list[Problem] = []
+    attempts = 0
+    bar = tqdm(total=n, desc=f"synth d{difficulty}", unit="problem", disable=not progress)
+    while len(out) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise RuntimeError(f"only {len(out)} distinct problems after {attempts} draws; widen the topic mix")
+        topic = rng.choices(names, weights)[0]
+        draft = GENERATORS[topic](rng, difficulty)
+        key = question_key(draft.question)
+        if key in seen:
+            continue
+        seen.add(key)
+        problem = to_problem(topic, difficulty, draft)
+        if not answers_match(problem.answer, sympy_string(draft.answer)):
+            continue
+        out.append(problem)
+        bar.update(1)
+    bar.close()
+    return out
+
+
+def sympy_string(value) -> str:
+    """SymPy's own string for a value (`**` powers, `E`, Python tuples): the other side of the re-check."""
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sp.sstr(v) for v in value) + "}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(sp.sstr(v) for v in value) + ")"
+    return sp.sstr(sp.sympify(value))
