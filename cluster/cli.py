@@ -54,6 +54,27 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from synthesis.generators import generate_problems
+
+    topics = None
+    if args.topics:
+        topics = {}
+        for item in args.topics.split(","):
+            name, _, weight = item.partition(":")
+            topics[name.strip()] = float(weight or 1.0)
+    try:
+        problems = generate_problems(args.n, args.difficulty, topics=topics, seed=args.seed, progress=True)
+    except ValueError as exc:
+        print(f"rlvr synth: {exc}", file=sys.stderr)
+        return 2
+    with open(args.out, "w", encoding="utf-8") as dst:
+        for problem in problems:
+            dst.write(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n")
+    print(f"wrote {len(problems)} problems to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     print("rlvr train: not yet — the driver lands with issue 7 (see README).", file=sys.stderr)
     return 2
@@ -67,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--out", help="write results here instead of stdout")
     verify.add_argument("--timeout", type=float, default=2.0, help="seconds per comparison")
     verify.set_defaults(func=_cmd_verify)
+    synth = sub.add_parser("synth", help="generate SymPy-checked problems with worked solutions as JSONL")
+    synth.add_argument("--difficulty", type=int, choices=(1, 2, 3), default=1)
+    synth.add_argument("--n", type=int, default=100)
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--topics", help="comma-separated topic[:weight] list (default: every topic equally)")
+    synth.set_defaults(func=_cmd_synth)
     train = sub.add_parser("train", help="run the training job")
     train.set_defaults(func=_cmd_train)
     return parser

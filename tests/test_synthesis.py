@@ -1,0 +1,107 @@
+"""Generators: answers recomputed independently by SymPy, difficulty adds steps, determinism, dedupe;
+dataset loaders on the shipped fixtures; `rlvr synth`."""
+import json
+import random
+import statistics
+
+import pytest
+import sympy as sp
+from sympy.ntheory.modular import crt
+
+from cluster.cli import main
+from synthesis.datasets import gsm8k_answer, load_gsm8k, load_math, load_problems, math_answer
+from synthesis.generators import TOPICS, generate, generate_problems, render
+from synthesis.problem import Problem, question_key
+from verifier_pool import answers_match, extract_answer
+
+DATA = "synthesis/data"
+SAMPLES = 12
+
+
+def recompute(problem: Problem):
+    """Evaluate the problem's SymPy recipe in a namespace of its own (not the generator's code path)."""
+    namespace = {**vars(sp), "crt": crt, **{s: sp.Symbol(s) for s in "xyznk"}}
+    return eval(problem.meta["recompute"], namespace)  # noqa: S307 - our own generated SymPy source
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_every_answer_matches_an_independent_recomputation(topic, difficulty):
+    rng = random.Random(f"{topic}{difficulty}")
+    for _ in range(SAMPLES):
+        problem = generate(topic, rng, difficulty)
+        assert answers_match(problem.answer, render(recompute(problem)), timeout=10), problem
+        assert extract_answer(problem.solution) == problem.answer
+        assert problem.solution.startswith("<response><reasoning>") and problem.meta["steps"] >= 1
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_hard_problems_need_more_solution_steps_than_easy_ones(topic):
+    def mean_steps(difficulty):
+        rng = random.Random(7)
+        return statistics.mean(generate(topic, rng, difficulty).meta["steps"] for _ in range(SAMPLES))
+
+    assert mean_steps(3) > mean_steps(1) + 0.9
+
+
+def test_generate_problems_is_deterministic_distinct_and_respects_the_mix():
+    first = generate_problems(60, 1, topics={"arithmetic": 1, "number_theory": 1}, seed=3)
+    again = generate_problems(60, 1, topics={"arithmetic": 1, "number_theory": 1}, seed=3)
+    other = generate_problems(60, 1, topics={"arithmetic": 1, "number_theory": 1}, seed=4)
+    assert [p.to_dict() for p in first] == [p.to_dict() for p in again]
+    assert [p.id for p in first] != [p.id for p in other]
+    assert len({question_key(p.question) for p in first}) == 60
+    assert {p.topic for p in first} == {"arithmetic", "number_theory"}
+    held_out = {question_key(p.question) for p in first[:30]}
+    fresh = generate_problems(30, 1, topics={"arithmetic": 1, "number_theory": 1}, seed=3, exclude=held_out)
+    assert not held_out & {question_key(p.question) for p in fresh}
+
+
+def test_bad_topic_and_difficulty_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown topic 'geometry'"):
+        generate_problems(5, 1, topics={"geometry": 1})
+    with pytest.raises(ValueError, match="difficulty"):
+        generate("arithmetic", random.Random(0), 4)
+
+
+def test_problem_round_trips_through_a_dict():
+    problem = generate("quadratics", random.Random(1), 2)
+    assert Problem.from_dict(json.loads(json.dumps(problem.to_dict()))) == problem
+
+
+def test_gsm8k_loader_takes_the_number_after_the_hashes():
+    problems = load_gsm8k(f"{DATA}/gsm8k_sample.jsonl")
+    assert [p.answer for p in problems] == ["12", "115", "3750", "15", "18"]
+    assert all(p.source == "gsm8k" for p in problems)
+    with pytest.raises(ValueError, match="####"):
+        gsm8k_answer("no marker")
+
+
+def test_math_loaders_take_answer_or_last_boxed(tmp_path):
+    math = load_math(f"{DATA}/math_sample.jsonl")
+    assert [p.answer for p in math] == ["5", r"\frac{19}{12}", "5", "13", r"5\sqrt{2}"]
+    assert [p.difficulty for p in math] == [1, 1, 1, 2, 3]
+    m500 = load_problems(f"{DATA}/math500_sample.jsonl")
+    assert m500[0].id == "test/algebra/1.json" and m500[0].source == "math500"
+    assert answers_match(m500[3].answer, "5/6")
+    with pytest.raises(ValueError, match="boxed"):
+        math_answer({"problem": "p", "solution": "no box"})
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in open(f"{DATA}/math500_sample.jsonl")]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "m.parquet")
+    assert [p.answer for p in load_math(str(tmp_path / "m.parquet"))] == [p.answer for p in m500]
+    with pytest.raises(FileNotFoundError):
+        load_math(str(tmp_path / "missing.jsonl"))
+
+
+def test_rlvr_synth_writes_checked_problems(tmp_path, capsys):
+    out = tmp_path / "p.jsonl"
+    assert main(["synth", "--difficulty", "2", "--n", "25", "--out", str(out), "--topics", "sequences,combinatorics:2"]) == 0
+    problems = load_problems(str(out))
+    assert len(problems) == 25 and {p.difficulty for p in problems} == {2}
+    assert {p.topic for p in problems} <= {"sequences", "combinatorics"}
+    assert main(["synth", "--n", "3", "--out", str(out), "--topics", "astrology"]) == 2
+    assert "unknown topic" in capsys.readouterr().err
