@@ -1,4 +1,4 @@
-"""The `rlvr` command line: `verify` (score answers offline) and `train` (the training job)."""
+"""The `rlvr` command line: `train`, `eval`, `synth`, `verify` and `rescore`."""
 from __future__ import annotations
 
 import argparse
@@ -76,8 +76,80 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    print("rlvr train: not yet — the driver lands with issue 7 (see README).", file=sys.stderr)
-    return 2
+    from cluster.config import ConfigError, load_config
+
+    overrides = list(args.set or [])
+    config_path = args.config
+    if args.resume:
+        import pathlib
+
+        saved = pathlib.Path(args.resume) / "config.yaml"
+        if not saved.exists():
+            print(f"rlvr train: --resume {args.resume}: no config.yaml there (not a run directory)", file=sys.stderr)
+            return 2
+        config_path = config_path or str(saved)
+    try:
+        cfg = load_config(args.preset, config_path, overrides)
+    except ConfigError as exc:
+        print(f"rlvr train: config error: {exc}", file=sys.stderr)
+        return 2
+    from cluster.driver import train
+
+    train(cfg, resume=args.resume)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import ray
+
+    from actors.worker import create_rollout_workers, push_adapter
+    from cluster.driver import resolve_model
+    from cluster.evaluate import evaluate
+    from learner.adapter import AdapterWeights
+    from synthesis.datasets import load_problems
+    from verifier_pool.pool import VerifierPool
+
+    problems = load_problems(args.data, limit=args.limit)
+    ray.init(address=None if not args.address else args.address, include_dashboard=False) if not ray.is_initialized() else None
+    model = resolve_model(args.model)
+    workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker, model=model,
+                                     name_prefix="eval-rollout")
+    if args.adapter:
+        path = __import__("pathlib").Path(args.adapter)
+        push_adapter(workers, AdapterWeights.load(path / "adapter" if (path / "adapter").exists() else path, version=1))
+    pool = VerifierPool("auto", name_prefix="eval-verifier")
+    result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens)
+    pool.shutdown()
+    width = max(len(k) for k in result)
+    print(f"{'metric':<{width}}  value\n{'-' * (width + 8)}")
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from cluster.rollout_log import rescore
+    from verifier_pool.reward import RewardWeights
+
+    overrides = {}
+    for item in (args.weights or "").split(","):
+        if item.strip():
+            key, _, value = item.partition("=")
+            overrides[key.strip()] = float(value)
+    try:
+        weights = RewardWeights.from_dict(overrides)
+    except (TypeError, ValueError) as exc:
+        print(f"rlvr rescore: --weights: {exc}", file=sys.stderr)
+        return 2
+    pairs = rescore(args.log, weights, timeout=args.timeout)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as dst:
+            for old, new in pairs:
+                dst.write(json.dumps({"logged": old, "rescored": new}) + "\n")
+    n = max(len(pairs), 1)
+    print(f"{len(pairs)} records: mean logged reward {sum(o for o, _ in pairs) / n:.4f}, "
+          f"mean rescored {sum(r for _, r in pairs) / n:.4f}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +167,31 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--topics", help="comma-separated topic[:weight] list (default: every topic equally)")
     synth.set_defaults(func=_cmd_synth)
-    train = sub.add_parser("train", help="run the training job")
+    train = sub.add_parser("train", help="run the training job (default: the tiny CPU preset)")
+    train.add_argument("--preset", default="tiny", help="tiny | qwen2.5-0.5b | qwen2.5-1.5b")
+    train.add_argument("--config", help="a YAML file merged over the preset")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. learner.lr=2e-5 (repeatable)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     train.set_defaults(func=_cmd_train)
+    ev = sub.add_parser("eval", help="accuracy, pass@k and maj@k of a model (+ adapter) on a dataset")
+    ev.add_argument("--model", default="tiny")
+    ev.add_argument("--adapter", help="an adapter or checkpoint directory")
+    ev.add_argument("--data", required=True, help="gsm8k / math / math500 / our problems, JSONL or parquet")
+    ev.add_argument("--k", type=int, default=8)
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--max-tokens", type=int, default=512)
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--engine", default="hf", choices=("hf", "vllm"))
+    ev.add_argument("--workers", type=int, default=1)
+    ev.add_argument("--gpus-per-worker", type=float, default=0.0)
+    ev.add_argument("--address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    ev.set_defaults(func=_cmd_eval)
+    rescore = sub.add_parser("rescore", help="recompute the rewards of a rollout log under other weights")
+    rescore.add_argument("log")
+    rescore.add_argument("--weights", help="e.g. correctness=0.6,format=0.0,consistency=0.1 (the rest default)")
+    rescore.add_argument("--timeout", type=float, default=2.0)
+    rescore.add_argument("--out")
+    rescore.set_defaults(func=_cmd_rescore)
     return parser
 
 

@@ -82,6 +82,14 @@ class LearnerCore:
         self.scheduler = get_scheduler(cfg.schedule, self.optimizer, num_warmup_steps=cfg.warmup_steps,
                                        num_training_steps=cfg.total_steps)
 
+    def reset_optimizer(self, lr: float | None = None, total_steps: int | None = None) -> None:
+        """A fresh AdamW and schedule (a new stage, or SFT → GRPO), optionally with a new LR and length."""
+        if lr is not None:
+            self.cfg.lr = lr
+        if total_steps is not None:
+            self.cfg.total_steps = total_steps
+        self._new_optimizer()
+
     def optimizer_step(self) -> float:
         """Clip the gradient, step AdamW on the master weights, copy them back; returns the gradient norm."""
         for master, param in zip(self.master, self.trainable):

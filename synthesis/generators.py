@@ -77,6 +77,27 @@ def arithmetic(rng: random.Random, difficulty: int) -> Draft:
     return Draft(question, value, steps, f"arithmetic/tree/{phrasing}", f"sympify('{text}')")
 
 
+def mental_math(rng: random.Random, difficulty: int) -> Draft:
+    """Drills without division: one operation on numbers up to 20 (1) or 99 (2), or a two-operation chain (3)."""
+    if difficulty == 3:
+        text, value, steps = _chain(rng, 30)
+        return Draft(f"What is {text}?", value, steps, "mental/chain", f"sympify('{text}')")
+    top = 20 if difficulty == 1 else 99
+    op = rng.choice("+-*")
+    a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else 9 + 3 * (difficulty == 1))
+    value = sp.sympify(f"{a} {op} {b}")
+    return Draft(f"What is {a} {op} {b}?", value, [f"{a} {op} {b} = {value}"], f"mental/{op}", f"sympify('{a} {op} {b}')")
+
+
+def _chain(rng: random.Random, top: int):
+    """a op b op c evaluated left to right (parenthesised so the order is explicit)."""
+    a, b, c = (rng.randint(2, top) for _ in range(3))
+    op1, op2 = rng.choice("+-*"), rng.choice("+-")
+    first = sp.sympify(f"{a} {op1} {b}")
+    value = sp.sympify(f"{first} {op2} {c}")
+    return f"({a} {op1} {b}) {op2} {c}", value, [f"{a} {op1} {b} = {first}", f"{first} {op2} {c} = {value}"]
+
+
 # ------------------------------------------------------------------ word problems (GSM8K style)
 
 
@@ -453,6 +474,7 @@ def number_theory(rng: random.Random, difficulty: int) -> Draft:
 
 GENERATORS: dict[str, Callable[[random.Random, int], Draft]] = {
     "arithmetic": arithmetic,
+    "mental_math": mental_math,
     "word_problems": word_problems,
     "linear_equations": linear_equations,
     "quadratics": quadratics,

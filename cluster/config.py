@@ -1,0 +1,262 @@
+"""Training configuration as data: dataclasses, YAML presets (`tiny`, `qwen2.5-0.5b`, `qwen2.5-1.5b`),
+`--set section.key=value` overrides, and validation that names the bad key before any actor starts."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+PRESETS = pathlib.Path(__file__).with_name("presets")
+PROMPT = ("Solve the problem. Show your reasoning and give the answer as "
+          "<response><reasoning>...</reasoning><final_answer>...</final_answer></response>.\n\n{question}")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"  # a local path, a hub id, or "tiny" (built and cached locally)
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    dtype: str = "auto"
+    gradient_checkpointing: str = "auto"
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "hf"  # hf | vllm
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    gpu_memory_utilization: float = 0.35
+    max_num_seqs: int = 256
+
+
+@dataclass
+class LearnerSection:
+    lr: float = 1e-5
+    beta: float = 0.04
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    epochs: int = 1
+    micro_batch_size: int = 8
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    gpus: float = 0.0
+
+
+@dataclass
+class VerifierConfig:
+    size: Any = "auto"  # "auto" (every CPU left) or an int
+    reserve_cpus: float = 0.0
+    timeout: float = 2.0
+    chunk_size: int = 16
+    resource: str | None = None
+
+
+@dataclass
+class SFTConfig:
+    enabled: bool = False
+    problems: int = 512
+    steps: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    difficulty: int = 1
+
+
+@dataclass
+class StageConfig:
+    name: str = "easy"
+    difficulty: int = 1
+    topics: dict = field(default_factory=dict)  # topic -> weight; empty means every topic
+    epochs: int = 3
+    problems: int = 256  # distinct problems per epoch
+    data: str | None = None  # a JSONL/parquet file instead of generated problems
+    advance_accuracy: float | None = None  # leave early when the rolling accuracy reaches this
+
+
+def default_stages() -> list[StageConfig]:
+    return [StageConfig("easy", 1), StageConfig("medium", 2), StageConfig("hard", 3)]
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "tiny"
+    seed: int = 0
+    run_dir: str = "runs/latest"
+    batch_size: int = 16  # problems per step
+    group_size: int = 8  # G completions per problem
+    drop_zero_spread: bool = False
+    checkpoint_every: int = 20
+    eval_problems: int = 64  # held-out problems per stage, never trained on
+    rolling_window: int = 10
+    log_samples: int = 8
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    learner: LearnerSection = field(default_factory=LearnerSection)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    stages: list[StageConfig] = field(default_factory=default_stages)
+    reward: dict = field(default_factory=dict)  # RewardWeights overrides
+    tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else sqlite under ./mlruns
+    experiment: str = "sympy-rlvr"
+    prompt: str = PROMPT  # must contain {question}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: dict, where: str):
+    """A dataclass from a dict, recursing into nested sections; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown key (known: {', '.join(names)})")
+        sub = _SECTIONS.get((cls, key))
+        path = f"{where}.{key}" if where else key
+        if key == "stages":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: expected a list of stages")
+            kwargs[key] = [_build(StageConfig, s, f"{path}[{i}]") for i, s in enumerate(value)]
+        elif sub is not None:
+            kwargs[key] = _build(sub, value or {}, path)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+_SECTIONS = {(TrainConfig, "model"): ModelConfig, (TrainConfig, "rollout"): RolloutConfig,
+             (TrainConfig, "learner"): LearnerSection, (TrainConfig, "verifier"): VerifierConfig,
+             (TrainConfig, "sft"): SFTConfig}
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("topics", "reward") else value
+    return out
+
+
+def apply_override(data: dict, assignment: str) -> dict:
+    """`a.b.c=value` (value parsed as YAML) into a nested dict; `stages.1.epochs=2` indexes a list."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = node[_index(part, node, parts[: i + 1])]
+        else:
+            node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, parts)] = value
+    else:
+        node[last] = value
+    return data
+
+
+def _index(part: str, node: list, parts: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"{'.'.join(parts)}: no such list item (have {len(node)})")
+    return int(part)
+
+
+def load_config(preset: str = "tiny", path: str | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults ← preset YAML ← `path` YAML ← `--set` overrides; then validated."""
+    data = TrainConfig().to_dict()
+    preset_file = PRESETS / f"{preset}.yaml"
+    if not preset_file.exists():
+        known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+        raise ConfigError(f"preset: unknown preset {preset!r} (known: {known})")
+    data = _merge(data, yaml.safe_load(preset_file.read_text()) or {})
+    if path:
+        data = _merge(data, yaml.safe_load(pathlib.Path(path).read_text()) or {})
+    data["preset"] = preset
+    for assignment in overrides or []:
+        data = apply_override(data, assignment)
+    cfg = _build(TrainConfig, data, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
+    """Stop with a one-line error naming the key of the first value that cannot work."""
+    from synthesis.generators import TOPICS
+
+    def positive(value, key, kind=int):
+        if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key}: must be a positive {kind.__name__}, got {value!r}")
+
+    if "{question}" not in cfg.prompt:
+        raise ConfigError("prompt: must contain {question}")
+    positive(cfg.group_size, "group_size")
+    if cfg.group_size < 2:
+        raise ConfigError(f"group_size: GRPO needs at least 2 completions per problem, got {cfg.group_size}")
+    positive(cfg.batch_size, "batch_size")
+    positive(cfg.eval_problems, "eval_problems")
+    positive(cfg.checkpoint_every, "checkpoint_every")
+    positive(cfg.rollout.workers, "rollout.workers")
+    positive(cfg.rollout.max_tokens, "rollout.max_tokens")
+    positive(float(cfg.learner.lr), "learner.lr", float)
+    if cfg.rollout.engine not in ("hf", "vllm"):
+        raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
+    if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
+        raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
+    if not cfg.stages:
+        raise ConfigError("stages: at least one stage is needed")
+    for i, stage in enumerate(cfg.stages):
+        key = f"stages[{i}]"
+        if stage.difficulty not in (1, 2, 3):
+            raise ConfigError(f"{key}.difficulty: must be 1, 2 or 3, got {stage.difficulty!r}")
+        positive(stage.epochs, f"{key}.epochs")
+        unknown = sorted(set(stage.topics) - set(TOPICS))
+        if unknown:
+            raise ConfigError(f"{key}.topics: unknown topic {unknown[0]!r} (known: {', '.join(TOPICS)})")
+        if stage.data:
+            if not pathlib.Path(stage.data).exists():
+                raise ConfigError(f"{key}.data: no such file {stage.data!r}")
+        elif stage.problems <= 0 or (stage.topics and not any(w > 0 for w in stage.topics.values())):
+            raise ConfigError(f"{key}: a stage with no data (problems={stage.problems}, topics={stage.topics})")
+    from verifier_pool.reward import RewardWeights
+
+    try:
+        RewardWeights.from_dict(cfg.reward)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"reward: {exc}") from None
+    wanted = cfg.learner.gpus + cfg.rollout.workers * cfg.rollout.gpus_per_worker
+    if wanted > 0 or cfg.rollout.engine == "vllm":
+        have = gpus_available if gpus_available is not None else _local_gpus()
+        if wanted > have or (cfg.rollout.engine == "vllm" and have == 0):
+            key = "rollout.engine" if cfg.rollout.engine == "vllm" and have == 0 else (
+                "learner.gpus" if cfg.learner.gpus > have else "rollout.gpus_per_worker")
+            raise ConfigError(f"{key}: asks for {wanted:g} GPU(s) but {have:g} are available")
+
+
+def _local_gpus() -> float:
+    if os.environ.get("RAY_ADDRESS"):
+        return float("inf")  # the cluster decides; Ray reports an unschedulable request itself
+    try:
+        import torch
+
+        return float(torch.cuda.device_count())
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def dump(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

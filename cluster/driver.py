@@ -1,0 +1,346 @@
+"""The training loop, top to bottom.
+
+    problems of the stage → rollout workers sample G each → verifier pool scores → group advantages
+    → learner step → adapter pushed to every worker → (checkpoint, advance the stage, evaluate)
+
+Everything a resumed run needs to continue at the same step with the same data order is in
+`RUN_DIR/state.json` plus the learner checkpoint beside it: problems and batch order are functions of
+the seed, the stage and the epoch.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import pathlib
+import random
+import time
+from dataclasses import dataclass
+
+from actors.records import SamplingConfig
+from actors.worker import create_rollout_workers, push_adapter
+from cluster.config import TrainConfig, dump
+from cluster.evaluate import evaluate, prompt_for, sample_and_score
+from cluster.rollout_log import append_records
+from cluster.tracking import Tracker
+from learner.learner import LearnerConfig, TrainBatch, create_learner
+from learner.policy import PolicyConfig
+from synthesis.datasets import load_problems
+from synthesis.generators import generate_problems
+from synthesis.problem import Problem, question_key
+from verifier_pool.pool import VerifierPool
+from verifier_pool.reward import RewardWeights
+
+SIGNALS = RewardWeights.SIGNALS
+
+
+# ------------------------------------------------------------------ data
+
+
+def stage_problems(cfg: TrainConfig, index: int, exclude: set[str]) -> list[Problem]:
+    """The stage's training problems: its data file, or generated for (seed, stage) without the held-out ones."""
+    stage = cfg.stages[index]
+    if stage.data:
+        problems = [p for p in load_problems(stage.data) if question_key(p.question) not in exclude]
+        if not problems:
+            raise ValueError(f"stages[{index}].data: no problems left after removing held-out ones")
+        return problems
+    return generate_problems(stage.problems, stage.difficulty, topics=stage.topics or None,
+                             seed=cfg.seed * 1000 + index, exclude=exclude)
+
+
+def held_out_problems(cfg: TrainConfig) -> dict[str, list[Problem]]:
+    """Per stage, `eval_problems` generated with a seed no training set uses; training sets exclude them."""
+    return {s.name: generate_problems(cfg.eval_problems, s.difficulty, topics=s.topics or None,
+                                      seed=10_000_019 + cfg.seed * 1000 + i)
+            for i, s in enumerate(cfg.stages)}
+
+
+def epoch_batches(problems: list[Problem], batch_size: int, seed: int, stage: int, epoch: int) -> list[list[Problem]]:
+    order = list(problems)
+    random.Random(f"{seed}/{stage}/{epoch}").shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+# ------------------------------------------------------------------ services
+
+
+def connect_ray(cfg: TrainConfig) -> None:
+    """Join `RAY_ADDRESS` (so `ray job submit` works) or start a local cluster with the dashboard on 127.0.0.1.
+    A local cluster gets a logical CPU per rollout worker and the learner on top of the machine's cores, so
+    the verifier pool (size auto) still gets one actor per core: the loop's phases take turns on the cores."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"])
+        return
+    extra = cfg.rollout.workers * cfg.rollout.cpus_per_worker + 1
+    cpus = (os.cpu_count() or 1) + int(extra + 0.999)
+    try:
+        ray.init(num_cpus=cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+    except Exception:  # noqa: BLE001 - a dashboard that cannot start must not stop training
+        ray.init(num_cpus=cpus, include_dashboard=False, ignore_reinit_error=True)
+
+
+@dataclass
+class Services:
+    learner: object
+    workers: list
+    pool: VerifierPool
+    tokenizer: object
+
+
+def resolve_model(name: str) -> str:
+    if name == "tiny":
+        from cluster.modelzoo import tiny_model_path
+
+        return str(tiny_model_path())
+    return name
+
+
+def start_services(cfg: TrainConfig, model_path: str) -> Services:
+    """The learner (GPU share if asked), the rollout workers (named rollout-i), then the verifier pool on the
+    CPUs left."""
+    import ray
+    from transformers import AutoTokenizer
+
+    stage_steps = sum(s.epochs * -(-s.problems // cfg.batch_size) for s in cfg.stages)
+    learner_cfg = LearnerConfig(
+        policy=PolicyConfig(model=model_path, lora_rank=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha,
+                            dtype=cfg.model.dtype, gradient_checkpointing=cfg.model.gradient_checkpointing),
+        lr=cfg.learner.lr, beta=cfg.learner.beta, clip_low=cfg.learner.clip_low, clip_high=cfg.learner.clip_high,
+        epochs=cfg.learner.epochs, micro_batch_size=cfg.learner.micro_batch_size, max_grad_norm=cfg.learner.max_grad_norm,
+        warmup_steps=cfg.learner.warmup_steps, total_steps=max(stage_steps, 1), seed=cfg.seed)
+    learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus)
+    engine_kwargs = {"model": model_path}
+    if cfg.rollout.engine == "vllm":
+        engine_kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
+                             max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)
+    workers = create_rollout_workers(cfg.rollout.workers, engine=cfg.rollout.engine,
+                                     num_gpus=cfg.rollout.gpus_per_worker, num_cpus=cfg.rollout.cpus_per_worker,
+                                     **engine_kwargs)
+    ray.get([learner.ready.remote()] + [w.adapter_version.remote() for w in workers])
+    pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
+                        reserve_cpus=cfg.verifier.reserve_cpus, resource=cfg.verifier.resource)
+    pool.wait_ready(timeout=120)
+    return Services(learner, workers, pool, AutoTokenizer.from_pretrained(model_path))
+
+
+# ------------------------------------------------------------------ one step
+
+
+def grpo_step(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int) -> tuple[dict, list[dict]]:
+    """Sample G per problem, score, learn, push. Returns the step's metrics and its rollout-log records."""
+    import ray
+
+    G, timings = cfg.group_size, {}
+    sampling = SamplingConfig(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                              max_tokens=cfg.rollout.max_tokens, logprobs=True, seed=seed)
+    start = time.perf_counter()
+    rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, G, sampling, cfg.prompt, cfg.reward, timings)
+    rewards = [[b.total for b in row] for row in breakdowns]
+    keep = [i for i, r in enumerate(rewards) if not cfg.drop_zero_spread or max(r) > min(r)]
+    flat = [(c, b) for i in keep for c, b in zip(rows[i], breakdowns[i])]
+    metrics = _reward_metrics(rewards, breakdowns, rows)
+    if flat:
+        batch = TrainBatch(prompt_ids=[c.prompt_token_ids for c, _ in flat], completion_ids=[c.token_ids for c, _ in flat],
+                           rewards=[b.total for _, b in flat], group_size=G,
+                           sampler_logprobs=[c.logprobs for c, _ in flat] if cfg.learner.epochs > 1 else None)
+        learn = _timed(timings, "learn_seconds", lambda: ray.get(svc.learner.step.remote(batch)))
+        metrics.update({k: learn[k] for k in ("loss", "kl", "clip_fraction", "grad_norm", "lr", "version")})
+        metrics["learner_tokens_per_s"] = learn["tokens_per_s"]
+        weights = ray.get(svc.learner.export_adapter.remote())
+        _timed(timings, "push_seconds", push_adapter, svc.workers, weights)
+    metrics.update(timings)
+    metrics["step_seconds"] = time.perf_counter() - start
+    records = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "text": c.text,
+                "policy_version": c.policy_version, "finish_reason": c.finish_reason, "reward": b.to_dict()}
+               for p, row, brow in zip(problems, rows, breakdowns) for c, b in zip(row, brow)]
+    return metrics, records
+
+
+def _timed(timings: dict, key: str, fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    timings[key] = time.perf_counter() - start
+    return out
+
+
+def _reward_metrics(rewards: list[list[float]], breakdowns, rows) -> dict[str, float]:
+    flat = [b for row in breakdowns for b in row]
+    n = max(len(flat), 1)
+    out = {f"reward/{s}": sum(getattr(b, s) for b in flat) / n for s in SIGNALS}
+    out["reward/total"] = sum(b.total for b in flat) / n
+    out["accuracy"] = sum(b.verdict == "correct" for b in flat) / n
+    out["zero_spread_groups"] = sum(max(r) == min(r) for r in rewards) / max(len(rewards), 1)
+    tokens = sum(len(c.token_ids) for row in rows for c in row)
+    out["completion_tokens"] = tokens
+    return out
+
+
+# ------------------------------------------------------------------ the run
+
+
+class RunState:
+    """Where the run is: stage, epoch, batch within the epoch, global step; saved atomically."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self.data = {"stage": 0, "epoch": 0, "batch": 0, "step": 0, "sft_done": False, "run_id": None,
+                     "evals": [], "stage_started": True, "elapsed": 0.0}
+        if path.exists():
+            self.data.update(json.loads(path.read_text()))
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        os.replace(tmp, self.path)
+
+
+def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
+    """Run (or resume) the whole job; returns the per-stage evaluation table."""
+    import ray
+
+    run_dir = pathlib.Path(resume or cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState(run_dir / "state.json")
+    (run_dir / "config.yaml").write_text(dump(cfg))
+    echo(f"resolved config:\n{dump(cfg)}")
+    started = time.perf_counter() - state.data["elapsed"]
+    connect_ray(cfg)
+    model_path = resolve_model(cfg.model.name)
+    tracker = Tracker(cfg.tracking_uri, cfg.experiment, run_id=state.data["run_id"], run_name=run_dir.name)
+    if state.data["run_id"] is None:
+        tracker.log_params(cfg.to_dict())
+        tracker.log_artifact(run_dir / "config.yaml")
+    state.data["run_id"] = tracker.run_id
+    svc = start_services(cfg, model_path)
+    held_out = held_out_problems(cfg)
+    exclude = {question_key(p.question) for problems in held_out.values() for p in problems}
+    checkpoint = run_dir / "checkpoint"
+    if resume and checkpoint.exists():
+        resumed = ray.get(svc.learner.load.remote(str(checkpoint)))
+        push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
+        echo(f"resumed {run_dir} at stage {state.data['stage']} step {resumed['step']} (adapter v{resumed['version']})")
+    log_path = run_dir / "rollouts.msgpack"
+
+    def evaluate_all(label: str) -> None:
+        row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
+        for name, problems in held_out.items():
+            row[name] = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
+                                 template=cfg.prompt)["accuracy"]
+        state.data["evals"].append(row)
+        tracker.log_metrics({f"heldout/{k}": v for k, v in row.items() if k not in ("checkpoint", "minutes")},
+                            step=state.data["step"])
+        echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
+                                                                    if k not in ("checkpoint", "minutes")))
+
+    if not state.data["evals"]:
+        evaluate_all("start")
+    if cfg.sft.enabled and not state.data["sft_done"]:
+        warm_start(cfg, svc, exclude, tracker, echo)
+        state.data["sft_done"] = True
+        evaluate_all("sft")
+        ray.get(svc.learner.save.remote(str(checkpoint)))
+        state.save()
+
+    rolling: collections.deque[float] = collections.deque(maxlen=cfg.rolling_window)
+    while state.data["stage"] < len(cfg.stages):
+        index = state.data["stage"]
+        stage = cfg.stages[index]
+        problems = stage_problems(cfg, index, exclude)
+        batches_per_epoch = -(-len(problems) // cfg.batch_size)
+        if state.data["stage_started"]:
+            ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, stage.epochs * batches_per_epoch))
+            state.data["stage_started"] = False
+        advanced_early = False
+        while state.data["epoch"] < stage.epochs and not advanced_early:
+            batches = epoch_batches(problems, cfg.batch_size, cfg.seed, index, state.data["epoch"])
+            while state.data["batch"] < len(batches):
+                step = state.data["step"] + 1
+                metrics, records = grpo_step(cfg, svc, batches[state.data["batch"]], seed=cfg.seed * 100_003 + step)
+                metrics["stage_index"] = index
+                metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
+                rolling.append(metrics["accuracy"])
+                tracker.log_metrics(metrics, step=step)
+                append_records(log_path, [{"step": step, "stage": stage.name, **r} for r in records])
+                echo(f"[{stage.name} e{state.data['epoch'] + 1}/{stage.epochs} b{state.data['batch'] + 1}/{len(batches)}] "
+                     f"step {step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
+                     f"zero-spread {metrics['zero_spread_groups']:.2f}  kl {metrics.get('kl', 0):.4f}  "
+                     f"{metrics['rollout_tokens_per_s']:.0f} tok/s  rollout {metrics['rollout_seconds']:.1f}s "
+                     f"learn {metrics.get('learn_seconds', 0):.1f}s push {metrics.get('push_seconds', 0):.2f}s")
+                state.data.update(step=step, batch=state.data["batch"] + 1,
+                                  elapsed=time.perf_counter() - started)
+                if step % cfg.checkpoint_every == 0:
+                    ray.get(svc.learner.save.remote(str(checkpoint)))
+                    state.save()
+                if (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
+                        and sum(rolling) / len(rolling) >= stage.advance_accuracy):
+                    echo(f"stage {stage.name}: rolling accuracy {sum(rolling) / len(rolling):.3f} "
+                         f">= {stage.advance_accuracy}, advancing")
+                    advanced_early = True
+                    break
+            if not advanced_early:
+                state.data.update(epoch=state.data["epoch"] + 1, batch=0)
+        stage_dir = run_dir / "stages" / stage.name
+        ray.get(svc.learner.save.remote(str(stage_dir)))
+        tracker.log_artifact(stage_dir / "adapter", f"adapters/{stage.name}")
+        evaluate_all(stage.name)
+        _log_samples(tracker, log_path, stage.name, cfg.log_samples)
+        rolling.clear()
+        state.data.update(stage=index + 1, epoch=0, batch=0, stage_started=True,
+                          elapsed=time.perf_counter() - started)
+        ray.get(svc.learner.save.remote(str(checkpoint)))
+        state.save()
+
+    table = state.data["evals"]
+    tracker.log_json(table, "heldout_accuracy.json")
+    echo(format_table(table, [s.name for s in cfg.stages]))
+    state.save()
+    tracker.close()
+    svc.pool.shutdown()
+    return {"evals": table, "run_dir": str(run_dir), "steps": state.data["step"], "run_id": tracker.run_id}
+
+
+def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> None:
+    """SFT on generated worked solutions (stage 1's topics), then the adapter goes to every worker."""
+    import ray
+
+    from actors.engine import encode_prompts
+
+    problems = generate_problems(cfg.sft.problems, cfg.sft.difficulty, topics=cfg.stages[0].topics or None,
+                                 seed=cfg.seed * 1000 + 999, exclude=exclude)
+    ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
+    rng = random.Random(cfg.seed)
+    prompt_ids = encode_prompts(svc.tokenizer, [prompt_for(p, cfg.prompt) for p in problems])
+    for step in range(1, cfg.sft.steps + 1):
+        idx = rng.sample(range(len(problems)), min(cfg.sft.batch_size, len(problems)))
+        m = ray.get(svc.learner.sft_step.remote([prompt_ids[i] for i in idx], [problems[i].solution for i in idx]))
+        tracker.log_metrics({"sft/loss": m["sft_loss"], "sft/grad_norm": m["grad_norm"]}, step=step)
+        if step == 1 or step % 10 == 0 or step == cfg.sft.steps:
+            echo(f"[sft] step {step}/{cfg.sft.steps}  loss {m['sft_loss']:.3f}  {m['target_tokens'] / m['sft_seconds']:.0f} tok/s")
+    push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
+
+
+def _log_samples(tracker: Tracker, log_path: pathlib.Path, stage: str, n: int) -> None:
+    """A table of the stage's last sampled completions with their rewards, as an MLflow artifact."""
+    from cluster.rollout_log import read_records
+
+    if not log_path.exists():
+        return
+    rows = [r for r in read_records(log_path) if r.get("stage") == stage][-n:]
+    tracker.log_json([{"question": r["question"], "gold": r["gold"], "completion": r["text"],
+                       "verdict": r["reward"]["verdict"], "reward": r["reward"]["total"]} for r in rows],
+                     f"samples_{stage}.json")
+
+
+def format_table(evals: list[dict], stages: list[str]) -> str:
+    """Held-out accuracy per checkpoint and per stage's problems, with the minutes elapsed."""
+    header = f"{'after':<10}" + "".join(f"{s:>10}" for s in stages) + f"{'minutes':>10}"
+    lines = ["held-out accuracy (greedy, problems never trained on)", header, "-" * len(header)]
+    for row in evals:
+        lines.append(f"{row['checkpoint']:<10}" + "".join(f"{row.get(s, 0.0):>10.3f}" for s in stages)
+                     + f"{row['minutes']:>10.2f}")
+    return "\n".join(lines)

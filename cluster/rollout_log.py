@@ -1,0 +1,35 @@
+"""The rollout log: every completion with its reward breakdown, appended as msgpack records; read back
+and re-scored offline with other reward weights (`rlvr rescore`)."""
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import msgpack
+
+from verifier_pool.reward import RewardWeights, score
+
+SCHEMA_VERSION = 1
+
+
+def append_records(path: str | pathlib.Path, records: list[dict]) -> None:
+    """Append records (plain dicts) to the log, one msgpack object each."""
+    with open(path, "ab") as f:
+        for record in records:
+            f.write(msgpack.packb({"v": SCHEMA_VERSION, **record}, use_bin_type=True))
+
+
+def read_records(path: str | pathlib.Path) -> Iterator[dict]:
+    """Every record in order; a truncated last record (a crash mid-write) is skipped."""
+    with open(path, "rb") as f:
+        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
+        try:
+            yield from unpacker
+        except (msgpack.exceptions.OutOfData, ValueError):
+            return
+
+
+def rescore(path: str | pathlib.Path, weights: RewardWeights, timeout: float = 2.0) -> list[tuple[float, float]]:
+    """(logged total, total under `weights`) for every record."""
+    return [(r["reward"]["total"], score(r["text"], r["question"], r["gold"], weights, timeout=timeout).total)
+            for r in read_records(path)]
