@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,7 @@ class TrainConfig:
     group_size: int = 8  # G completions per problem
     drop_zero_spread: bool = False
     checkpoint_every: int = 20
+    max_steps: int | None = None  # stop (checkpointed, resumable) after this many GRPO steps
     eval_problems: int = 64  # held-out problems per stage, never trained on
     rolling_window: int = 10
     log_samples: int = 8
@@ -133,8 +135,23 @@ def _build(cls, data: dict, where: str):
         elif sub is not None:
             kwargs[key] = _build(sub, value or {}, path)
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, typing.get_type_hints(cls)[key], path)
     return cls(**kwargs)
+
+
+def _coerce(value, hint, path: str):
+    """YAML reads `2e-5` as a string and `1` as an int: make numbers the type the field declares."""
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+    if hint is int and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+    return value
 
 
 _SECTIONS = {(TrainConfig, "model"): ModelConfig, (TrainConfig, "rollout"): RolloutConfig,

@@ -46,13 +46,14 @@ def stage_problems(cfg: TrainConfig, index: int, exclude: set[str]) -> list[Prob
             raise ValueError(f"stages[{index}].data: no problems left after removing held-out ones")
         return problems
     return generate_problems(stage.problems, stage.difficulty, topics=stage.topics or None,
-                             seed=cfg.seed * 1000 + index, exclude=exclude)
+                             seed=cfg.seed * 1000 + index, exclude=exclude, split="train")
 
 
 def held_out_problems(cfg: TrainConfig) -> dict[str, list[Problem]]:
-    """Per stage, `eval_problems` generated with a seed no training set uses; training sets exclude them."""
+    """Per stage, `eval_problems` from the held-out side of the question space, which no training data
+    (pretraining, SFT, GRPO) is drawn from."""
     return {s.name: generate_problems(cfg.eval_problems, s.difficulty, topics=s.topics or None,
-                                      seed=10_000_019 + cfg.seed * 1000 + i)
+                                      seed=10_000_019 + cfg.seed * 1000 + i, split="heldout")
             for i, s in enumerate(cfg.stages)}
 
 
@@ -122,8 +123,9 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
                                      num_gpus=cfg.rollout.gpus_per_worker, num_cpus=cfg.rollout.cpus_per_worker,
                                      **engine_kwargs)
     ray.get([learner.ready.remote()] + [w.adapter_version.remote() for w in workers])
+    held_here = 1 + cfg.rollout.workers * cfg.rollout.cpus_per_worker  # learner + rollout, on this node or not
     pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
-                        reserve_cpus=cfg.verifier.reserve_cpus, resource=cfg.verifier.resource)
+                        reserve_cpus=cfg.verifier.reserve_cpus + held_here, resource=cfg.verifier.resource)
     pool.wait_ready(timeout=120)
     return Services(learner, workers, pool, AutoTokenizer.from_pretrained(model_path))
 
@@ -273,9 +275,12 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                      f"learn {metrics.get('learn_seconds', 0):.1f}s push {metrics.get('push_seconds', 0):.2f}s")
                 state.data.update(step=step, batch=state.data["batch"] + 1,
                                   elapsed=time.perf_counter() - started)
-                if step % cfg.checkpoint_every == 0:
+                if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                     ray.get(svc.learner.save.remote(str(checkpoint)))
                     state.save()
+                if step == cfg.max_steps:
+                    echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
+                    return _finish(cfg, svc, tracker, state, run_dir, final=False, echo=echo)
                 if (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
                         and sum(rolling) / len(rolling) >= stage.advance_accuracy):
                     echo(f"stage {stage.name}: rolling accuracy {sum(rolling) / len(rolling):.3f} "
@@ -295,13 +300,28 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         ray.get(svc.learner.save.remote(str(checkpoint)))
         state.save()
 
+    return _finish(cfg, svc, tracker, state, run_dir, final=True, echo=echo)
+
+
+def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, state: RunState, run_dir: pathlib.Path, *,
+            final: bool, echo) -> dict:
+    """Print and log the evaluation table, release the services; the run directory stays resumable."""
+    import ray
+
     table = state.data["evals"]
-    tracker.log_json(table, "heldout_accuracy.json")
+    if final:
+        tracker.log_json(table, "heldout_accuracy.json")
     echo(format_table(table, [s.name for s in cfg.stages]))
     state.save()
     tracker.close()
+    versions = ray.get([w.adapter_version.remote() for w in svc.workers])
+    learner_state = ray.get(svc.learner.ready.remote())
     svc.pool.shutdown()
-    return {"evals": table, "run_dir": str(run_dir), "steps": state.data["step"], "run_id": tracker.run_id}
+    for actor in [svc.learner, *svc.workers]:
+        ray.kill(actor)
+    return {"evals": table, "run_dir": str(run_dir), "steps": state.data["step"], "run_id": tracker.run_id,
+            "finished": final, "stage": state.data["stage"], "worker_versions": versions,
+            "learner_version": learner_state["version"], "learner_step": learner_state["step"]}
 
 
 def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> None:
@@ -311,7 +331,7 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
     from actors.engine import encode_prompts
 
     problems = generate_problems(cfg.sft.problems, cfg.sft.difficulty, topics=cfg.stages[0].topics or None,
-                                 seed=cfg.seed * 1000 + 999, exclude=exclude)
+                                 seed=cfg.seed * 1000 + 999, exclude=exclude, split="train")
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
     rng = random.Random(cfg.seed)
     prompt_ids = encode_prompts(svc.tokenizer, [prompt_for(p, cfg.prompt) for p in problems])

@@ -90,6 +90,61 @@ def build_model(out_dir: str | os.PathLike, shape: str = "tiny", *, seed: int = 
     return out
 
 
-def tiny_model_path() -> pathlib.Path:
-    """The tiny model for the CPU default, built once and cached under ~/.cache/sympy-rlvr/."""
-    return build_model(CACHE / "tiny-qwen2", "tiny")
+def pretraining_text(problem, markup: bool) -> str:
+    """A problem as math text: plain (question, working, answer), or the worked solution with its XML markup,
+    as a base model sees markup on the web. Answering a chat prompt in that markup is left to SFT."""
+    import re
+
+    if markup:
+        return f"{problem.question}\n{problem.solution}"
+    reasoning = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1)
+    return f"{problem.question}\n{reasoning}\nThe answer is {problem.answer}."
+
+
+def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 1500, batch_size: int = 64,
+             lr: float = 3e-3, topics: dict | None = None, seed: int = 0, echo=print) -> pathlib.Path:
+    """Full-weight causal-LM training of a (tiny) model on generated math text from the *train* side of the
+    question space: the stand-in for the pretraining a real base model had. Idempotent."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from synthesis.generators import generate_problems
+
+    out = pathlib.Path(out_dir)
+    marker = out / "sympy_rlvr_pretrain.json"
+    if marker.exists():
+        return out
+    topics = topics or {"mental_math": 1.0}
+    problems = [p for d, n in ((1, 600), (2, 1500), (3, 1500))
+                for p in generate_problems(n, d, topics=topics, seed=seed + 77, split="train")]
+    texts = [pretraining_text(p, markup=i % 2 == 1) for i, p in enumerate(problems)]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.05)
+    rng = random.Random(seed)
+    model.train()
+    for step in range(1, steps + 1):
+        batch = tok([rng.choice(texts) + tok.eos_token for _ in range(batch_size)], return_tensors="pt",
+                    padding=True, padding_side="right")
+        labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 250 == 0 or step == steps:
+            echo(f"[pretrain tiny] step {step}/{steps}  loss {loss.item():.3f}")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    marker.write_text(json.dumps({"from": str(model_dir), "steps": steps, "topics": topics, "seed": seed}))
+    return out
+
+
+def tiny_model_path(echo=print) -> pathlib.Path:
+    """The CPU default's model, built and pretrained once, cached under ~/.cache/sympy-rlvr/."""
+    base = build_model(CACHE / "tiny-qwen2", "tiny")
+    return pretrain(base, CACHE / "tiny-qwen2-pretrained-v2", steps=1500, echo=echo)

@@ -515,12 +515,25 @@ def to_problem(topic: str, difficulty: int, draft: Draft) -> Problem:
     )
 
 
+HELDOUT_SHARE = 0.2
+
+
+def in_split(key: str, split: str | None) -> bool:
+    """Every question belongs to one side by its hash: `heldout` (20%) or `train`; None accepts both.
+    Training data (pretraining, SFT, GRPO) comes from `train` only, evaluation from `heldout` only."""
+    if split is None:
+        return True
+    heldout = int(key[:4], 16) < HELDOUT_SHARE * 0x10000
+    return heldout if split == "heldout" else not heldout
+
+
 def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | None = None, seed: int = 0,
-                      exclude: set[str] | None = None, progress: bool = False) -> list[Problem]:
+                      exclude: set[str] | None = None, split: str | None = None,
+                      progress: bool = False) -> list[Problem]:
     """`n` distinct problems, topics sampled from the `topics` weights (all topics equally by default).
 
-    Deterministic for a seed. A question already drawn (or in `exclude`, a set of `question_key`s, e.g. a
-    held-out split) is skipped. Every answer is re-checked with the verifier against SymPy's own string
+    Deterministic for a seed. A question already drawn, in `exclude` (a set of `question_key`s) or outside
+    `split` ("train" / "heldout", see `in_split`) is skipped. Every answer is re-checked with the verifier against SymPy's own string
     for the value before it is kept; a problem that fails the check is dropped.
     """
     from tqdm import tqdm
@@ -542,7 +555,7 @@ def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | Non
         topic = rng.choices(names, weights)[0]
         draft = GENERATORS[topic](rng, difficulty)
         key = question_key(draft.question)
-        if key in seen:
+        if key in seen or not in_split(key, split):
             continue
         seen.add(key)
         problem = to_problem(topic, difficulty, draft)

@@ -1,0 +1,99 @@
+"""Configuration: presets, overrides, one-line errors that name the key."""
+import pytest
+
+from cluster.cli import main
+from cluster.config import ConfigError, TrainConfig, load_config, validate
+from cluster.driver import epoch_batches, format_table
+from cluster.evaluate import group_metrics
+from cluster.tracking import flatten
+from synthesis.generators import generate_problems, in_split
+from synthesis.problem import question_key
+
+
+@pytest.mark.parametrize("preset", ["tiny", "qwen2.5-0.5b", "qwen2.5-1.5b"])
+def test_presets_load(preset):
+    cfg = load_config(preset) if preset == "tiny" else None
+    if preset != "tiny":
+        import cluster.config as config
+
+        data = config.yaml.safe_load((config.PRESETS / f"{preset}.yaml").read_text())
+        assert data["rollout"]["engine"] == "vllm" and data["model"]["name"].startswith("Qwen/")
+        with pytest.raises(ConfigError, match="GPU"):
+            load_config(preset)  # no GPU on this machine: refused before any actor starts
+    else:
+        assert cfg.model.name == "tiny" and cfg.sft.enabled and [s.name for s in cfg.stages] == ["easy", "medium", "hard"]
+
+
+def test_overrides_reach_nested_keys_and_list_items():
+    cfg = load_config("tiny", overrides=["learner.lr=2e-5", "stages.1.epochs=2", "group_size=4",
+                                         "verifier.size=3", "stages.0.topics={arithmetic: 1}"])
+    assert cfg.learner.lr == 2e-5 and cfg.stages[1].epochs == 2 and cfg.group_size == 4
+    assert cfg.verifier.size == 3 and cfg.stages[0].topics == {"arithmetic": 1}
+
+
+@pytest.mark.parametrize("override, key", [
+    ("group_size=-8", "group_size"),
+    ("group_size=1", "group_size"),
+    ("stages.0.topics={geometry: 1}", "stages[0].topics"),
+    ("stages.2.problems=0", "stages[2]"),
+    ("stages.0.data=/nonexistent.jsonl", "stages[0].data"),
+    ("learner.gpus=1", "learner.gpus"),
+    ("rollout.engine=vllm", "rollout.engine"),
+    ("learner.lr=0", "learner.lr"),
+    ("learner.learning_rate=1", "learner.learning_rate"),
+    ("reward={correctness: 0.9}", "reward"),
+    ("stages.7.epochs=1", "stages.7"),
+    ("stages=[]", "stages"),
+])
+def test_invalid_values_name_their_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", overrides=[override])
+    assert str(err.value).startswith(key)
+    assert "\n" not in str(err.value)
+
+
+def test_rlvr_train_config_error_is_one_line_and_exit_2(capsys):
+    assert main(["train", "--set", "group_size=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlvr train: config error: group_size") and "\n" not in err
+    assert main(["train", "--preset", "nope"]) == 2
+
+
+def test_gpu_check_uses_what_is_available():
+    cfg = TrainConfig()
+    cfg.learner.gpus = 0.5
+    validate(cfg, gpus_available=1)
+    with pytest.raises(ConfigError, match="learner.gpus"):
+        validate(cfg, gpus_available=0)
+
+
+def test_heldout_and_train_sides_never_share_a_question():
+    held = generate_problems(60, 1, topics={"mental_math": 1}, seed=1, split="heldout")
+    train = generate_problems(300, 1, topics={"mental_math": 1}, seed=2, split="train")
+    assert not {question_key(p.question) for p in held} & {question_key(p.question) for p in train}
+    assert all(in_split(question_key(p.question), "heldout") for p in held)
+
+
+def test_epoch_batches_are_a_seeded_permutation():
+    problems = generate_problems(10, 1, topics={"mental_math": 1}, seed=0)
+    a = epoch_batches(problems, 4, seed=0, stage=0, epoch=0)
+    assert [len(b) for b in a] == [4, 4, 2]
+    assert sorted(p.id for b in a for p in b) == sorted(p.id for p in problems)
+    assert a == epoch_batches(problems, 4, seed=0, stage=0, epoch=0)
+    assert a != epoch_batches(problems, 4, seed=0, stage=0, epoch=1)
+
+
+def test_group_metrics_accuracy_pass_and_majority():
+    verdicts = [["correct", "wrong", "wrong"], ["wrong", "wrong", "wrong"], ["wrong", "correct", "correct"]]
+    answers = [["4", "5", "5"], ["1", "2", "3"], ["7", "8", "8"]]
+    m = group_metrics(verdicts, answers)
+    assert m["accuracy"] == pytest.approx((1 / 3 + 0 + 2 / 3) / 3)
+    assert m["pass@k"] == pytest.approx(2 / 3)
+    assert m["maj@k"] == pytest.approx(1 / 3)  # only the third problem's majority answer is right
+
+
+def test_flatten_and_table():
+    flat = flatten({"a": {"b": 1}, "stages": [{"name": "easy"}], "t": {}})
+    assert flat == {"a.b": "1", "stages.0.name": "easy", "t": "{}"}
+    table = format_table([{"checkpoint": "sft", "minutes": 1.5, "easy": 0.25}], ["easy"])
+    assert "sft" in table and "0.250" in table and "1.50" in table

@@ -1,0 +1,71 @@
+"""End to end on the session's Ray cluster with the tiny model: SFT, two short stages, checkpoints,
+MLflow, the rollout log, and a resumed run that continues at the same step with the same data."""
+import pytest
+
+from cluster.config import load_config
+from cluster.driver import train
+from cluster.rollout_log import read_records, rescore
+from verifier_pool.reward import RewardWeights
+
+
+def tiny_config(tmp_path, model_dir, run: str, *extra: str):
+    return load_config("tiny", overrides=[
+        f"model.name={model_dir}", f"run_dir={tmp_path / run}", f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "model.lora_rank=4", "model.lora_alpha=8", "rollout.workers=2", "rollout.cpus_per_worker=0.5",
+        "rollout.max_tokens=12", "verifier.size=1", "batch_size=4", "group_size=2", "eval_problems=3",
+        "checkpoint_every=1", "sft.steps=2", "sft.batch_size=4", "sft.problems=8", "learner.micro_batch_size=8",
+        "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8},"
+        " {name: two, difficulty: 2, topics: {number_theory: 1}, epochs: 1, problems: 8}]", *extra])
+
+
+def step_problems(log_path) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for r in read_records(log_path):
+        out.setdefault(r["step"], []).append(r["problem_id"])
+    return out
+
+
+@pytest.mark.ray
+def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_model_dir, tmp_path):
+    import mlflow
+
+    lines: list[str] = []
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full"), echo=lines.append)
+    assert full["finished"] and full["steps"] == 4 and full["stage"] == 2
+    assert [row["checkpoint"] for row in full["evals"]] == ["start", "sft", "one", "two"]
+    # sft (2 steps) + 4 GRPO steps; every worker holds the learner's last adapter version.
+    assert full["learner_version"] == 6 and full["worker_versions"] == [6, 6]
+    assert any("[two e1/1 b2/2] step 4" in line for line in lines)
+    assert (tmp_path / "full/stages/one/adapter").is_dir() and (tmp_path / "full/stages/two/adapter").is_dir()
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    history = client.get_metric_history(full["run_id"], "accuracy")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    for key in ("reward/correctness", "reward/format", "kl", "clip_fraction", "loss", "rollout_seconds",
+                "score_seconds", "learn_seconds", "push_seconds", "rollout_tokens_per_s", "zero_spread_groups"):
+        assert client.get_metric_history(full["run_id"], key), key
+    run = client.get_run(full["run_id"])
+    assert run.data.params["group_size"] == "2" and run.data.params["stages.1.name"] == "two"
+    artifacts = {a.path for a in client.list_artifacts(full["run_id"])}
+    assert {"adapters", "config.yaml", "heldout_accuracy.json", "samples_one.json"} <= artifacts
+
+    log = tmp_path / "full/rollouts.msgpack"
+    records = list(read_records(log))
+    assert len(records) == 4 * 4 * 2 and {r["stage"] for r in records} == {"one", "two"}
+    pairs = rescore(log, RewardWeights())
+    assert all(abs(old - new) < 1e-9 for old, new in pairs[:6])
+    shifted = rescore(log, RewardWeights(correctness=0.0, consistency=0.0, reasoning_depth=0.0,
+                                         numerical_grounding=0.0, format=1.0, parsability=0.0, length=0.0,
+                                         repetition=0.0))
+    assert all(new == r["reward"]["format"] for (_, new), r in zip(shifted, records))
+
+    stopped = train(tiny_config(tmp_path, tiny_model_dir, "resumed", "max_steps=3"), echo=lines.append)
+    assert not stopped["finished"] and stopped["steps"] == 3 and stopped["stage"] == 1
+    resumed = train(tiny_config(tmp_path, tiny_model_dir, "resumed"), resume=str(tmp_path / "resumed"),
+                    echo=lines.append)
+    assert resumed["finished"] and resumed["steps"] == 4 and resumed["run_id"] == stopped["run_id"]
+    assert resumed["learner_step"] == full["learner_step"]
+    assert any("resumed" in line and "step 5" in line for line in lines)  # 2 SFT + 3 GRPO learner steps
+    assert step_problems(tmp_path / "resumed/rollouts.msgpack") == step_problems(log)
+    history = client.get_metric_history(resumed["run_id"], "accuracy")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
