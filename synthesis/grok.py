@@ -1,0 +1,268 @@
+"""The Grok-4 resolver: an LLM proposes problems and solves them through SymPy tools; we keep the answer
+our own SymPy execution of its tool calls produced, never the model's text.
+
+One conversation per (topic, difficulty): the model is asked for a problem, calls `solve`, `simplify`,
+`integrate`, `diff` or `evaluate` (executed here, results sent back), and ends with the question. The
+answer is the result of its last successful tool call. Hard problems (difficulty 3) are solved a second
+time in an independent conversation given only the question; they are kept only when the two SymPy
+answers agree (`verifier_pool.answers_match`). Calls run concurrently under a semaphore, with retries and
+exponential backoff on rate limits (honouring `retry-after`), timeouts and unavailability.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+from dataclasses import dataclass, field
+
+from synthesis.problem import Problem, question_key
+from verifier_pool import answers_match
+
+DEFAULT_MODEL = "grok-4"
+TOOL_SPECS = {
+    "solve": ("Solve an equation for a variable; returns the list of solutions.",
+              {"equation": "an equation like '2*x + 3 = 11' (or an expression equal to 0)", "variable": "e.g. 'x'"}),
+    "simplify": ("Simplify an expression.", {"expression": "a SymPy expression"}),
+    "integrate": ("Integrate an expression; give lower and upper for a definite integral.",
+                  {"expression": "integrand", "variable": "e.g. 'x'", "lower": "optional", "upper": "optional"}),
+    "diff": ("Differentiate an expression.", {"expression": "a SymPy expression", "variable": "e.g. 'x'"}),
+    "evaluate": ("Evaluate an expression exactly.", {"expression": "a SymPy expression, e.g. '3/4 + 5/6'"}),
+}
+RETRYABLE = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"}
+
+
+class ToolError(ValueError):
+    """A tool call we could not execute (bad JSON, unknown tool, unparsable or refused expression)."""
+
+
+def _parse(text: str):
+    import sympy as sp
+    from sympy.parsing.sympy_parser import convert_xor, implicit_multiplication_application, parse_expr, standard_transformations
+
+    from verifier_pool.equivalence import Unparsable, guard
+
+    if not isinstance(text, str) or not text.strip():
+        raise ToolError("expected a non-empty expression string")
+    try:
+        guard(text)
+    except Unparsable as exc:
+        raise ToolError(f"refused: {exc}") from None
+    try:
+        return parse_expr(text, transformations=standard_transformations + (implicit_multiplication_application, convert_xor),
+                          local_dict={"e": sp.E, "pi": sp.pi, "I": sp.I})
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the model's error, reported back to it
+        raise ToolError(f"cannot parse {text[:80]!r}: {type(exc).__name__}") from None
+
+
+def run_tool(name: str, arguments: str):
+    """Execute one tool call with SymPy; returns the SymPy value. Raises ToolError on bad input."""
+    import sympy as sp
+
+    try:
+        args = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        raise ToolError(f"arguments are not JSON: {arguments[:80]!r}") from None
+    if not isinstance(args, dict):
+        raise ToolError("arguments must be a JSON object")
+    if name not in TOOL_SPECS:
+        raise ToolError(f"unknown tool {name!r}")
+    variable = sp.Symbol(str(args.get("variable", "x")))
+    if name == "solve":
+        equation = str(args.get("equation", ""))
+        lhs, _, rhs = equation.partition("=")
+        solutions = sp.solve(sp.Eq(_parse(lhs), _parse(rhs)) if rhs else _parse(lhs), variable)
+        if not solutions:
+            raise ToolError("no solution")
+        return solutions[0] if len(solutions) == 1 else frozenset(solutions)
+    if name == "simplify":
+        return sp.simplify(_parse(args.get("expression")))
+    if name == "integrate":
+        expr = _parse(args.get("expression"))
+        if args.get("lower") not in (None, "") and args.get("upper") not in (None, ""):
+            return sp.simplify(sp.integrate(expr, (variable, _parse(str(args["lower"])), _parse(str(args["upper"])))))
+        return sp.integrate(expr, variable)
+    if name == "diff":
+        return sp.diff(_parse(args.get("expression")), variable)
+    return sp.nsimplify(_parse(args.get("expression")).doit())
+
+
+def answer_string(value) -> str:
+    from synthesis.generators import render
+
+    return render(value)
+
+
+@dataclass
+class ResolverConfig:
+    model: str = DEFAULT_MODEL
+    api_host: str = "api.x.ai"
+    insecure: bool = False  # a plaintext channel (a local test server)
+    concurrency: int = 8
+    max_turns: int = 6
+    max_retries: int = 4
+    call_timeout: float = 120.0
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    tool_timeout: float = 5.0
+
+
+@dataclass
+class Outcome:
+    """What happened to one request: the problem kept, or why none was."""
+
+    topic: str
+    difficulty: int
+    problem: Problem | None = None
+    reason: str = ""
+    answers: list[str] = field(default_factory=list)
+    retries: int = 0
+
+
+class GrokResolver:
+    """Async client around `xai_sdk.AsyncClient` with SymPy tools; `XAI_API_KEY` is read from the environment."""
+
+    def __init__(self, config: ResolverConfig | None = None, api_key: str | None = None) -> None:
+        try:
+            import xai_sdk  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("the Grok resolver needs xai-sdk: pip install 'sympy-rlvr[synthesis]'") from exc
+        # The SDK's telemetry copies prompts into spans and json.loads every tool call's arguments, so a model's
+        # malformed arguments would fail `sample()` itself; we keep problem text out of spans, which avoids both.
+        os.environ.setdefault("XAI_SDK_DISABLE_SENSITIVE_TELEMETRY_ATTRIBUTES", "1")
+        self.config = config or ResolverConfig()
+        self._key = api_key or os.environ.get("XAI_API_KEY")
+        if not self._key:
+            raise RuntimeError("XAI_API_KEY is not set")
+        self._client = None
+        self._tools = None
+
+    def __repr__(self) -> str:
+        return f"GrokResolver(model={self.config.model!r}, host={self.config.api_host!r})"
+
+    def _tool_protos(self):
+        from xai_sdk.chat import tool
+
+        if self._tools is None:
+            self._tools = [tool(name, description, {"type": "object", "properties": {
+                k: {"type": "string", "description": d} for k, d in params.items()}, "required": [next(iter(params))]})
+                for name, (description, params) in TOOL_SPECS.items()]
+        return self._tools
+
+    async def _sample(self, chat, retries: list[int]):
+        """One model call with retries: backoff doubles (with jitter) and honours a server `retry-after`."""
+        import grpc
+
+        cfg = self.config
+        for attempt in range(cfg.max_retries + 1):
+            try:
+                return await asyncio.wait_for(chat.sample(), cfg.call_timeout)
+            except asyncio.TimeoutError:
+                code, wait = "DEADLINE_EXCEEDED", None
+            except grpc.aio.AioRpcError as err:
+                code, wait = err.code().name, _retry_after(err)
+                if code not in RETRYABLE:
+                    raise
+            if attempt == cfg.max_retries:
+                raise TimeoutError(f"gave up after {attempt + 1} attempts ({code})")
+            retries[0] += 1
+            delay = wait if wait is not None else min(cfg.backoff_max, cfg.backoff_base * 2**attempt)
+            await asyncio.sleep(delay * (1 + 0.1 * random.random()))
+        raise AssertionError("unreachable")
+
+    async def _conversation(self, prompt: str, retries: list[int]) -> tuple[str, object | None]:
+        """Run one tool-using conversation; (the model's final text, the last SymPy tool result or None)."""
+        from xai_sdk.chat import system, tool_result, user
+
+        chat = self._client.chat.create(model=self.config.model, tools=self._tool_protos(), messages=[
+            system("You write and solve math problems. Compute every answer with the tools; the last tool result "
+                   "is taken as the answer. End with a line 'QUESTION: <the problem statement>'."),
+            user(prompt)])
+        last_value = None
+        for _ in range(self.config.max_turns):
+            response = await self._sample(chat, retries)
+            calls = list(response.tool_calls)
+            if not calls:
+                return response.content, last_value
+            chat.append(response)
+            for call in calls:
+                try:
+                    value = await asyncio.wait_for(asyncio.to_thread(run_tool, call.function.name, call.function.arguments),
+                                                   self.config.tool_timeout)
+                    last_value = value
+                    chat.append(tool_result(answer_string(value), call.id))
+                except (ToolError, asyncio.TimeoutError) as exc:
+                    chat.append(tool_result(f"error: {exc or 'timed out'}", call.id))
+                except Exception as exc:  # noqa: BLE001 - SymPy failing on odd input is reported back, not fatal
+                    chat.append(tool_result(f"error: {type(exc).__name__}", call.id))
+        return "", last_value
+
+    async def resolve(self, topic: str, difficulty: int, semaphore: asyncio.Semaphore) -> Outcome:
+        """Propose and solve one problem (twice for difficulty 3); the Outcome says what was kept and why."""
+        outcome = Outcome(topic, difficulty)
+        retries = [0]
+        async with semaphore:
+            try:
+                text, value = await self._conversation(
+                    f"Write one {['', 'easy', 'medium', 'hard'][difficulty]} {topic} problem with a single exact "
+                    f"answer, and solve it with the tools.", retries)
+                question = _question(text)
+                if value is None or not question:
+                    outcome.reason = "no tool result" if value is None else "no question"
+                    return outcome
+                outcome.answers.append(answer_string(value))
+                if difficulty == 3:
+                    _, second = await self._conversation(
+                        f"Solve this problem with the tools. {question}", retries)
+                    if second is None:
+                        outcome.reason = "second solve: no tool result"
+                        return outcome
+                    outcome.answers.append(answer_string(second))
+                    if not answers_match(outcome.answers[1], outcome.answers[0]):
+                        outcome.reason = "the two solves disagree"
+                        return outcome
+            except Exception as exc:  # noqa: BLE001 - a failed request is an outcome, never a crashed batch
+                outcome.reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+                return outcome
+            finally:
+                outcome.retries = retries[0]
+        outcome.problem = Problem(id=f"grok-{topic}-{difficulty}-{question_key(question)}", question=question,
+                                  answer=outcome.answers[0], difficulty=difficulty, topic=topic, source="grok",
+                                  meta={"model": self.config.model, "solves": len(outcome.answers)})
+        return outcome
+
+    async def resolve_many(self, requests: list[tuple[str, int]]) -> list[Outcome]:
+        """Every (topic, difficulty) request, `concurrency` at a time; duplicates questions are dropped."""
+        from xai_sdk import AsyncClient
+
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+        self._client = AsyncClient(api_key=self._key, api_host=self.config.api_host,
+                                   use_insecure_channel=self.config.insecure)
+        try:
+            outcomes = await asyncio.gather(*(self.resolve(t, d, semaphore) for t, d in requests))
+        finally:
+            await self._client.close()
+        seen: set[str] = set()
+        for outcome in outcomes:
+            if outcome.problem is not None:
+                key = question_key(outcome.problem.question)
+                if key in seen:
+                    outcome.problem, outcome.reason = None, "duplicate question"
+                seen.add(key)
+        return list(outcomes)
+
+
+def _question(text: str) -> str:
+    match = re.search(r"QUESTION:\s*(.+)", text or "", re.S)
+    return match.group(1).strip() if match else ""
+
+
+def _retry_after(err) -> float | None:
+    for key, value in (err.trailing_metadata() or ()):
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None

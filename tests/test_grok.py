@@ -1,0 +1,137 @@
+"""The Grok resolver against a fake xAI server speaking the SDK's real gRPC protocol on 127.0.0.1: tool calls,
+answers taken from our SymPy execution, double solves that disagree, malformed arguments, rate limits,
+timeouts and hard failures."""
+import asyncio
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+
+pytest.importorskip("xai_sdk")
+from xai_sdk.proto import chat_pb2, chat_pb2_grpc  # noqa: E402
+
+from synthesis.grok import GrokResolver, ResolverConfig, ToolError, run_tool  # noqa: E402
+
+KEY = "xai-test-secret-key"
+
+
+def call(name: str, arguments: str, call_id: str = "c1"):
+    return chat_pb2.ToolCall(id=call_id, function=chat_pb2.FunctionCall(name=name, arguments=arguments))
+
+
+def reply(content: str = "", tool_calls=()):
+    message = chat_pb2.CompletionMessage(role=chat_pb2.MessageRole.ROLE_ASSISTANT, content=content,
+                                         tool_calls=list(tool_calls))
+    return chat_pb2.GetChatCompletionResponse(id="r", model="grok-4", outputs=[chat_pb2.CompletionOutput(message=message)])
+
+
+# Per topic: (tool call of the first turn, final text); the "second solve" conversations are scripted apart.
+SCRIPTS = {
+    "algebra": (call("solve", '{"equation": "2*x + 3 = 11", "variable": "x"}'),
+                "The answer is 5.\nQUESTION: Solve 2x + 3 = 11 for x."),
+    "calculus": (call("integrate", '{"expression": "x^2", "variable": "x", "lower": "0", "upper": "3"}'),
+                 "QUESTION: Evaluate the integral of x^2 from 0 to 3."),
+    "disagree": (call("evaluate", '{"expression": "7"}'), "QUESTION: How many days are in a week, minus zero?"),
+    "malformed": (call("evaluate", "{not json"), None),
+    "refused": (call("evaluate", '{"expression": "9^9^9^9"}'), "QUESTION: What is 9^9^9^9?"),
+    "ratelimit": (call("evaluate", '{"expression": "3/4 + 5/6"}'), "QUESTION: Add 3/4 and 5/6."),
+    "slow": (call("diff", '{"expression": "x^3", "variable": "x"}'), "QUESTION: Differentiate x^3."),
+}
+SECOND_SOLVES = {"integral of x^2": call("evaluate", '{"expression": "9"}'),
+                 "days are in a week": call("evaluate", '{"expression": "8"}')}
+
+
+class FakeChat(chat_pb2_grpc.ChatServicer):
+    """Scripted by the user prompt; counts attempts per conversation and records the metadata it saw."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+        self.authorization: set[str] = set()
+        self.lock = threading.Lock()
+
+    def GetCompletion(self, request, context):
+        self.authorization.update(v for k, v in context.invocation_metadata() if k == "authorization")
+        prompt = next(m.content[0].text for m in request.messages if m.role == chat_pb2.MessageRole.ROLE_USER)
+        tool_results = [m.content[0].text for m in request.messages if m.role == chat_pb2.MessageRole.ROLE_TOOL]
+        with self.lock:
+            self.attempts[prompt] = self.attempts.get(prompt, 0) + 1
+            attempt = self.attempts[prompt]
+        if prompt.startswith("Solve this problem"):
+            second = next(c for key, c in SECOND_SOLVES.items() if key in prompt)
+            return reply(tool_calls=[second]) if not tool_results else reply("QUESTION: (same)")
+        if "never" in prompt.split():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        if "forbidden" in prompt.split():
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "bad key")
+        topic = next(t for t in SCRIPTS if t in prompt.split())
+        if topic == "ratelimit" and attempt == 1:
+            context.set_trailing_metadata((("retry-after", "0.05"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate limited")
+        if topic == "slow" and attempt <= 2:
+            time.sleep(1.0)
+        first_call, final = SCRIPTS[topic]
+        if not tool_results:
+            return reply(tool_calls=[first_call])
+        if topic == "malformed" and len(tool_results) == 1:
+            assert tool_results[0].startswith("error: arguments are not JSON")
+            return reply(tool_calls=[call("evaluate", '{"expression": "2**10"}', "c2")])
+        return reply(final or "QUESTION: What is 2 to the 10th power?")
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    servicer = FakeChat()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    chat_pb2_grpc.add_ChatServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield servicer, port
+    server.stop(0)
+
+
+def resolver(port: int, **overrides) -> GrokResolver:
+    cfg = ResolverConfig(api_host=f"127.0.0.1:{port}", insecure=True, call_timeout=0.5, backoff_base=0.01,
+                         max_retries=3, concurrency=4, **overrides)
+    return GrokResolver(cfg, api_key=KEY)
+
+
+def test_run_tool_executes_sympy_and_rejects_bad_input():
+    assert run_tool("solve", '{"equation": "x^2 = 9", "variable": "x"}') == frozenset({-3, 3})
+    assert run_tool("integrate", '{"expression": "2*x", "variable": "x", "lower": 0, "upper": 2}') == 4
+    for name, args in [("evaluate", "{"), ("nope", "{}"), ("evaluate", '{"expression": "9^9^9^9"}'),
+                       ("evaluate", '{"expression": "(("}'), ("evaluate", "[1]")]:
+        with pytest.raises(ToolError):
+            run_tool(name, args)
+
+
+def test_resolver_keeps_sympy_answers_and_survives_every_scripted_failure(fake_server):
+    servicer, port = fake_server
+    grok = resolver(port)
+    assert KEY not in repr(grok)
+    requests = [("algebra", 1), ("calculus", 3), ("disagree", 3), ("malformed", 2), ("refused", 1),
+                ("ratelimit", 1), ("slow", 2), ("never", 1), ("forbidden", 1)]
+    start = time.perf_counter()
+    outcomes = {o.topic: o for o in asyncio.run(grok.resolve_many(requests))}
+    assert time.perf_counter() - start < 30
+
+    assert outcomes["algebra"].problem.answer == "4"  # SymPy's solve, not the model's "5"
+    assert outcomes["algebra"].problem.question == "Solve 2x + 3 = 11 for x."
+    assert outcomes["calculus"].problem.answer == "9" and outcomes["calculus"].answers == ["9", "9"]
+    assert outcomes["disagree"].problem is None and outcomes["disagree"].reason == "the two solves disagree"
+    assert outcomes["malformed"].problem.answer == "1024"
+    assert outcomes["refused"].problem is None and outcomes["refused"].reason == "no tool result"
+    assert outcomes["ratelimit"].problem.answer == "19/12" and outcomes["ratelimit"].retries >= 1
+    assert outcomes["slow"].problem.answer == "3*x^2" and outcomes["slow"].retries == 2
+    assert outcomes["never"].problem is None and "gave up after 4 attempts" in outcomes["never"].reason
+    assert outcomes["forbidden"].problem is None and "AioRpcError" in outcomes["forbidden"].reason
+    assert servicer.authorization == {f"Bearer {KEY}"}
+    kept = [o.problem for o in outcomes.values() if o.problem]
+    assert all(p.source == "grok" and p.meta["model"] == "grok-4" for p in kept)
+
+
+def test_missing_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="XAI_API_KEY"):
+        GrokResolver(ResolverConfig())
