@@ -58,7 +58,7 @@ def main() -> None:
     start = time.perf_counter()
     problems = []
     for difficulty in (1, 2, 3):
-        problems += generate_problems(args.n // 3 + (difficulty <= args.n % 3), difficulty, seed=0, progress=True)
+        problems += generate_problems(args.n // 3 + (difficulty <= args.n % 3), difficulty, seed=0)
     seconds = time.perf_counter() - start
     result = {
         "problems_per_s": rates,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pathlib
 import sys
 from typing import TextIO
 
@@ -81,8 +83,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     config_path = args.config
     if args.resume:
-        import pathlib
-
         saved = pathlib.Path(args.resume) / "config.yaml"
         if not saved.exists():
             print(f"rlvr train: --resume {args.resume}: no config.yaml there (not a run directory)", file=sys.stderr)
@@ -95,7 +95,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 2
     from cluster.driver import train
 
-    train(cfg, resume=args.resume)
+    try:
+        train(cfg, resume=args.resume)
+    except FileExistsError as exc:
+        print(f"rlvr train: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -110,16 +114,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from verifier_pool.pool import VerifierPool
 
     problems = load_problems(args.data, limit=args.limit)
-    ray.init(address=None if not args.address else args.address, include_dashboard=False) if not ray.is_initialized() else None
+    if not ray.is_initialized():
+        ray.init(address=args.address or os.environ.get("RAY_ADDRESS"), include_dashboard=False)
     model = resolve_model(args.model)
     workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker, model=model,
                                      name_prefix="eval-rollout")
     if args.adapter:
-        path = __import__("pathlib").Path(args.adapter)
+        path = pathlib.Path(args.adapter)
         push_adapter(workers, AdapterWeights.load(path / "adapter" if (path / "adapter").exists() else path, version=1))
     pool = VerifierPool("auto", name_prefix="eval-verifier")
-    result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens)
-    pool.shutdown()
+    try:
+        result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens)
+    finally:
+        pool.shutdown()
+        for worker in workers:
+            ray.kill(worker)
     width = max(len(k) for k in result)
     print(f"{'metric':<{width}}  value\n{'-' * (width + 8)}")
     for key, value in result.items():

@@ -93,7 +93,7 @@ def default_stages() -> list[StageConfig]:
 class TrainConfig:
     preset: str = "tiny"
     seed: int = 0
-    run_dir: str = "runs/latest"
+    run_dir: str = "auto"  # "auto": runs/<date-time>
     batch_size: int = 16  # problems per step
     group_size: int = 8  # G completions per problem
     drop_zero_spread: bool = False
@@ -171,7 +171,10 @@ def apply_override(data: dict, assignment: str) -> dict:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key=value")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key.strip()}: cannot parse {raw!r} as YAML ({getattr(exc, 'problem', exc)})") from None
     parts = key.strip().split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):

@@ -205,7 +205,10 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
     """Run (or resume) the whole job; returns the per-stage evaluation table."""
     import ray
 
-    run_dir = pathlib.Path(resume or cfg.run_dir)
+    run_dir = pathlib.Path(resume or (cfg.run_dir if cfg.run_dir != "auto" else time.strftime("runs/%Y%m%d-%H%M%S")))
+    if not resume and (run_dir / "state.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a run: continue it with --resume {run_dir} "
+                              f"or pick another run_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     state = RunState(run_dir / "state.json")
     (run_dir / "config.yaml").write_text(dump(cfg))

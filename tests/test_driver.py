@@ -69,3 +69,17 @@ def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_mod
     assert step_problems(tmp_path / "resumed/rollouts.msgpack") == step_problems(log)
     history = client.get_metric_history(resumed["run_id"], "accuracy")
     assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(tmp_path, tiny_model_dir, "full"), echo=lines.append)
+
+
+@pytest.mark.ray
+def test_rlvr_eval_prints_accuracy_pass_and_majority(ray_cluster, tiny_model_dir, tmp_path, capsys):
+    from cluster.cli import main
+
+    assert main(["eval", "--model", tiny_model_dir, "--data", "synthesis/data/gsm8k_sample.jsonl", "--k", "3",
+                 "--max-tokens", "8", "--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    rows = dict(line.split() for line in out.splitlines()[2:] if line.strip())
+    assert set(rows) == {"accuracy", "pass@k", "maj@k", "problems"} and rows["problems"] == "4"
+    assert 0.0 <= float(rows["accuracy"]) <= float(rows["pass@k"]) <= 1.0
