@@ -236,9 +236,13 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         for name, problems in held_out.items():
             row[name] = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
                                  template=cfg.prompt)["accuracy"]
+            if cfg.eval_samples:
+                row[f"{name}~"] = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
+                                           temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
+                                           template=cfg.prompt)["accuracy"]
         state.data["evals"].append(row)
-        tracker.log_metrics({f"heldout/{k}": v for k, v in row.items() if k not in ("checkpoint", "minutes")},
-                            step=state.data["step"])
+        tracker.log_metrics({f"heldout/{k.replace('~', '_sampled')}": v for k, v in row.items()
+                             if k not in ("checkpoint", "minutes")}, step=state.data["step"])
         echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
                                                                     if k not in ("checkpoint", "minutes")))
 
@@ -275,7 +279,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                      f"step {step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
                      f"zero-spread {metrics['zero_spread_groups']:.2f}  kl {metrics.get('kl', 0):.4f}  "
                      f"{metrics['rollout_tokens_per_s']:.0f} tok/s  rollout {metrics['rollout_seconds']:.1f}s "
-                     f"learn {metrics.get('learn_seconds', 0):.1f}s push {metrics.get('push_seconds', 0):.2f}s")
+                     f"score {metrics['score_seconds']:.1f}s learn {metrics.get('learn_seconds', 0):.1f}s push {metrics.get('push_seconds', 0):.2f}s")
                 state.data.update(step=step, batch=state.data["batch"] + 1,
                                   elapsed=time.perf_counter() - started)
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
@@ -360,10 +364,13 @@ def _log_samples(tracker: Tracker, log_path: pathlib.Path, stage: str, n: int) -
 
 
 def format_table(evals: list[dict], stages: list[str]) -> str:
-    """Held-out accuracy per checkpoint and per stage's problems, with the minutes elapsed."""
-    header = f"{'after':<10}" + "".join(f"{s:>10}" for s in stages) + f"{'minutes':>10}"
-    lines = ["held-out accuracy (greedy, problems never trained on)", header, "-" * len(header)]
+    """Held-out accuracy per checkpoint and per stage's problems (greedy, and `~` sampled at the rollout
+    temperature when measured), with the minutes elapsed."""
+    columns = [c for s in stages for c in (s, f"{s}~") if any(c in row for row in evals)]
+    header = f"{'after':<10}" + "".join(f"{c:>9}" for c in columns) + f"{'minutes':>9}"
+    lines = ["held-out accuracy (problems never trained on; name = greedy, name~ = mean over sampled completions)",
+             header, "-" * len(header)]
     for row in evals:
-        lines.append(f"{row['checkpoint']:<10}" + "".join(f"{row.get(s, 0.0):>10.3f}" for s in stages)
-                     + f"{row['minutes']:>10.2f}")
+        lines.append(f"{row['checkpoint']:<10}" + "".join(f"{row.get(c, 0.0):>9.3f}" for c in columns)
+                     + f"{row['minutes']:>9.2f}")
     return "\n".join(lines)

@@ -147,4 +147,4 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
 def tiny_model_path(echo=print) -> pathlib.Path:
     """The CPU default's model, built and pretrained once, cached under ~/.cache/sympy-rlvr/."""
     base = build_model(CACHE / "tiny-qwen2", "tiny")
-    return pretrain(base, CACHE / "tiny-qwen2-pretrained-v2", steps=1500, echo=echo)
+    return pretrain(base, CACHE / "tiny-qwen2-pretrained-v3", steps=1500, echo=echo)

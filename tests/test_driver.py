@@ -12,7 +12,7 @@ def tiny_config(tmp_path, model_dir, run: str, *extra: str):
     return load_config("tiny", overrides=[
         f"model.name={model_dir}", f"run_dir={tmp_path / run}", f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         "model.lora_rank=4", "model.lora_alpha=8", "rollout.workers=2", "rollout.cpus_per_worker=0.5",
-        "rollout.max_tokens=12", "verifier.size=1", "batch_size=4", "group_size=2", "eval_problems=3",
+        "rollout.max_tokens=12", "verifier.size=1", "batch_size=4", "group_size=2", "eval_problems=3", "eval_samples=2",
         "checkpoint_every=1", "sft.steps=2", "sft.batch_size=4", "sft.problems=8", "learner.micro_batch_size=8",
         "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8},"
         " {name: two, difficulty: 2, topics: {number_theory: 1}, epochs: 1, problems: 8}]", *extra])
@@ -33,6 +33,7 @@ def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_mod
     full = train(tiny_config(tmp_path, tiny_model_dir, "full"), echo=lines.append)
     assert full["finished"] and full["steps"] == 4 and full["stage"] == 2
     assert [row["checkpoint"] for row in full["evals"]] == ["start", "sft", "one", "two"]
+    assert all(0.0 <= row[key] <= 1.0 for row in full["evals"] for key in ("one", "one~", "two", "two~"))
     # sft (2 steps) + 4 GRPO steps; every worker holds the learner's last adapter version.
     assert full["learner_version"] == 6 and full["worker_versions"] == [6, 6]
     assert any("[two e1/1 b2/2] step 4" in line for line in lines)
