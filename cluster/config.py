@@ -71,7 +71,6 @@ class SFTConfig:
     steps: int = 100
     batch_size: int = 32
     lr: float = 1e-3
-    difficulty: int = 1
 
 
 @dataclass

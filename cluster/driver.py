@@ -332,13 +332,16 @@ def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, state: RunState, 
 
 
 def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> None:
-    """SFT on generated worked solutions (stage 1's topics), then the adapter goes to every worker."""
+    """SFT on generated worked solutions, an equal share from each stage's difficulty and topics (so multi-step
+    solutions are seen before the stages that need them); then the adapter goes to every worker."""
     import ray
 
     from actors.engine import encode_prompts
 
-    problems = generate_problems(cfg.sft.problems, cfg.sft.difficulty, topics=cfg.stages[0].topics or None,
-                                 seed=cfg.seed * 1000 + 999, exclude=exclude, split="train")
+    share = -(-cfg.sft.problems // len(cfg.stages))
+    problems = [p for i, stage in enumerate(cfg.stages)
+                for p in generate_problems(share, stage.difficulty, topics=stage.topics or None,
+                                           seed=cfg.seed * 1000 + 900 + i, exclude=exclude, split="train")]
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
     rng = random.Random(cfg.seed)
     prompt_ids = encode_prompts(svc.tokenizer, [prompt_for(p, cfg.prompt) for p in problems])
