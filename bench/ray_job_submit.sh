@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/rlvr-ray-job}
+# Ray 2.60 turns token auth on for the head; the CLI sends the token (~/.ray/auth_token) only in token mode.
+export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
+ray get-auth-token --generate >/dev/null
 rm -rf "$OUT" && mkdir -p "$OUT"
 ray start --head --num-cpus "${NUM_CPUS:-4}" --dashboard-host 127.0.0.1 --dashboard-port 8265 --disable-usage-stats
 trap 'ray stop --force >/dev/null 2>&1 || true' EXIT
