@@ -120,8 +120,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker, model=model,
                                      name_prefix="eval-rollout")
     if args.adapter:
-        path = pathlib.Path(args.adapter)
-        push_adapter(workers, AdapterWeights.load(path / "adapter" if (path / "adapter").exists() else path, version=1))
+        push_adapter(workers, AdapterWeights.load(args.adapter, version=1))
     pool = VerifierPool("auto", name_prefix="eval-verifier")
     try:
         result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens)

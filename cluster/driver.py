@@ -246,16 +246,21 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
                                                                     if k not in ("checkpoint", "minutes")))
 
+    def save_checkpoint() -> None:
+        """Learner state first, then the run state that points at it (both written atomically)."""
+        ray.get(svc.learner.save.remote(str(checkpoint)))
+        state.save()
+
     if not state.data["evals"]:
         evaluate_all("start")
     if cfg.sft.enabled and not state.data["sft_done"]:
         warm_start(cfg, svc, exclude, tracker, echo)
         state.data["sft_done"] = True
         evaluate_all("sft")
-        ray.get(svc.learner.save.remote(str(checkpoint)))
-        state.save()
+        save_checkpoint()
 
     rolling: collections.deque[float] = collections.deque(maxlen=cfg.rolling_window)
+    recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
     while state.data["stage"] < len(cfg.stages):
         index = state.data["stage"]
         stage = cfg.stages[index]
@@ -274,7 +279,9 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                 metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
                 rolling.append(metrics["accuracy"])
                 tracker.log_metrics(metrics, step=step)
-                append_records(log_path, [{"step": step, "stage": stage.name, **r} for r in records])
+                logged = [{"step": step, "stage": stage.name, **r} for r in records]
+                append_records(log_path, logged)
+                recent.extend(logged)
                 echo(f"[{stage.name} e{state.data['epoch'] + 1}/{stage.epochs} b{state.data['batch'] + 1}/{len(batches)}] "
                      f"step {step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
                      f"zero-spread {metrics['zero_spread_groups']:.2f}  kl {metrics.get('kl', 0):.4f}  "
@@ -283,8 +290,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                 state.data.update(step=step, batch=state.data["batch"] + 1,
                                   elapsed=time.perf_counter() - started)
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                    ray.get(svc.learner.save.remote(str(checkpoint)))
-                    state.save()
+                    save_checkpoint()
                 if step == cfg.max_steps:
                     echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
                     return _finish(cfg, svc, tracker, state, run_dir, final=False, echo=echo)
@@ -300,12 +306,12 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         ray.get(svc.learner.save.remote(str(stage_dir)))
         tracker.log_artifact(stage_dir / "adapter", f"adapters/{stage.name}")
         evaluate_all(stage.name)
-        _log_samples(tracker, log_path, stage.name, cfg.log_samples)
+        _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
         rolling.clear()
+        recent.clear()
         state.data.update(stage=index + 1, epoch=0, batch=0, stage_started=True,
                           elapsed=time.perf_counter() - started)
-        ray.get(svc.learner.save.remote(str(checkpoint)))
-        state.save()
+        save_checkpoint()
 
     return _finish(cfg, svc, tracker, state, run_dir, final=True, echo=echo)
 
@@ -354,13 +360,15 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
     push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
 
 
-def _log_samples(tracker: Tracker, log_path: pathlib.Path, stage: str, n: int) -> None:
-    """A table of the stage's last sampled completions with their rewards, as an MLflow artifact."""
+def _last_logged(log_path: pathlib.Path, stage: str, n: int) -> list[dict]:
+    """The stage's last `n` rollout-log records (only needed when a resumed run sampled none of them)."""
     from cluster.rollout_log import read_records
 
-    if not log_path.exists():
-        return
-    rows = [r for r in read_records(log_path) if r.get("stage") == stage][-n:]
+    return [r for r in read_records(log_path) if r.get("stage") == stage][-n:] if log_path.exists() else []
+
+
+def _log_samples(tracker: Tracker, rows: list[dict], stage: str) -> None:
+    """A table of the stage's last sampled completions with their rewards, as an MLflow artifact."""
     tracker.log_json([{"question": r["question"], "gold": r["gold"], "completion": r["text"],
                        "verdict": r["reward"]["verdict"], "reward": r["reward"]["total"]} for r in rows],
                      f"samples_{stage}.json")

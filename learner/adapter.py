@@ -34,9 +34,12 @@ class AdapterWeights:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, version: int = 0) -> "AdapterWeights":
+        """From an adapter directory, or a checkpoint directory holding one under `adapter/`."""
         from safetensors.numpy import load_file
 
         path = pathlib.Path(directory)
+        if not (path / "adapter_config.json").exists() and (path / "adapter").is_dir():
+            path = path / "adapter"
         return cls(version, json.loads((path / "adapter_config.json").read_text()),
                    load_file(str(path / "adapter_model.safetensors")))
 

@@ -237,8 +237,7 @@ class LearnerCore:
     def load_adapter_from(self, directory: str | os.PathLike) -> int:
         """Start a new stage from another run's or stage's adapter (a checkpoint dir or an adapter dir):
         the weights are copied, the optimiser and schedule start fresh, the version moves on."""
-        path = pathlib.Path(directory)
-        load_adapter_weights(self.model, AdapterWeights.load(path / "adapter" if (path / "adapter").exists() else path))
+        load_adapter_weights(self.model, AdapterWeights.load(directory))
         self._sync_master_from_model()
         self._new_optimizer()
         self.version += 1
