@@ -8,12 +8,13 @@ import pathlib
 import sys
 from typing import TextIO
 
-from verifier_pool import compare, extract_answer
+from verifier_pool import VERIFIER_VERSION, compare, extract_answer
 
 
-def verify_line(line: str, timeout: float) -> dict:
-    """One JSONL record with `gold` and `pred` or `completion`, returned with equal/verdict/extracted/seconds
-    (or an `error` field for a malformed record)."""
+def verify_line(line: str, timeout: float, policy: str = "lenient") -> dict:
+    """One JSONL record with `gold` and `pred` or `completion` (optionally `question` and `form` for the strict
+    policy), returned with equal/verdict/extracted/seconds/verifier_version, or an `error` field for a
+    malformed record. Never raises: a line the verifier cannot judge gets verdict `error`."""
     try:
         record = json.loads(line)
         if not isinstance(record, dict) or "gold" not in record:
@@ -24,20 +25,21 @@ def verify_line(line: str, timeout: float) -> dict:
             extracted = extract_answer(str(record["completion"]))
         else:
             raise ValueError("expected a 'pred' or a 'completion' field")
-    except (ValueError, TypeError) as exc:
-        return {"line": line.rstrip("\n")[:200], "error": str(exc)}
-    verdict = compare(extracted, str(record["gold"]), timeout=timeout)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return {"line": line.rstrip("\n")[:200], "error": str(exc)[:200]}
+    verdict = compare(extracted, str(record["gold"]), timeout=timeout, policy=policy,
+                      question=str(record.get("question", "")), form=str(record.get("form", "")))
     return {**record, "equal": verdict.equal, "verdict": verdict.verdict, "extracted": extracted,
-            "seconds": round(verdict.seconds, 6)}
+            "seconds": round(verdict.seconds, 6), "reason": verdict.reason, "verifier_version": VERIFIER_VERSION}
 
 
-def verify_file(src: TextIO, dst: TextIO, timeout: float) -> tuple[int, int]:
+def verify_file(src: TextIO, dst: TextIO, timeout: float, policy: str = "lenient") -> tuple[int, int]:
     """Verify every non-blank line of `src` into `dst`; returns (lines, equal)."""
     lines = equal = 0
     for line in src:
         if not line.strip():
             continue
-        out = verify_line(line, timeout)
+        out = verify_line(line, timeout, policy)
         dst.write(json.dumps(out, ensure_ascii=False) + "\n")
         lines += 1
         equal += bool(out.get("equal"))
@@ -48,7 +50,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with open(args.file, encoding="utf-8") as src:
         dst = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
         try:
-            lines, equal = verify_file(src, dst, args.timeout)
+            lines, equal = verify_file(src, dst, args.timeout, args.policy)
         finally:
             if dst is not sys.stdout:
                 dst.close()
@@ -123,7 +125,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         push_adapter(workers, AdapterWeights.load(args.adapter, version=1))
     pool = VerifierPool("auto", name_prefix="eval-verifier")
     try:
-        result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens)
+        result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens,
+                          policy=args.policy)
     finally:
         pool.shutdown()
         for worker in workers:
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file")
     verify.add_argument("--out", help="write results here instead of stdout")
     verify.add_argument("--timeout", type=float, default=2.0, help="seconds per comparison")
+    verify.add_argument("--policy", default="lenient", choices=("lenient", "strict"),
+                        help="answer policy (strict uses each record's optional `question` and `form`)")
     verify.set_defaults(func=_cmd_verify)
     synth = sub.add_parser("synth", help="generate SymPy-checked problems with worked solutions as JSONL")
     synth.add_argument("--difficulty", type=int, choices=(1, 2, 3), default=1)
@@ -189,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--temperature", type=float, default=1.0)
     ev.add_argument("--max-tokens", type=int, default=512)
     ev.add_argument("--limit", type=int)
+    ev.add_argument("--policy", default="lenient", choices=("lenient", "strict"),
+                    help="answer policy: lenient (plain equality, for external benchmarks) or strict (final answers)")
     ev.add_argument("--engine", default="hf", choices=("hf", "vllm"))
     ev.add_argument("--workers", type=int, default=1)
     ev.add_argument("--gpus-per-worker", type=float, default=0.0)

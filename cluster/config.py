@@ -62,6 +62,8 @@ class VerifierConfig:
     timeout: float = 2.0
     chunk_size: int = 16
     resource: str | None = None
+    answer_policy: str = "strict"  # strict: final answers only (training); lenient: plain equality
+    chunk_deadline: float | None = None  # seconds a chunk may take before its actor is replaced (None: derived)
 
 
 @dataclass
@@ -237,6 +239,8 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
+    if cfg.verifier.answer_policy not in ("strict", "lenient"):
+        raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:
         raise ConfigError("stages: at least one stage is needed")
     for i, stage in enumerate(cfg.stages):

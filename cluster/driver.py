@@ -125,7 +125,8 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
     ray.get([learner.ready.remote()] + [w.adapter_version.remote() for w in workers])
     held_here = 1 + cfg.rollout.workers * cfg.rollout.cpus_per_worker  # learner + rollout, on this node or not
     pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
-                        reserve_cpus=cfg.verifier.reserve_cpus + held_here, resource=cfg.verifier.resource)
+                        reserve_cpus=cfg.verifier.reserve_cpus + held_here, resource=cfg.verifier.resource,
+                        chunk_deadline=cfg.verifier.chunk_deadline)
     pool.wait_ready(timeout=120)
     return Services(learner, workers, pool, AutoTokenizer.from_pretrained(model_path))
 
@@ -141,7 +142,8 @@ def grpo_step(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: in
     sampling = SamplingConfig(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                               max_tokens=cfg.rollout.max_tokens, logprobs=True, seed=seed)
     start = time.perf_counter()
-    rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, G, sampling, cfg.prompt, cfg.reward, timings)
+    rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, G, sampling, cfg.prompt, cfg.reward, timings,
+                                        policy=cfg.verifier.answer_policy)
     rewards = [[b.total for b in row] for row in breakdowns]
     keep = [i for i, r in enumerate(rewards) if not cfg.drop_zero_spread or max(r) > min(r)]
     flat = [(c, b) for i in keep for c, b in zip(rows[i], breakdowns[i])]
@@ -157,7 +159,8 @@ def grpo_step(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: in
         _timed(timings, "push_seconds", push_adapter, svc.workers, weights)
     metrics.update(timings)
     metrics["step_seconds"] = time.perf_counter() - start
-    records = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "text": c.text,
+    records = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "form": p.form,
+                "policy": cfg.verifier.answer_policy, "verifier_version": b.verifier_version, "text": c.text,
                 "policy_version": c.policy_version, "finish_reason": c.finish_reason, "reward": b.to_dict()}
                for p, row, brow in zip(problems, rows, breakdowns) for c, b in zip(row, brow)]
     return metrics, records
@@ -176,6 +179,7 @@ def _reward_metrics(rewards: list[list[float]], breakdowns, rows) -> dict[str, f
     out = {f"reward/{s}": sum(getattr(b, s) for b in flat) / n for s in SIGNALS}
     out["reward/total"] = sum(b.total for b in flat) / n
     out["accuracy"] = sum(b.verdict == "correct" for b in flat) / n
+    out["not_final"] = sum(b.verdict == "not_final" for b in flat) / n
     out["zero_spread_groups"] = sum(max(r) == min(r) for r in rewards) / max(len(rewards), 1)
     tokens = sum(len(c.token_ids) for row in rows for c in row)
     out["completion_tokens"] = tokens
@@ -235,11 +239,11 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
         for name, problems in held_out.items():
             row[name] = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
-                                 template=cfg.prompt)["accuracy"]
+                                 template=cfg.prompt, policy=cfg.verifier.answer_policy)["accuracy"]
             if cfg.eval_samples:
                 row[f"{name}~"] = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
                                            temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
-                                           template=cfg.prompt)["accuracy"]
+                                           template=cfg.prompt, policy=cfg.verifier.answer_policy)["accuracy"]
         state.data["evals"].append(row)
         tracker.log_metrics({f"heldout/{k.replace('~', '_sampled')}": v for k, v in row.items()
                              if k not in ("checkpoint", "minutes")}, step=state.data["step"])

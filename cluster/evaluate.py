@@ -35,14 +35,15 @@ def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) 
 
 
 def sample_and_score(workers: list, pool: VerifierPool, problems: list[Problem], k: int, sampling: SamplingConfig,
-                     template: str = PROMPT, weights: dict | None = None, timings: dict | None = None):
-    """k completions per problem and their breakdowns, both laid out problem by problem; seconds spent
-    sampling and scoring go into `timings`."""
+                     template: str = PROMPT, weights: dict | None = None, timings: dict | None = None,
+                     policy: str = "strict"):
+    """k completions per problem and their breakdowns, both laid out problem by problem, judged under the
+    answer `policy`; seconds spent sampling and scoring go into `timings`."""
     timings = {} if timings is None else timings
     start = time.perf_counter()
     rows = generate_across(workers, [prompt_for(p, template) for p in problems], k, sampling, [p.id for p in problems])
     timings["rollout_seconds"] = time.perf_counter() - start
-    requests = [ScoreRequest(f"{p.id}/{j}", c.text, p.question, p.answer, weights or {})
+    requests = [ScoreRequest(f"{p.id}/{j}", c.text, p.question, p.answer, weights or {}, policy, p.form)
                 for p, row in zip(problems, rows) for j, c in enumerate(row)]
     start = time.perf_counter()
     flat = pool.score(requests)
@@ -52,9 +53,10 @@ def sample_and_score(workers: list, pool: VerifierPool, problems: list[Problem],
 
 
 def evaluate(workers: list, pool: VerifierPool, problems: list[Problem], *, k: int = 1, temperature: float = 0.0,
-             max_tokens: int = 256, template: str = PROMPT) -> dict[str, float]:
-    """Accuracy, pass@k and maj@k of the workers' current adapter on `problems` (greedy when temperature is 0)."""
+             max_tokens: int = 256, template: str = PROMPT, policy: str = "strict") -> dict[str, float]:
+    """Accuracy, pass@k and maj@k of the workers' current adapter on `problems` (greedy when temperature is 0),
+    under the answer `policy` (lenient for external benchmarks, the training policy on held-out problems)."""
     sampling = SamplingConfig(temperature=temperature, max_tokens=max_tokens, logprobs=False, seed=0)
-    _, breakdowns = sample_and_score(workers, pool, problems, k, sampling, template)
+    _, breakdowns = sample_and_score(workers, pool, problems, k, sampling, template, policy=policy)
     return group_metrics([[b.verdict for b in row] for row in breakdowns],
                          [[b.extracted for b in row] for row in breakdowns])

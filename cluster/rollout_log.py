@@ -30,6 +30,7 @@ def read_records(path: str | pathlib.Path) -> Iterator[dict]:
 
 
 def rescore(path: str | pathlib.Path, weights: RewardWeights, timeout: float = 2.0) -> list[tuple[float, float]]:
-    """(logged total, total under `weights`) for every record."""
-    return [(r["reward"]["total"], score(r["text"], r["question"], r["gold"], weights, timeout=timeout).total)
+    """(logged total, total under `weights`) for every record, judged under the record's answer policy and form."""
+    return [(r["reward"]["total"], score(r["text"], r["question"], r["gold"], weights, timeout=timeout,
+                                         policy=r.get("policy", "strict"), form=r.get("form", "")).total)
             for r in read_records(path)]

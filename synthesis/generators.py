@@ -15,6 +15,7 @@ from typing import NamedTuple
 import sympy as sp
 
 from synthesis.problem import Problem, question_key, worked_solution
+from verifier_pool.tools import render
 
 x, y, z, n, k = sp.symbols("x y z n k")
 NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Keiko", "Liam", "Maya",
@@ -31,16 +32,6 @@ class Draft(NamedTuple):
     steps: list[str]
     template: str
     recompute: str  # SymPy source that evaluates to the answer
-
-
-def render(value) -> str:
-    """The answer as a string our verifier and SymPy both parse: integers, p/q, `^` powers, {sets}, (tuples)."""
-    if isinstance(value, (set, frozenset)):
-        return "{" + ", ".join(render(v) for v in sorted(value, key=sp.default_sort_key)) + "}"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(render(v) for v in value) + ")"
-    value = sp.nsimplify(value) if isinstance(value, float) else sp.sympify(value)
-    return sp.sstr(value).replace("**", "^")
 
 
 def fmt(value) -> str:
@@ -512,8 +503,16 @@ def to_problem(topic: str, difficulty: int, draft: Draft) -> Problem:
         id=f"{topic}-{difficulty}-{question_key(draft.question)}", question=draft.question, answer=answer,
         difficulty=difficulty, topic=topic, source="sympy",
         meta={"steps": len(draft.steps), "template": draft.template, "recompute": draft.recompute},
-        solution=worked_solution(draft.steps, answer),
+        solution=worked_solution(draft.steps, answer), form=required_form(draft.template),
     )
+
+
+def required_form(template: str) -> str:
+    """The form a factor / expand / simplify task's answer must take ("" when any equal value will do)."""
+    for task, form in (("/factor/", "factored"), ("/expand/", "expanded"), ("/simplify/", "simplified")):
+        if task in template:
+            return form
+    return ""
 
 
 HELDOUT_SHARE = 0.2

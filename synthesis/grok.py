@@ -1,5 +1,6 @@
 """The Grok-4 resolver: an LLM proposes problems and solves them through SymPy tools; we keep the answer
-our own SymPy execution of its tool calls produced, never the model's text.
+our own SymPy execution of its tool calls produced, never the model's text. Tool arguments are untrusted: they are parsed by the verifier's whitelisting parser and
+run in its sandbox (`verifier_pool.tools`), never evaluated in this process.
 
 One conversation per (topic, difficulty): the model is asked for a problem, calls `solve`, `simplify`,
 `integrate`, `diff` or `evaluate` (executed here, results sent back), and ends with the question. The
@@ -18,80 +19,22 @@ import re
 from dataclasses import dataclass, field
 
 from synthesis.problem import Problem, question_key
-from verifier_pool import answers_match
+from verifier_pool import answers_match, sandbox
+from verifier_pool.tools import TOOL_SPECS, ToolError
 
 DEFAULT_MODEL = "grok-4"
-TOOL_SPECS = {
-    "solve": ("Solve an equation for a variable; returns the list of solutions.",
-              {"equation": "an equation like '2*x + 3 = 11' (or an expression equal to 0)", "variable": "e.g. 'x'"}),
-    "simplify": ("Simplify an expression.", {"expression": "a SymPy expression"}),
-    "integrate": ("Integrate an expression; give lower and upper for a definite integral.",
-                  {"expression": "integrand", "variable": "e.g. 'x'", "lower": "optional", "upper": "optional"}),
-    "diff": ("Differentiate an expression.", {"expression": "a SymPy expression", "variable": "e.g. 'x'"}),
-    "evaluate": ("Evaluate an expression exactly.", {"expression": "a SymPy expression, e.g. '3/4 + 5/6'"}),
-}
 RETRYABLE = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL"}
 
 
-class ToolError(ValueError):
-    """A tool call we could not execute (bad JSON, unknown tool, unparsable or refused expression)."""
-
-
-def _parse(text: str):
-    import sympy as sp
-    from sympy.parsing.sympy_parser import convert_xor, implicit_multiplication_application, parse_expr, standard_transformations
-
-    from verifier_pool.equivalence import Unparsable, guard
-
-    if not isinstance(text, str) or not text.strip():
-        raise ToolError("expected a non-empty expression string")
+def run_tool(name: str, arguments: str, timeout: float = 5.0) -> str:
+    """Execute one tool call in the verifier's sandbox (parsed, never evaluated; killed at `timeout`) and
+    return the rendered SymPy result. Raises ToolError with a message for the model."""
     try:
-        guard(text)
-    except Unparsable as exc:
-        raise ToolError(f"refused: {exc}") from None
-    try:
-        return parse_expr(text, transformations=standard_transformations + (implicit_multiplication_application, convert_xor),
-                          local_dict={"e": sp.E, "pi": sp.pi, "I": sp.I})
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the model's error, reported back to it
-        raise ToolError(f"cannot parse {text[:80]!r}: {type(exc).__name__}") from None
-
-
-def run_tool(name: str, arguments: str):
-    """Execute one tool call with SymPy; returns the SymPy value. Raises ToolError on bad input."""
-    import sympy as sp
-
-    try:
-        args = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        raise ToolError(f"arguments are not JSON: {arguments[:80]!r}") from None
-    if not isinstance(args, dict):
-        raise ToolError("arguments must be a JSON object")
-    if name not in TOOL_SPECS:
-        raise ToolError(f"unknown tool {name!r}")
-    variable = sp.Symbol(str(args.get("variable", "x")))
-    if name == "solve":
-        equation = str(args.get("equation", ""))
-        lhs, _, rhs = equation.partition("=")
-        solutions = sp.solve(sp.Eq(_parse(lhs), _parse(rhs)) if rhs else _parse(lhs), variable)
-        if not solutions:
-            raise ToolError("no solution")
-        return solutions[0] if len(solutions) == 1 else frozenset(solutions)
-    if name == "simplify":
-        return sp.simplify(_parse(args.get("expression")))
-    if name == "integrate":
-        expr = _parse(args.get("expression"))
-        if args.get("lower") not in (None, "") and args.get("upper") not in (None, ""):
-            return sp.simplify(sp.integrate(expr, (variable, _parse(str(args["lower"])), _parse(str(args["upper"])))))
-        return sp.integrate(expr, variable)
-    if name == "diff":
-        return sp.diff(_parse(args.get("expression")), variable)
-    return sp.nsimplify(_parse(args.get("expression")).doit())
-
-
-def answer_string(value) -> str:
-    from synthesis.generators import render
-
-    return render(value)
+        return sandbox.run("tool", (str(name), arguments if isinstance(arguments, str) else ""), timeout=timeout)
+    except sandbox.SandboxTimeout:
+        raise ToolError(f"timed out after {timeout:g}s") from None
+    except (sandbox.SandboxDied, RuntimeError) as exc:
+        raise ToolError(str(exc).removeprefix("ToolError: ")[:200]) from None
 
 
 @dataclass
@@ -188,14 +131,12 @@ class GrokResolver:
             chat.append(response)
             for call in calls:
                 try:
-                    value = await asyncio.wait_for(asyncio.to_thread(run_tool, call.function.name, call.function.arguments),
-                                                   self.config.tool_timeout)
+                    value = await asyncio.to_thread(run_tool, call.function.name, call.function.arguments,
+                                                    self.config.tool_timeout)
                     last_value = value
-                    chat.append(tool_result(answer_string(value), call.id))
-                except (ToolError, asyncio.TimeoutError) as exc:
-                    chat.append(tool_result(f"error: {exc or 'timed out'}", call.id))
-                except Exception as exc:  # noqa: BLE001 - SymPy failing on odd input is reported back, not fatal
-                    chat.append(tool_result(f"error: {type(exc).__name__}", call.id))
+                    chat.append(tool_result(value, call.id))
+                except ToolError as exc:
+                    chat.append(tool_result(f"error: {exc}", call.id))
         return "", last_value
 
     async def resolve(self, topic: str, difficulty: int, semaphore: asyncio.Semaphore) -> Outcome:
@@ -211,14 +152,14 @@ class GrokResolver:
                 if value is None or not question:
                     outcome.reason = "no tool result" if value is None else "no question"
                     return outcome
-                outcome.answers.append(answer_string(value))
+                outcome.answers.append(value)
                 if difficulty == 3:
                     _, second = await self._conversation(
                         f"Solve this problem with the tools. {question}", retries)
                     if second is None:
                         outcome.reason = "second solve: no tool result"
                         return outcome
-                    outcome.answers.append(answer_string(second))
+                    outcome.answers.append(second)
                     if not answers_match(outcome.answers[1], outcome.answers[0]):
                         outcome.reason = "the two solves disagree"
                         return outcome

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 @dataclass(frozen=True)
 class Problem:
     """A question with a ground-truth answer (a string SymPy can parse), its difficulty, topic and origin.
-    `solution` is a worked solution in our XML format (usable as an SFT target), empty when unknown."""
+    `solution` is a worked solution in our XML format (usable as an SFT target), empty when unknown; `form`
+    is the form the answer must take when the form is the task (the strict verifier checks it)."""
 
     id: str
     question: str
@@ -19,6 +20,7 @@ class Problem:
     source: str = "generated"
     meta: dict = field(default_factory=dict)
     solution: str = ""
+    form: str = ""  # "" (a value), or the form that is the task: "factored", "expanded", "simplified"
 
     def to_dict(self) -> dict:
         return asdict(self)

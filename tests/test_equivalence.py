@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import load_jsonl
 from verifier_pool import answers_match, compare, extract_answer
-from verifier_pool.equivalence import Unparsable, guard
+from verifier_pool.equivalence import Unparsable, guard_latex as guard
 
 PAIRS = load_jsonl("bench/data/verifier_pairs.jsonl")
 COMPLETIONS = load_jsonl("bench/data/verifier_completions.jsonl")

@@ -1,7 +1,18 @@
-"""Is a predicted answer equal to the gold one? Normalise, split into structure, parse with SymPy, compare.
+"""Is a predicted answer equal to the gold one? Normalise, split into structure, parse, compare.
 
-`compare` is safe to call from any thread or Ray actor: plain numbers are decided in-process in
-microseconds; anything that needs SymPy runs in a sandbox subprocess that is killed at its deadline.
+`compare` is safe to call from any thread or Ray actor and never raises: plain numbers are decided
+in-process in microseconds (exact decimals, so `1e10000000` costs nothing); anything that needs SymPy
+runs in a sandbox subprocess that is killed at its deadline. Text is never evaluated as code: plain maths
+goes through `verifier_pool.parse`, LaTeX through latex2sympy2_extended.
+
+Two answer policies:
+- `lenient` (the default of `compare`, and of evaluation on external benchmarks): plain mathematical
+  equality.
+- `strict` (training): additionally, a numeric gold is credited only by a number in final form (no
+  arithmetic left undone, no function-call syntax, fractions in lowest terms, surds simplified), an answer
+  that restates the question's own expression earns nothing, and problems whose form is the task
+  (`form="factored" | "expanded" | "simplified"`) are checked for that form. Such answers get verdict
+  `not_final`.
 """
 from __future__ import annotations
 
@@ -10,19 +21,24 @@ import random
 import re
 import time
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
 
-from verifier_pool.normalize import normalize
+from verifier_pool.normalize import MAX_RAW_CHARS, normalize
+from verifier_pool.parse import (
+    DECIMAL_CONTEXT, MAX_ANSWER_CHARS, MAX_EXPONENT, MAX_FACTORIAL, Unparsable, final_form_issue, is_expanded,
+    parse_plain, parse_tree, plain_number, product_factors, tree_size,
+)
 
+VERIFIER_VERSION = "2"  # bump whenever any verdict can change; stamped on every RewardBreakdown
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
-MAX_ANSWER_CHARS = 400
-MAX_EXPONENT = 2_000
-MAX_FACTORIAL = 2_000
-_REL_TOL_EXACT = Fraction(str(REL_TOL))
-_ABS_TOL_EXACT = Fraction(str(ABS_TOL))
-VERDICTS = ("correct", "wrong", "unparsable", "timeout", "error")
+VERDICTS = ("correct", "wrong", "not_final", "unparsable", "timeout", "error")
+POLICIES = ("lenient", "strict")
+FORMS = ("", "value", "factored", "expanded", "simplified")
+
+__all__ = ["Verdict", "Unparsable", "compare", "answers_match", "compare_inline", "structure", "POLICIES", "FORMS"]
 
 
 @dataclass(frozen=True)
@@ -36,48 +52,36 @@ class Verdict:
     reason: str = ""
 
 
-class Unparsable(ValueError):
-    """The answer string cannot be turned into a SymPy object (or was refused by a guard)."""
-
-
 # ---------------------------------------------------------------- structure
 
-_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
-_SCI_LATEX = re.compile(r"^([-+]?\d+\.?\d*)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?$")
-_MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^}]*\})?(.*?)\\end\{\1\}", re.S)
+_SCI_LATEX = re.compile(r"([-+]?\d+(?:\.\d+)?) ?(?:\\times|\\cdot|\*|x) ?10 ?\^ ?\{? ?([-+]?\d{1,9}) ?\}?")
+_MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\end\{\1\}", re.S)
+_RELATION = re.compile(r"<=|>=|!=|\\approx|[<>=]")
+_TARGET = re.compile(r"[A-Za-z](?:_\w{1,8})?'?|[A-Za-z]{1,3}\([A-Za-z0-9, ]{1,20}\)|\\angle ?[A-Za-z]{1,3}|"
+                     r"\((?:[A-Za-z] ?, ?){1,5}[A-Za-z]\)")
+_LIST_WORDS = re.compile(r" (?:and|or) ")
+_WORD_CONSTANTS = {"pi", "inf", "infty", "oo", "sqrt"}
 
 
-def _plain_number(s: str) -> Fraction | None:
-    """Exact value of a plain decimal / scientific / a/b string, else None (no SymPy needed)."""
-    s = s.replace(" ", "")
-    if _NUMBER.match(s):
-        return Fraction(s)
-    sci = _SCI_LATEX.match(s)
-    if sci:
-        return Fraction(sci.group(1)) * Fraction(10) ** int(sci.group(2))
-    if s.count("/") == 1:
-        num, den = s.split("/")
-        if re.fullmatch(r"[-+]?\d+", num) and re.fullmatch(r"\d+", den) and int(den) != 0:
-            return Fraction(int(num), int(den))
-    return None
-
-
-def _split_top_level(s: str, sep: str = ",") -> list[str]:
-    """Split on `sep` outside brackets and braces."""
-    parts, depth, cur, i = [], 0, [], 0
+def _split_top_level(s: str, separators: re.Pattern | str = ",") -> list[str]:
+    """Split on a separator (string or pattern) outside brackets and braces."""
+    parts, depth, start = [], 0, 0
+    pattern = separators if isinstance(separators, re.Pattern) else re.compile(re.escape(separators))
+    i = 0
     while i < len(s):
         ch = s[i]
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth -= 1
-        if depth == 0 and s.startswith(sep, i):
-            parts.append("".join(cur))
-            cur, i = [], i + len(sep)
-            continue
-        cur.append(ch)
+        elif depth == 0:
+            m = pattern.match(s, i)
+            if m and m.end() > i:
+                parts.append(s[start:i])
+                start = i = m.end()
+                continue
         i += 1
-    parts.append("".join(cur))
+    parts.append(s[start:])
     return [p.strip() for p in parts]
 
 
@@ -91,9 +95,46 @@ def _balanced(s: str) -> bool:
     return depth == 0
 
 
+def _relation_parts(s: str) -> tuple[list[str], list[str]]:
+    """Top-level relation operators of `s` and the segments between them."""
+    ops, segments, depth, start, i = [], [], 0, 0, 0
+    while i < len(s):
+        ch = s[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0:
+            m = _RELATION.match(s, i)
+            if m:
+                ops.append(m.group())
+                segments.append(s[start:i].strip())
+                start = i = m.end()
+                continue
+        i += 1
+    segments.append(s[start:].strip())
+    return ops, segments
+
+
+def _expand_pm(items: list[str]) -> list[str]:
+    out = []
+    for item in items:
+        if item.count("\\pm") == 1:
+            out += [item.replace("\\pm", "+"), item.replace("\\pm", "-")]
+        else:
+            out.append(item)
+    return out
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
 def structure(s: str) -> tuple:
-    """Parse the shape of a normalised answer: ("scalar", s), ("set", [..]), ("tuple", open, [..], close),
-    ("union", [intervals]), ("matrix", [[..]]), ("choice", letter) or ("text", s)."""
+    """Parse the shape of a normalised answer: ("scalar", s), ("set", items), ("tuple", open, items, close),
+    ("union", parts), ("matrix", rows), ("relation", op, lhs, rhs), ("assign", target, value_shape),
+    ("choice", letter) or ("text", s). Chains `x = 1 + 2 = 3` become their last value; `a \\approx b`
+    keeps the exact side; `a < x <= b` becomes the interval."""
     s = s.strip()
     if s.startswith("choice:"):
         return ("choice", s[7:])
@@ -101,30 +142,52 @@ def structure(s: str) -> tuple:
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
         return ("matrix", tuple(tuple(c.strip() for c in r.split("&")) for r in rows))
+    ops, segments = _relation_parts(s)
+    if ops and all(segments):
+        return _relation_structure(ops, segments)
     if "\\cup" in s:
-        return ("union", tuple(structure(p) for p in s.split("\\cup")))
+        return ("union", tuple(structure(p) for p in _split_top_level(s, "\\cup")))
+    if _LIST_WORDS.search(s):
+        s = ", ".join(_split_top_level(s, _LIST_WORDS))
     if s.startswith("\\{") and s.endswith("\\}"):
-        return ("set", tuple(_split_top_level(s[2:-2])))
+        return ("set", _unique(_expand_pm(_split_top_level(s[2:-2]))))
     if s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]) and "," in s:
-        return ("set", tuple(_split_top_level(s[1:-1])))
+        return ("set", _unique(_expand_pm(_split_top_level(s[1:-1]))))
     if s[:1] in "([" and s[-1:] in ")]" and _balanced(s[1:-1]):
         items = _split_top_level(s[1:-1])
         if len(items) > 1:
             return ("tuple", s[0], tuple(items), s[-1])
     items = _split_top_level(s)
     if len(items) > 1 and all(items):
-        return ("set", tuple(items))
+        return ("set", _unique(_expand_pm(items)))
+    if s.count("\\pm") == 1:
+        return ("set", tuple(_expand_pm([s])))
     if re.fullmatch(r"[A-Za-z][A-Za-z ]{2,}", s) and s.lower() not in _WORD_CONSTANTS:
         return ("text", s.lower())
+    if re.fullmatch(r"\w+_\w+", s):
+        return ("text", s)
     return ("scalar", s)
 
 
-_WORD_CONSTANTS = {"pi", "inf", "infty", "oo", "sqrt"}
+def _relation_structure(ops: list[str], segments: list[str]) -> tuple:
+    if all(op in ("=", "\\approx") for op in ops):
+        if "\\approx" in ops:
+            k = ops.index("\\approx")
+            exact = k > 0 or not _TARGET.fullmatch(segments[0])
+            return structure(segments[k] if exact else segments[k + 1])
+        if len(segments) > 2:
+            return structure(segments[-1])
+        if _TARGET.fullmatch(segments[0]):
+            return ("assign", segments[0], structure(segments[1]))
+        return ("relation", "=", segments[0], segments[1])
+    if len(ops) == 2 and ops[0] == ops[1] and ops[0] in ("<", "<=") and _TARGET.fullmatch(segments[1]):
+        return ("tuple", "(" if ops[0] == "<" else "[", (segments[0], segments[2]), ")" if ops[0] == "<" else "]")
+    if len(ops) == 1:
+        return ("relation", ops[0], segments[0], segments[1])
+    return ("text", " ".join(segments))
 
 
-# ---------------------------------------------------------------- guarded parsing
-
-_FACTORIAL = re.compile(r"(\d+)\s*!")
+# ---------------------------------------------------------------- parsing
 
 
 def _exponents(s: str) -> list[tuple[str, bool]]:
@@ -151,9 +214,9 @@ def _exponents(s: str) -> list[tuple[str, bool]]:
     return found
 
 
-def guard(s: str) -> None:
-    """Refuse inputs SymPy could spend unbounded time on: very long strings, exponent towers,
-    huge integer exponents and factorials."""
+def guard_latex(s: str) -> None:
+    """Refuse LaTeX that SymPy could spend unbounded time on (the plain parser bounds its own tree):
+    long strings, exponent towers, huge integer exponents and factorials, unbalanced brackets."""
     if len(s) > MAX_ANSWER_CHARS:
         raise Unparsable(f"answer longer than {MAX_ANSWER_CHARS} characters")
     for body, chained in _exponents(s):
@@ -163,8 +226,8 @@ def guard(s: str) -> None:
         for digits in re.findall(r"\d+", body):
             if len(digits) > 6 or int(digits) > MAX_EXPONENT:
                 raise Unparsable("exponent too large")
-    for m in _FACTORIAL.finditer(s):
-        if int(m.group(1)) > MAX_FACTORIAL:
+    for m in re.finditer(r"(\d+) ?!", s):
+        if len(m.group(1)) > 6 or int(m.group(1)) > MAX_FACTORIAL:
             raise Unparsable("factorial too large")
     if not _balanced(s.replace("\\{", "").replace("\\}", "")):
         raise Unparsable("unbalanced brackets")
@@ -172,58 +235,77 @@ def guard(s: str) -> None:
 
 @lru_cache(maxsize=4096)
 def parse_scalar(s: str):
-    """A SymPy expression for one scalar answer (LaTeX or plain text); raises Unparsable."""
+    """A SymPy expression for one scalar answer; raises Unparsable. Plain text: the whitelisting parser;
+    LaTeX: latex2sympy2_extended (the plain parser's LaTeX subset as a fallback)."""
     import sympy
-    from sympy.parsing.sympy_parser import (
-        convert_xor, implicit_multiplication_application, parse_expr, standard_transformations,
-    )
 
-    guard(s)
     if not s:
         raise Unparsable("empty")
-    value = _plain_number(s)
+    if len(s) > MAX_ANSWER_CHARS:
+        raise Unparsable(f"answer longer than {MAX_ANSWER_CHARS} characters")
+    value = _exact_number(s)
     if value is not None:
         return sympy.Rational(value.numerator, value.denominator)
-    s_inf = re.sub(r"\\infty|\binfinity\b|\binf\b", "oo", s)
-    looks_latex = "\\" in s or "{" in s
-    errors = []
-    if not looks_latex:
-        try:
-            text = re.sub(r"(?<![\w.])(\d+)!", r"factorial(\1)", s_inf)
-            text = re.sub(r"\bln\b", "log", text)
-            return parse_expr(
-                text,
-                transformations=standard_transformations + (convert_xor, implicit_multiplication_application),
-                local_dict={"e": sympy.E, "pi": sympy.pi, "i": sympy.I, "oo": sympy.oo, "E": sympy.E},
-                evaluate=True,
-            )
-        except Exception as exc:  # noqa: BLE001 - any parser failure means "try the other parser"
-            errors.append(exc)
+    s = re.sub(r"\\infty|\binfinity\b|\binf\b", "oo", s)
+    if "\\" not in s:
+        return parse_plain(s)
+    guard_latex(s)
     try:
         from latex2sympy2_extended import latex2sympy
 
         expr = latex2sympy(s.replace("oo", "\\infty"))
-        if isinstance(expr, (list, tuple)):
-            raise Unparsable("not a scalar")
-        return expr.subs(sympy.Symbol("i"), sympy.I) if isinstance(expr, sympy.Basic) else expr
-    except Unparsable:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        errors.append(exc)
-    raise Unparsable(f"cannot parse {s[:60]!r}: {errors[-1]!r}")
+    except Exception as exc:  # noqa: BLE001 - any parser failure means "try the plain grammar"
+        try:
+            return parse_plain(s.replace("oo", "\\infty"))
+        except Unparsable:
+            raise Unparsable(f"cannot parse {s[:60]!r}: {type(exc).__name__}") from None
+    if isinstance(expr, (list, tuple)) or not isinstance(expr, sympy.Basic):
+        raise Unparsable("not a scalar")
+    return expr.subs(sympy.Symbol("i"), sympy.I)
 
 
-# ---------------------------------------------------------------- comparison of parsed values
+def _exact_number(s: str) -> Fraction | None:
+    """A plain number or LaTeX scientific notation with a bounded exponent as an exact Fraction, else None."""
+    value = plain_number(s)
+    if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value.adjusted()) > MAX_EXPONENT:
+            return None
+        return Fraction(value)
+    if value is not None:
+        return value
+    sci = _SCI_LATEX.fullmatch(s)
+    if sci and abs(int(sci.group(2))) <= MAX_EXPONENT:
+        return Fraction(sci.group(1)) * Fraction(10) ** int(sci.group(2))
+    return None
+
+
+# ---------------------------------------------------------------- comparison of values
+
+
+def numbers_equal(pred: Decimal | Fraction, gold: Decimal | Fraction) -> tuple[bool, float]:
+    """Plain numbers within the tolerance, in exact decimal arithmetic (cheap for any exponent)."""
+    with localcontext(DECIMAL_CONTEXT):
+        a, b = _as_decimal(pred), _as_decimal(gold)
+        diff = abs(a - b)
+        scale = abs(b)
+        tolerance = max(Decimal(str(REL_TOL)) * scale, Decimal(str(ABS_TOL)))
+        err = diff / scale if scale > Decimal(str(ABS_TOL)) else diff
+        return bool(diff <= tolerance), float(err)
+
+
+def _as_decimal(x: Decimal | Fraction) -> Decimal:
+    if isinstance(x, Fraction):
+        return Decimal(x.numerator) / Decimal(x.denominator)
+    return +x
 
 
 def _numeric_value(expr) -> complex | None:
     if getattr(expr, "free_symbols", None):
         return None
     try:
-        value = complex(expr.evalf(30))
+        return complex(expr.evalf(30))
     except (TypeError, ValueError, AttributeError, OverflowError):
         return None
-    return value
 
 
 def relative_error(pred: complex, gold: complex) -> float:
@@ -243,20 +325,10 @@ def _expressions_equal(pred, gold) -> tuple[bool, float | None]:
     at random points). Returns (equal, relative error when both are numbers)."""
     import sympy
 
-    if isinstance(pred, sympy.Eq) or isinstance(gold, sympy.Eq):
-        if isinstance(pred, sympy.Eq) and isinstance(gold, sympy.Eq):
-            a, b = pred.lhs - pred.rhs, gold.lhs - gold.rhs
-            if b == 0:
-                return a == 0, None
-            ratio = sympy.simplify(a / b)
-            return bool(ratio.is_number and ratio != 0), None
-        return False, None
     if not isinstance(pred, sympy.Basic) or not isinstance(gold, sympy.Basic):
         return pred == gold, None
     if isinstance(pred, sympy.MatrixBase) or isinstance(gold, sympy.MatrixBase):
-        if not (isinstance(pred, sympy.MatrixBase) and isinstance(gold, sympy.MatrixBase)):
-            return False, None
-        if pred.shape != gold.shape:
+        if not (isinstance(pred, sympy.MatrixBase) and isinstance(gold, sympy.MatrixBase)) or pred.shape != gold.shape:
             return False, None
         return all(_expressions_equal(a, b)[0] for a, b in zip(pred, gold)), None
     pv, gv = _numeric_value(pred), _numeric_value(gold)
@@ -265,8 +337,7 @@ def _expressions_equal(pred, gold) -> tuple[bool, float | None]:
             return False, None
         return _close(pv, gv), relative_error(pv, gv)
     try:
-        diff = sympy.simplify(pred - gold)
-        if diff == 0:
+        if sympy.simplify(pred - gold) == 0:
             return True, None
     except Exception:  # noqa: BLE001 - simplify failures fall through to the numeric check
         pass
@@ -295,15 +366,41 @@ def _agree_at_random_points(pred, gold, points: int = 6) -> bool:
 
 
 def _scalars_equal(pred: str, gold: str) -> tuple[bool, float | None]:
-    pf, gf = _plain_number(pred), _plain_number(gold)
+    if pred == gold:
+        return True, 0.0
+    pf, gf = plain_number(pred), plain_number(gold)
     if pf is not None and gf is not None:
-        return _fractions_equal(pf, gf)
+        return numbers_equal(pf, gf)
     return _expressions_equal(parse_scalar(pred), parse_scalar(gold))
 
 
-def _fractions_equal(pred: Fraction, gold: Fraction) -> tuple[bool, float]:
-    err = abs(pred - gold) / abs(gold) if gold != 0 else abs(pred - gold)
-    return abs(pred - gold) <= max(_REL_TOL_EXACT * abs(gold), _ABS_TOL_EXACT), float(err)
+_FLIP = {">": "<", ">=": "<="}
+
+
+def _relations_equal(pred: tuple, gold: tuple) -> bool:
+    """`x <= 5` ≡ `5 >= x` ≡ `-x >= -5`; equations equal up to a nonzero factor (`2x+4y-3=0` ≡ `y=-x/2+3/4`)."""
+    import sympy
+
+    def canonical(rel: tuple):
+        _, op, lhs, rhs = rel
+        if op in _FLIP:
+            op, lhs, rhs = _FLIP[op], rhs, lhs
+        return op, parse_scalar(lhs) - parse_scalar(rhs)
+
+    (p_op, a), (g_op, b) = canonical(pred), canonical(gold)
+    if p_op != g_op:
+        return False
+    if b == 0:
+        return a == 0
+    ratio = sympy.simplify(a / b)
+    if not ratio.is_number or ratio == 0:
+        return False
+    return bool(ratio.is_positive) if p_op in ("<", "<=") else True
+
+
+def value_shape(shape: tuple) -> tuple:
+    """The value of an assignment `x = 3` (the shape itself otherwise)."""
+    return shape[2] if shape[0] == "assign" else shape
 
 
 def _unordered_equal(preds: tuple, golds: tuple, equal) -> bool:
@@ -321,15 +418,22 @@ def _unordered_equal(preds: tuple, golds: tuple, equal) -> bool:
 
 
 def _structures_equal(pred: tuple, gold: tuple) -> tuple[bool, float | None]:
+    if pred[0] == "assign" or gold[0] == "assign":
+        if pred[0] == gold[0]:
+            return _structures_equal(pred[2], gold[2])
+        assign, other = (pred, gold) if pred[0] == "assign" else (gold, pred)
+        if other[0] == "relation" and other[1] == "=" and assign[2][0] == "scalar":
+            return _relations_equal(("relation", "=", assign[1], assign[2][1]), other), None
+        return _structures_equal(value_shape(pred), value_shape(gold))
     kind = gold[0]
     if kind == "scalar" and pred[0] == "scalar":
         return _scalars_equal(pred[1], gold[1])
-    if kind == "text" or pred[0] == "text":
+    if kind in ("text", "choice") or pred[0] in ("text", "choice"):
         return pred == gold, None
-    if kind == "choice" or pred[0] == "choice":
-        return pred == gold, None
+    if kind == "relation" or pred[0] == "relation":
+        return (kind == pred[0] and _relations_equal(pred, gold)), None
     if kind == "set" and pred[0] in ("set", "tuple") and (pred[0] == "set" or pred[1] == "("):
-        items = pred[1] if pred[0] == "set" else pred[2]
+        items = pred[1] if pred[0] == "set" else _unique(list(pred[2]))
         return _unordered_equal(items, gold[1], lambda a, b: _scalars_equal(a, b)[0]), None
     if kind == "tuple" and pred[0] == "tuple":
         if pred[1] != gold[1] or pred[3] != gold[3] or len(pred[2]) != len(gold[2]):
@@ -344,14 +448,106 @@ def _structures_equal(pred: tuple, gold: tuple) -> tuple[bool, float | None]:
     return False, None
 
 
-def compare_inline(pred: str, gold: str) -> Verdict:
+# ---------------------------------------------------------------- the strict policy
+
+
+def _compact(s: str) -> str:
+    return re.sub(r"[\s{}]|\\left|\\right", "", s.lower()).replace("**", "^").replace("\\cdot", "*").replace("\\times", "*")
+
+
+def _is_numeric(s: str) -> bool:
+    if plain_number(s) is not None or _exact_number(s) is not None:
+        return True
+    try:
+        return not parse_scalar(s).free_symbols
+    except Unparsable:
+        return False
+
+
+def _scalar_issue(pred: str, gold: str) -> str | None:
+    """Why a scalar answer is not final for this gold (numeric golds need a number in final form)."""
+    if not _is_numeric(gold) or plain_number(pred) is not None and "/" not in pred:
+        return None
+    if _exact_number(pred) is not None and "/" not in pred:
+        return None
+    try:
+        tree = parse_tree(pred)
+    except Unparsable:
+        return "not a number in final form"
+    return final_form_issue(tree)
+
+
+def strict_issue(pred: str, pred_shape: tuple, gold: str, gold_shape: tuple, question: str, form: str) -> str | None:
+    """None when the answer is acceptable under the strict policy, else why it is not final."""
+    pred_shape, gold_shape = value_shape(pred_shape), value_shape(gold_shape)
+    compact = _compact(pred)
+    if question and len(compact) >= 3 and plain_number(pred) is None and compact in _compact(normalize(question)):
+        return "restates the question"
+    if pred_shape[0] == "scalar" and gold_shape[0] == "scalar":
+        issue = _scalar_issue(pred_shape[1], gold_shape[1])
+        if issue or form in ("", "value"):
+            return issue
+        return _form_issue(pred_shape[1], gold_shape[1], form)
+    if pred_shape[0] in ("set", "tuple") and gold_shape[0] in ("set", "tuple"):
+        golds = gold_shape[1] if gold_shape[0] == "set" else gold_shape[2]
+        preds = pred_shape[1] if pred_shape[0] == "set" else pred_shape[2]
+        numeric = all(_is_numeric(g) for g in golds)
+        for item in preds if numeric else ():
+            issue = _scalar_issue(item, golds[0])
+            if issue:
+                return issue
+    return None
+
+
+def _form_issue(pred: str, gold: str, form: str) -> str | None:
+    """The required form of a factor / expand / simplify task."""
+    import sympy
+
+    try:
+        tree = parse_tree(pred)
+    except Unparsable:
+        return None  # LaTeX beyond the plain subset: judged by value alone
+    if form == "expanded":
+        return None if is_expanded(tree) else "not expanded"
+    if form == "factored":
+        factors = product_factors(tree)
+        written = sum(k for node, k in factors if parse_plain_tree_has_symbols(node))
+        _, irreducible = sympy.factor_list(parse_scalar(pred))
+        needed = sum(k for _, k in irreducible)
+        return None if written >= needed else "not factored completely"
+    if form == "simplified":
+        try:
+            gold_size = tree_size(parse_tree(gold))
+        except Unparsable:
+            return None
+        return None if tree_size(tree) <= gold_size + 2 else "not simplified"
+    return None
+
+
+def parse_plain_tree_has_symbols(node: tuple) -> bool:
+    if node[0] == "sym":
+        return True
+    return any(isinstance(child, tuple) and parse_plain_tree_has_symbols(child) for child in node[1:])
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def compare_inline(pred: str, gold: str, policy: str = "lenient", question: str = "", form: str = "") -> Verdict:
     """The comparison itself, in this thread, with no deadline (the sandbox enforces one)."""
     start = time.perf_counter()
     try:
         if pred is None or not str(pred).strip():
             return Verdict(False, "unparsable", None, time.perf_counter() - start, "empty answer")
         p, g = normalize(pred), normalize(gold)
-        equal, err = _structures_equal(structure(p), structure(g))
+        ps, gs = structure(p), structure(g)
+        if policy == "strict":
+            issue = strict_issue(p, ps, g, gs, question, form)
+            if issue:
+                return Verdict(False, "not_final", None, time.perf_counter() - start, issue)
+        if p == g:
+            return Verdict(True, "correct", 0.0, time.perf_counter() - start)
+        equal, err = _structures_equal(ps, gs)
         return Verdict(bool(equal), "correct" if equal else "wrong", err, time.perf_counter() - start)
     except Unparsable as exc:
         return Verdict(False, "unparsable", None, time.perf_counter() - start, str(exc)[:200])
@@ -361,39 +557,54 @@ def compare_inline(pred: str, gold: str) -> Verdict:
         return Verdict(False, "unparsable", None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
 
 
-def fast_compare(pred: str, gold: str) -> Verdict | None:
-    """Decide plain-number pairs without SymPy; None when SymPy is needed."""
+def fast_compare(pred: str | None, gold: str, policy: str = "lenient") -> Verdict | None:
+    """Decide empty, oversized, identical and plain-number pairs without SymPy; None when SymPy is needed."""
     start = time.perf_counter()
     if pred is None or not str(pred).strip():
         return Verdict(False, "unparsable", None, time.perf_counter() - start, "empty answer")
-    if len(pred) > 4 * MAX_ANSWER_CHARS:
+    if len(pred) > MAX_RAW_CHARS or len(gold) > MAX_RAW_CHARS:
         return Verdict(False, "unparsable", None, time.perf_counter() - start, "answer too long")
     p, g = normalize(pred), normalize(gold)
-    pf, gf = _plain_number(p), _plain_number(g)
+    pf, gf = plain_number(p), plain_number(g)
     if pf is None or gf is None:
+        if p == g and policy != "strict":
+            return Verdict(True, "correct", 0.0, time.perf_counter() - start)
         return None
-    equal, err = _fractions_equal(pf, gf)
+    if policy == "strict" and isinstance(pf, Fraction):
+        num, den = (int(x) for x in p.replace(" ", "").split("/"))
+        if den < 2 or math.gcd(num, den) != 1:
+            return Verdict(False, "not_final", None, time.perf_counter() - start, "fraction not in lowest terms")
+    equal, err = numbers_equal(pf, gf)
     return Verdict(equal, "correct" if equal else "wrong", err, time.perf_counter() - start)
 
 
-def compare(pred: str | None, gold: str, *, timeout: float = 2.0) -> Verdict:
-    """Judge `pred` against `gold` within `timeout` seconds; never raises, never hangs."""
-    fast = fast_compare(pred, gold)
-    if fast is not None:
-        return fast
-    from verifier_pool import sandbox
-
-    if sandbox.IN_SANDBOX:
-        return compare_inline(pred, gold)
+def compare(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = "lenient", question: str = "",
+            form: str = "") -> Verdict:
+    """Judge `pred` against `gold` within `timeout` seconds under `policy` ("lenient" or "strict"; strict
+    uses `question` and the problem's required `form`). Never raises, never hangs."""
     start = time.perf_counter()
     try:
-        return Verdict(**sandbox.run("compare", (pred, gold), timeout=timeout))
-    except sandbox.SandboxTimeout:
-        return Verdict(False, "timeout", None, time.perf_counter() - start, f"over the {timeout:g}s deadline")
-    except (sandbox.SandboxDied, RuntimeError) as exc:
-        return Verdict(False, "error", None, time.perf_counter() - start, str(exc)[:200])
+        if policy not in POLICIES:
+            raise ValueError(f"unknown answer policy {policy!r}; expected one of {POLICIES}")
+        gold = "" if gold is None else str(gold)
+        pred = None if pred is None else str(pred)
+        fast = fast_compare(pred, gold, policy)
+        if fast is not None:
+            return fast
+        from verifier_pool import sandbox
+
+        args = (pred, gold, policy, str(question or "")[:MAX_RAW_CHARS], form or "")
+        if sandbox.IN_SANDBOX:
+            return compare_inline(*args)
+        return Verdict(**sandbox.run("compare", args, timeout=timeout))
+    except Exception as exc:  # noqa: BLE001 - the contract: a verdict, never an exception
+        from verifier_pool import sandbox
+
+        if isinstance(exc, sandbox.SandboxTimeout):
+            return Verdict(False, "timeout", None, time.perf_counter() - start, f"over the {timeout:g}s deadline")
+        return Verdict(False, "error", None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
 
 
-def answers_match(pred: str | None, gold: str, *, timeout: float = 2.0) -> bool:
+def answers_match(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = "lenient") -> bool:
     """True when `pred` equals `gold` (see `compare`)."""
-    return compare(pred, gold, timeout=timeout).equal
+    return compare(pred, gold, timeout=timeout, policy=policy).equal

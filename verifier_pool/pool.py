@@ -4,7 +4,9 @@ Each `verifier-<i>` actor runs `reward.score`, whose SymPy work goes to sandbox 
 owns (SIGKILLed at the deadline, replaced when they die). A batch is cut into chunks that are handed
 to whichever actor is free (at most `inflight_per_actor` each), so new actors take work mid-batch and a
 slow chunk does not idle the rest. A chunk whose actor dies is retried once elsewhere, then scored
-`error`: one result per request, in request order, always.
+`error`: one result per request, in request order, always. A chunk that overruns its wall-clock deadline
+(`chunk_deadline`, derived from the per-request timeout) has its actor killed and replaced and is retried
+once, then scored `timeout`, so a wedged actor can never stall a training step.
 
 With `size="auto"` the pool keeps one actor per CPU (or per unit of a custom resource such as
 `verifier`) on every alive node, less `reserve_cpus` on the driver's node; a monitor thread adds actors
@@ -34,6 +36,8 @@ class ScoreRequest:
     problem: str
     gold: str
     weights: dict = field(default_factory=dict)
+    policy: str = "strict"
+    form: str = ""
 
 
 def score_chunk(requests: list[ScoreRequest], timeout: float) -> list[dict]:
@@ -41,9 +45,10 @@ def score_chunk(requests: list[ScoreRequest], timeout: float) -> list[dict]:
     out = []
     for r in requests:
         try:
-            out.append(score(r.completion, r.problem, r.gold, RewardWeights.from_dict(r.weights), timeout=timeout).to_dict())
-        except Exception:  # noqa: BLE001 - bad weights or a bug on odd input is an `error` verdict, not a lost result
-            out.append(error_breakdown("error").to_dict())
+            out.append(score(r.completion, r.problem, r.gold, RewardWeights.from_dict(r.weights), timeout=timeout,
+                             policy=r.policy, form=r.form).to_dict())
+        except Exception as exc:  # noqa: BLE001 - bad weights or a bug on odd input is an `error` verdict, not a lost result
+            out.append(error_breakdown("error", reason=f"{type(exc).__name__}: {exc}"[:200]).to_dict())
     return out
 
 
@@ -63,9 +68,17 @@ class VerifierActor:
         self.scored = self.timeouts = 0
         self.seconds = 0.0
         self._metrics = _actor_metrics(name)
+        self._hang_seconds = 0.0
+
+    def hang_next_chunk(self, seconds: float) -> None:
+        """Test hook: the next `score` call sleeps this long first (a wedged actor)."""
+        self._hang_seconds = seconds
 
     def score(self, requests: list[ScoreRequest], timeout: float) -> list[dict]:
         start = time.perf_counter()
+        if self._hang_seconds:
+            seconds, self._hang_seconds = self._hang_seconds, 0.0
+            time.sleep(seconds)
         out = score_chunk(requests, timeout)
         self.scored += len(out)
         self.seconds += time.perf_counter() - start
@@ -128,7 +141,8 @@ class VerifierPool:
 
     def __init__(self, size: int | str = "auto", *, timeout: float = 2.0, chunk_size: int = 16,
                  num_cpus: float = 1.0, reserve_cpus: float = 0.0, resource: str | None = None,
-                 inflight_per_actor: int = 2, name_prefix: str = "verifier", poll_seconds: float = 1.0) -> None:
+                 inflight_per_actor: int = 2, name_prefix: str = "verifier", poll_seconds: float = 1.0,
+                 chunk_deadline: float | None = None) -> None:
         import ray
 
         if size != "auto" and (not isinstance(size, int) or size < 1):
@@ -137,13 +151,17 @@ class VerifierPool:
         self._cls = ray.remote(VerifierActor)
         self.size, self.num_cpus, self.reserve_cpus, self.resource = size, num_cpus, reserve_cpus, resource
         self.timeout, self.chunk_size, self.inflight_per_actor = timeout, chunk_size, inflight_per_actor
+        # A request costs at most two sandbox deadlines (answer, consistency) plus a respawn; queued chunks wait
+        # behind the one in flight, hence the factor `inflight_per_actor`.
+        self.chunk_deadline = chunk_deadline or inflight_per_actor * chunk_size * (timeout + 1.0 + 2.0) + 30.0
+        self._timeouts_by_deadline = 0
         self.name_prefix = name_prefix
         self.members: list[_Member] = []
         self.restarts = 0
         self._names = itertools.count()
         self._lock = threading.RLock()
         self._queue_depth = 0
-        self._scored = self._timeouts = self._errors = 0
+        self._scored = self._timeouts = self._errors = self._not_final = 0
         self._busy_seconds = 0.0
         self._latencies: collections.deque[float] = collections.deque(maxlen=20_000)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="verifier-pool")
@@ -264,6 +282,14 @@ class VerifierPool:
         todo = collections.deque((k, 0) for k in range(len(chunks)))
         inflight: dict = {}
         self._add_queue_depth(len(requests))
+
+        def give_up_or_retry(k: int, attempt: int, verdict: str, reason: str) -> None:
+            if attempt == 0:
+                todo.append((k, 1))
+            else:
+                results[k] = [error_breakdown(verdict, reason=reason).to_dict() for _ in chunks[k]]
+                self._add_queue_depth(-len(chunks[k]))
+
         try:
             while todo or inflight:
                 for member in self._ready_members():
@@ -271,26 +297,30 @@ class VerifierPool:
                         k, attempt = todo.popleft()
                         ref = member.handle.score.remote(chunks[k], self.timeout)
                         member.inflight += 1
-                        inflight[ref] = (member, k, attempt)
+                        inflight[ref] = (member, k, attempt, time.monotonic())
                 if not inflight:
                     self._wait_for_any_actor()
                     continue
                 done, _ = self._ray.wait(list(inflight), num_returns=1, timeout=0.2)
                 for ref in done:
-                    member, k, attempt = inflight.pop(ref)
+                    member, k, attempt, _ = inflight.pop(ref)
                     member.inflight -= 1
                     try:
                         results[k] = self._ray.get(ref)
                         self._add_queue_depth(-len(chunks[k]))
                     except RayActorError:
                         self._drop(member)
-                        if attempt == 0:
-                            todo.append((k, 1))
-                        else:
-                            results[k] = [error_breakdown("error").to_dict() for _ in chunks[k]]
-                            self._add_queue_depth(-len(chunks[k]))
+                        give_up_or_retry(k, attempt, "error", "verifier actor died twice")
+                now = time.monotonic()
+                for ref, (member, k, attempt, sent) in list(inflight.items()):
+                    if now - sent > self.chunk_deadline:
+                        inflight.pop(ref)
+                        member.inflight -= 1
+                        self._timeouts_by_deadline += 1
+                        self._drop(member)
+                        give_up_or_retry(k, attempt, "timeout", f"chunk over its {self.chunk_deadline:g}s deadline twice")
         finally:
-            for member, _, _ in inflight.values():
+            for member, _, _, _ in inflight.values():
                 member.inflight -= 1
         out = [RewardBreakdown.from_dict(row) for rows in results for row in rows]
         self._record(out, time.perf_counter() - start)
@@ -324,6 +354,7 @@ class VerifierPool:
             self._scored += len(out)
             self._timeouts += sum(b.verdict == "timeout" for b in out)
             self._errors += sum(b.verdict == "error" for b in out)
+            self._not_final += sum(b.verdict == "not_final" for b in out)
             self._busy_seconds += seconds
             self._latencies.extend(b.seconds for b in out)
             if self._gauges and self._busy_seconds:
@@ -341,6 +372,8 @@ class VerifierPool:
             latencies = list(self._latencies)
             out = {"actors": len(members), "scored": self._scored, "timeouts": self._timeouts, "errors": self._errors,
                    "restarts": self.restarts, "queue_depth": self._queue_depth,
+                   "chunks_past_deadline": self._timeouts_by_deadline,
+                   "not_final": self._not_final,
                    "scores_per_second": self._scored / self._busy_seconds if self._busy_seconds else 0.0,
                    "latency_p50_s": percentile(latencies, 0.50), "latency_p95_s": percentile(latencies, 0.95)}
         ready = [m for m in members if m.is_ready]

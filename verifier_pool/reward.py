@@ -11,11 +11,12 @@ import re
 import time
 from dataclasses import asdict, dataclass, fields
 
-from verifier_pool.equivalence import Verdict, compare
-from verifier_pool.extract import extract_answer
+from verifier_pool.equivalence import VERIFIER_VERSION, Verdict, compare
+from verifier_pool.extract import MAX_COMPLETION_CHARS, extract_answer
+from verifier_pool.parse import NUMBER_IN_TEXT
 
 _TAG = {name: re.compile(rf"<{name}>(.*?)</{name}>", re.S | re.I) for name in ("response", "reasoning", "final_answer")}
-_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
+_NUMBER = NUMBER_IN_TEXT
 _OPERATOR = re.compile(r"[+\-*/×÷=^]|\\(?:frac|sqrt|times|cdot|div)")
 _EQUALS_RESULT = re.compile(r"=\s*([^=\n]+?)\s*(?:[.,;]\s|[.,;]?$|\n)", re.M)
 
@@ -66,13 +67,15 @@ class RewardBreakdown:
     verdict: str
     extracted: str | None
     seconds: float
+    verifier_version: str = VERIFIER_VERSION
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RewardBreakdown":
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 # ---------------------------------------------------------------- the parts of a completion
@@ -186,14 +189,23 @@ def repetition_signal(text: str, n: int = 4) -> float:
 
 
 def score(
-    completion: str, problem_text: str, gold: str, weights: RewardWeights | None = None, *, timeout: float = 2.0
+    completion: str, problem_text: str, gold: str, weights: RewardWeights | None = None, *, timeout: float = 2.0,
+    policy: str = "strict", form: str = "",
 ) -> RewardBreakdown:
-    """All 8 signals for one completion against the gold answer, their weighted total and the verdict."""
+    """All 8 signals for one completion against the gold answer, their weighted total and the verdict.
+    Correctness is judged under `policy` (strict for training: see `equivalence`); never raises."""
     start = time.perf_counter()
-    weights = weights or RewardWeights()
-    completion = completion if isinstance(completion, str) else ""
+    try:
+        return _score(completion, problem_text, gold, weights or RewardWeights(), timeout, policy, form, start)
+    except Exception as exc:  # noqa: BLE001 - the contract: a breakdown, never an exception
+        return error_breakdown("error", time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _score(completion, problem_text, gold, weights, timeout, policy, form, start) -> RewardBreakdown:
+    completion = completion[-MAX_COMPLETION_CHARS:] if isinstance(completion, str) else ""
+    problem_text = str(problem_text)[:MAX_COMPLETION_CHARS]
     extracted = extract_answer(completion)
-    verdict = compare(extracted, str(gold), timeout=timeout)
+    verdict = compare(extracted, str(gold), timeout=timeout, policy=policy, question=problem_text, form=form)
     reasoning = reasoning_text(completion)
     signals = {
         "correctness": correctness_signal(verdict, weights),
@@ -208,10 +220,10 @@ def score(
     total = sum(getattr(weights, name) * value for name, value in signals.items())
     return RewardBreakdown(
         **signals, total=total, verdict=verdict.verdict if extracted is not None else "unparsable",
-        extracted=extracted, seconds=time.perf_counter() - start,
+        extracted=extracted, seconds=time.perf_counter() - start, reason=verdict.reason,
     )
 
 
-def error_breakdown(verdict: str, seconds: float = 0.0) -> RewardBreakdown:
+def error_breakdown(verdict: str, seconds: float = 0.0, reason: str = "") -> RewardBreakdown:
     """The breakdown for a completion that could not be scored (`timeout` or `error`): every signal 0."""
-    return RewardBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, verdict, None, seconds)
+    return RewardBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, verdict, None, seconds, reason=reason)

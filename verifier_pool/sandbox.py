@@ -2,10 +2,16 @@
 
 Signals only interrupt the main thread and a SymPy call stuck in C code ignores them, so the only
 deadline that works inside a Ray actor or a worker thread is a separate process. Parent and child
-speak msgpack over pipes: request `[op, args]`, reply `[ok, result]`.
+speak msgpack over pipes: request `[op, args, cpu_seconds]`, reply `[ok, result]`.
+
+The child is a sandbox, not just a timer: it starts with an empty environment (no API keys, no
+credentials), in its own session, with `RLIMIT_AS` (memory) and a per-request `RLIMIT_CPU`, and dies
+with its parent (`PR_SET_PDEATHSIG`). It runs only the handlers below; untrusted text is parsed, never
+executed.
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
 import select
@@ -19,6 +25,7 @@ import msgpack
 
 IN_SANDBOX = False
 STARTUP_TIMEOUT = 120.0
+MEMORY_LIMIT_BYTES = 2 * 1024**3
 
 
 class SandboxDied(RuntimeError):
@@ -37,12 +44,13 @@ class SandboxProcess:
         self._spawn()
 
     def _spawn(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        env = {"PYTHONPATH": root, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "verifier_pool.sandbox"],
+            [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+             "from verifier_pool.sandbox import _serve; _serve()", root],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0,
+            start_new_session=True, cwd="/",
         )
         self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
         self._ready = False
@@ -73,7 +81,7 @@ class SandboxProcess:
             if not self._ready:
                 self._read_message(time.monotonic() + STARTUP_TIMEOUT)
                 self._ready = True
-            self.proc.stdin.write(msgpack.packb([op, args], use_bin_type=True))
+            self.proc.stdin.write(msgpack.packb([op, args, math.ceil(timeout) + 1], use_bin_type=True))
             ok, result = self._read_message(time.monotonic() + timeout)
         except SandboxTimeout:
             self.restart()
@@ -124,18 +132,48 @@ def run(op: str, args: tuple, *, timeout: float) -> Any:
         _idle.put(box)
 
 
+def _confine() -> None:
+    """Limits the child sets on itself: memory, die with the parent."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit_cpu(seconds: int) -> None:
+    """A CPU budget for the next request: the soft RLIMIT_CPU set `seconds` past the CPU used so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = math.ceil(usage.ru_utime + usage.ru_stime)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = used + max(1, int(seconds))
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
 def _serve() -> None:
     """Child side: answer requests from stdin until it closes."""
     global IN_SANDBOX
     IN_SANDBOX = True
+    _confine()
     import sympy  # noqa: F401 - import cost paid before "ready"
     from latex2sympy2_extended import latex2sympy  # noqa: F401
 
-    from verifier_pool import equivalence
+    from verifier_pool import equivalence, tools
 
     handlers = {
-        "compare": lambda pred, gold: asdict(equivalence.compare_inline(pred, gold)),
+        "compare": lambda *args: asdict(equivalence.compare_inline(*args)),
+        "tool": tools.run_tool,
         "ping": lambda: "pong",
+        "environ": lambda: dict(os.environ),
         "crash": lambda: os._exit(3),
         "sleep": lambda seconds: time.sleep(seconds),
     }
@@ -149,8 +187,9 @@ def _serve() -> None:
         if not chunk:
             return
         unpacker.feed(chunk)
-        for op, args in unpacker:
+        for op, args, cpu_seconds in unpacker:
             try:
+                _limit_cpu(cpu_seconds)
                 reply = [True, handlers[op](*args)]
             except Exception as exc:  # noqa: BLE001 - reported to the parent, never fatal
                 reply = [False, f"{type(exc).__name__}: {exc}"[:500]]
