@@ -179,6 +179,8 @@ def _relation_structure(ops: list[str], segments: list[str]) -> tuple:
             return structure(segments[-1])
         if _TARGET.fullmatch(segments[0]):
             return ("assign", segments[0], structure(segments[1]))
+        if not any(re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", side)) for side in segments):
+            return structure(segments[1])  # a computation `1/2 + 1/3 = 5/6`: its result
         return ("relation", "=", segments[0], segments[1])
     if len(ops) == 2 and ops[0] == ops[1] and ops[0] in ("<", "<=") and _TARGET.fullmatch(segments[1]):
         return ("tuple", "(" if ops[0] == "<" else "[", (segments[0], segments[2]), ")" if ops[0] == "<" else "]")

@@ -22,8 +22,9 @@ _ANSWER_IS = re.compile(
 _IS = re.compile(r"\s(?:is|are|equals|=)\s", re.I)
 _MATH_DELIMITER = re.compile(r"\\?\$\$|\\?\$|\\\(|\\\)|\\\[|\\\]")
 _CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
-_LAST_NUMBER = re.compile(rf"(?<![\w.])[-−]?(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|{NUMBER}(?:/{NUMBER})?)(?![\w])")
-_BOX_JOINER = re.compile(r"[\s$,]*(?:and|,)?[\s$,]*")
+_LAST_NUMBER = re.compile(rf"(?<![\w.])[-−]?(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|{NUMBER}(?:/{NUMBER})?)(?!\d|\.\d)")
+_BOX_JOINER = re.compile(r"(?:[\s$,]|\\[()\[\]])*(?:and|,)?(?:[\s$,]|\\[()\[\]])*")
+_WORD = re.compile(r"[A-Za-z]{3,}")
 
 
 def _matching_braces(text: str) -> dict[int, int]:
@@ -97,16 +98,19 @@ def _strip_sentence_end(answer: str) -> str:
 
 def _statement_answer(statement: str) -> str | None:
     """The answer inside "Final Answer: The largest $n$ is 34." style statements: after the last ` is `
-    outside math, else the statement when it is short, else its last number."""
+    outside math; else, in a sentence of words ("Sphere started 3 hours ago"), its first number; else the
+    statement itself."""
     cut = 0
     masked = _mask_math(statement)
     for m in _IS.finditer(masked):
         cut = m.end()
     tail = _strip_sentence_end(statement[cut:])
-    if cut or len(tail) <= 40:
+    if cut:
         return tail or None
-    numbers = _LAST_NUMBER.findall(statement)
-    return numbers[-1] if numbers else None
+    numbers = _LAST_NUMBER.findall(_mask_math(statement))
+    if numbers and _WORD.search(_mask_math(tail)):
+        return numbers[0].replace(",", "")
+    return tail or None
 
 
 def _mask_math(text: str) -> str:

@@ -25,9 +25,10 @@ UNIT_WORDS = frozenset((
 ).split())
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textnormal|textrm|textsf|mathrm|mathbf|mathit|mbox|operatorname)"
                        r" ?\{([^{}]*)\}")
-_LATEX_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|\\,|,\\!)(?=\d{3}(?!\d))")
+_LATEX_THOUSANDS = re.compile(r"(?<=\d) ?(?:\{,\}|\\,|,\\!) ?(?=\d{3}(?!\d))")
 _GROUPED_NUMBER = re.compile(r"-?\d{1,3}(?:(,)\d{3})+(?:\.\d+)?|-?\d{1,3}(?:( )\d{3})+(?:\.\d+)?")
-_DECIMAL_COMMA = re.compile(r"-?(?:0,\d+|\d{4,},\d{1,2})")
+_DECIMAL_COMMA = re.compile(r"-?(?:0,\d+|\d,\d\d|\d{4,},\d{1,2})")
+_SIMPLE_FRACTION = re.compile(r"(-?)\\frac\{(\d{1,50})\}\{(\d{1,50})\}")
 _CHOICE = re.compile(r"(?:\(\s?([A-Ea-e])\s?\)|([A-E]))[.:]?")
 _SHORT_FRAC = re.compile(r"\\frac ?(\d)(?: ?(\d)| ?\{)")
 _SHORT_FRAC_DEN = re.compile(r"\\frac ?\{([^{}]{1,40})\} ?(\d)")
@@ -42,11 +43,13 @@ _TAIL_UNIT = re.compile(r"([A-Za-z]+)(?:\^\{?[23]\}?)?\.?$")
 
 def _join_grouped(s: str) -> str:
     """`7,425,000` / `1 000` → digits, only when the whole answer is one grouped number (never inside a tuple)."""
-    m = _GROUPED_NUMBER.fullmatch(s)
-    if m:
-        return s.replace(",", "").replace(" ", "")
     if _DECIMAL_COMMA.fullmatch(s):
         return s.replace(",", ".")
+    if _GROUPED_NUMBER.fullmatch(s):
+        return s.replace(",", "").replace(" ", "")
+    fraction = _SIMPLE_FRACTION.fullmatch(s)
+    if fraction:
+        return f"{fraction.group(1)}{fraction.group(2)}/{fraction.group(3)}"
     return s
 
 
