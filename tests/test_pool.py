@@ -82,7 +82,7 @@ def test_towers_and_megabyte_strings_finish_within_the_deadline(pool):
     out = pool.score(reqs)
     elapsed = time.perf_counter() - start
     assert len(out) == 9
-    assert all(b.verdict in ("wrong", "unparsable", "timeout") for b in out)
+    assert all(b.verdict in ("wrong", "unparsable", "timeout", "not_final") for b in out)
     # 9 requests over 2 actors, each at most the 1 s compare deadline plus the 1 s consistency one.
     assert elapsed < 5 * 2 * 1.0 + 10
     good, expected = mixed_requests(10)
@@ -183,3 +183,34 @@ def test_threads_can_share_a_pool(pool):
     for t in threads:
         t.join(120)
     assert results == [expected] * 3
+
+
+def test_a_wedged_actor_cannot_stall_a_batch(ray_cluster):
+    """One actor hangs (test hook): its chunk passes the deadline, the actor is replaced, the chunk is retried
+    on another actor, and the batch returns on time with every verdict right."""
+    p = VerifierPool(2, chunk_size=4, timeout=1.0, name_prefix="verifier-hang", chunk_deadline=4.0)
+    try:
+        assert p.wait_ready() == 2
+        wedged = p.members[0]
+        ray_cluster.get(wedged.handle.hang_next_chunk.remote(600.0))
+        reqs, expected = mixed_requests(24)
+        start = time.perf_counter()
+        out = p.score(reqs)
+        elapsed = time.perf_counter() - start
+        assert [b.verdict for b in out] == expected
+        assert elapsed < 4.0 + 20.0
+        assert wedged not in p.members and p.stats()["chunks_past_deadline"] >= 1
+        assert len(p.members) == 2
+    finally:
+        p.shutdown()
+
+
+def test_a_chunk_that_always_hangs_is_scored_timeout(ray_cluster):
+    p = VerifierPool(1, chunk_size=4, timeout=1.0, name_prefix="verifier-hang2", chunk_deadline=2.0)
+    try:
+        assert p.wait_ready() == 1
+        p.members[0].handle.hang_next_chunk.remote(600.0)
+        out = p.score(mixed_requests(4)[0])
+        assert [b.verdict for b in out] in (["timeout"] * 4, mixed_requests(4)[1])
+    finally:
+        p.shutdown()
