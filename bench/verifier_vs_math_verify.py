@@ -12,7 +12,7 @@ Our verifier runs under both answer policies. The labels are plain mathematical 
 like-for-like comparison; `strict` refuses by design answers such as `(9+1)` for 10 (verdict `not_final`), and
 its accuracy against these labels shows how often that happens. Math-Verify gets the strings as its own tests
 pass them (our pairs wrapped in `$…$`). Both run single-threaded on the main thread, each after one warm-up
-call, one pass over each corpus.
+call that needs SymPy (so our sandbox has started), one pass over each corpus.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def math_verify(wrap: bool):
 
 
 def run(judge, rows: list[dict]) -> dict:
-    judge({"pred": "1", "gold": "1"})
+    judge({"pred": "\\sqrt{2}", "gold": "\\frac{2}{\\sqrt{2}}"})  # warm-up that needs SymPy (starts our sandbox)
     correct, slowest, by_family = 0, (0.0, ""), {}
     start = time.perf_counter()
     for row in rows:

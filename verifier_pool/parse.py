@@ -152,7 +152,9 @@ class _Parser:
                 op = "div" if tok[1] in ("/", "\\div") else "mul"
                 node = (op, node, self.unary())
             elif self._starts_atom(tok):
-                node = ("mul", node, self.power())
+                factor = self.power()
+                mixed = node[0] == "num" and node[1].isdigit() and tok[1] in _FRACTIONS and factor[0] == "div"
+                node = ("add", node, factor) if mixed and _integer(factor[1]) is not None else ("mul", node, factor)
             else:
                 return node
 
