@@ -135,53 +135,51 @@ HOSTILE = [
 ]
 
 
-def _judge_all(deadline: float) -> list[float]:
-    worst = []
+def _judge_all(deadline: float) -> tuple[float, float]:
+    """(slowest `compare`, slowest `score`) over the hostile inputs, as pred, as gold and as both."""
+    slowest_compare = slowest_score = 0.0
     for text in HOSTILE:
         for pred, gold in ((text, "1"), ("1", text), (text, text)):
             start = time.perf_counter()
             v = compare(pred, gold, timeout=deadline)
             assert v.verdict in ("correct", "wrong", "unparsable", "timeout", "not_final", "error")
-            worst.append(time.perf_counter() - start)
+            slowest_compare = max(slowest_compare, time.perf_counter() - start)
         start = time.perf_counter()
         b = score(text, "What is 1?", "1", timeout=deadline)
         assert b.verdict in ("correct", "wrong", "unparsable", "timeout", "not_final", "error")
         assert extract_answer(text) is None or isinstance(extract_answer(text), str)
-        worst.append(time.perf_counter() - start)
-    return worst
+        slowest_score = max(slowest_score, time.perf_counter() - start)
+    return slowest_compare, slowest_score
+
+
+def _assert_within_deadline(slowest: tuple[float, float]) -> None:
+    slowest_compare, slowest_score = slowest
+    assert slowest_compare < DEADLINE + SLACK
+    assert slowest_score < 2 * DEADLINE + SLACK  # the answer and the consistency check: one deadline each
 
 
 def test_hostile_inputs_meet_the_deadline_in_the_main_thread():
     compare("\\sqrt{2}", "1.41")  # start the sandbox
-    assert max(_judge_all(DEADLINE)) < DEADLINE * 3 + SLACK  # score() makes up to two sandbox calls + extraction
+    _assert_within_deadline(_judge_all(DEADLINE))
 
 
 def test_hostile_inputs_meet_the_deadline_in_a_worker_thread():
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        worst = pool.submit(_judge_all, DEADLINE).result(timeout=600)
-    assert max(worst) < DEADLINE * 3 + SLACK
-
-
-def test_single_comparisons_meet_deadline_plus_half_a_second():
-    compare("\\sqrt{2}", "1.41")
-    for text in HOSTILE:
-        start = time.perf_counter()
-        compare(text, "1", timeout=DEADLINE)
-        assert time.perf_counter() - start < DEADLINE + SLACK, text[:30]
+        _assert_within_deadline(pool.submit(_judge_all, DEADLINE).result(timeout=600))
 
 
 @pytest.mark.ray
 def test_hostile_inputs_meet_the_deadline_inside_a_ray_actor(ray_cluster):
     @ray_cluster.remote(num_cpus=0)
     class Judge:
-        def run(self, deadline: float) -> float:
+        def run(self, deadline: float) -> tuple[float, float]:
             import tests.test_verifier_trust as t
 
             compare("\\sqrt{2}", "1.41")
-            return max(t._judge_all(deadline))
+            return t._judge_all(deadline)
 
     judge = Judge.remote()
-    assert ray_cluster.get(judge.run.remote(DEADLINE), timeout=600) < DEADLINE * 3 + SLACK
+    _assert_within_deadline(ray_cluster.get(judge.run.remote(DEADLINE), timeout=600))
     ray_cluster.kill(judge)
 
 
