@@ -53,6 +53,19 @@ class HFEngine:
         set_peft_model_state_dict(self.model, {k: torch.as_tensor(v).to(self.device) for k, v in weights.tensors.items()})
         self.adapter_version = weights.version
 
+    def merge_adapter(self, weights: Any) -> None:
+        """Fold `weights` into the base weights (the learner did the same: see `LearnerCore.merge_adapter`);
+        later adapters apply on top. Waits for a running `generate`."""
+        from peft import PeftModel
+
+        with self._lock:
+            self._pending = weights
+            self.adapter_version = -1
+            self._apply_pending()
+            self.model = self.model.merge_and_unload() if isinstance(self.model, PeftModel) else self.model
+            self.model.eval()
+            self.adapter_version = weights.version
+
     # ------------------------------------------------------------ sampling
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,

@@ -32,12 +32,14 @@ class VLLMEngine:
                  seed: int = 0, adapter_root: str = "/dev/shm", **llm_kwargs: Any) -> None:
         vllm = _import_vllm()
         self._vllm = vllm
-        self.llm = vllm.LLM(
-            model=model, enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max(2, max_loras),
+        self.model_path = model
+        self._llm_kwargs = dict(
+            enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max(2, max_loras),
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
             enable_prefix_caching=enable_prefix_caching, async_scheduling=async_scheduling, dtype=dtype, seed=seed,
             **llm_kwargs,
         )
+        self.llm = vllm.LLM(model=model, **self._llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         root = pathlib.Path(adapter_root if os.path.isdir(adapter_root) else "/tmp") / f"{run_name}-{os.getpid()}"
         self.adapter_dir = root
@@ -58,6 +60,31 @@ class VLLMEngine:
         with self._lock:
             self.adapter_version = weights.version
         self._collect_old_versions()
+
+    def merge_adapter(self, weights: Any) -> None:
+        """Fold `weights` into the base weights: merged on the CPU with peft, written beside the adapters, and
+        the engine restarted on them (vLLM cannot change base weights in place). Rare: once after SFT."""
+        import gc
+
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        with self._lock:
+            adapter = self.adapter_dir / f"merge-{weights.version}"
+            weights.save(adapter)
+            base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch.bfloat16)
+            merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+            target = self.adapter_dir / f"base-{weights.version}"
+            merged.save_pretrained(target)
+            AutoTokenizer.from_pretrained(self.model_path).save_pretrained(target)
+            del merged, base
+            del self.llm
+            gc.collect()
+            torch.cuda.empty_cache()
+            self.model_path = str(target)
+            self.llm = self._vllm.LLM(model=self.model_path, **self._llm_kwargs)
+            self.adapter_version = 0
 
     def _lora_request(self, version: int):
         if version == 0:

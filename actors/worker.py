@@ -31,6 +31,12 @@ class RolloutWorker:
         self.engine.load_adapter(weights)
         return weights.version
 
+    def merge_adapter(self, weights: Any) -> int:
+        """Fold an adapter into the engine's base weights (the new reference after SFT)."""
+        with self._generate_lock:
+            self.engine.merge_adapter(weights)
+        return weights.version
+
     def adapter_version(self) -> int:
         return self.engine.adapter_version
 
@@ -58,6 +64,14 @@ def generate_across(workers: list, prompts: list[str], n: int, sampling: Samplin
     refs = [w.generate.remote(prompts[i : i + shard], n, sampling, problem_ids[i : i + shard])
             for w, i in zip(workers, range(0, len(prompts), shard))]
     return [row for part in ray.get(refs) for row in part]
+
+
+def merge_adapter_everywhere(workers: list, weights: Any) -> list[int]:
+    """Every worker folds `weights` into its base weights."""
+    import ray
+
+    ref = ray.put(weights)
+    return ray.get([w.merge_adapter.remote(ref) for w in workers])
 
 
 def push_adapter(workers: list, weights: Any) -> list[int]:

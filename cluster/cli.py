@@ -79,6 +79,24 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_split(args: argparse.Namespace) -> int:
+    from cluster.config import ConfigError, load_config
+    from cluster.driver import split_audit
+
+    try:
+        cfg = load_config(args.preset, args.config, list(args.set or []))
+    except ConfigError as exc:
+        print(f"rlvr audit-split: config error: {exc}", file=sys.stderr)
+        return 2
+    report = split_audit(cfg)
+    print(f"held-out facts: {report['heldout_facts']}")
+    for name, count in report["facts"].items():
+        print(f"{name:<12} {count:>6} facts, {report['overlap_with_heldout'][name]} shared with held-out")
+    leaked = sum(report["overlap_with_heldout"].values())
+    print("no overlap" if not leaked else f"OVERLAP: {leaked} held-out facts are also training facts")
+    return 1 if leaked else 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from cluster.config import ConfigError, load_config
 
@@ -105,10 +123,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def adapter_eval_settings(adapter: str | None) -> dict:
+    """The prompt template and answer policy saved beside an adapter or checkpoint (`rlvr_eval.json`)."""
+    if not adapter:
+        return {}
+    path = pathlib.Path(adapter)
+    for candidate in (path / "rlvr_eval.json", path.parent / "rlvr_eval.json"):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    return {}
+
+
+def merged_adapters(adapter: str) -> list:
+    """Adapters a checkpoint's base weights had folded in (the SFT warm start), in order."""
+    from learner.adapter import AdapterWeights
+
+    path = pathlib.Path(adapter)
+    folder = path / "merged" if (path / "merged").is_dir() else path.parent / "merged"
+    if not folder.is_dir():
+        return []
+    return [AdapterWeights.load(p, version=500 + i) for i, p in enumerate(sorted(folder.iterdir(), key=lambda p: int(p.name)))]
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import ray
 
-    from actors.worker import create_rollout_workers, push_adapter
+    from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
+    from cluster.config import PROMPT
     from cluster.driver import resolve_model
     from cluster.evaluate import evaluate
     from learner.adapter import AdapterWeights
@@ -116,17 +157,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from verifier_pool.pool import VerifierPool
 
     problems = load_problems(args.data, limit=args.limit)
+    settings = adapter_eval_settings(args.adapter)
+    prompt = args.prompt or settings.get("prompt") or PROMPT
+    policy = args.policy or settings.get("answer_policy") or "lenient"
     if not ray.is_initialized():
         ray.init(address=args.address or os.environ.get("RAY_ADDRESS"), include_dashboard=False)
     model = resolve_model(args.model)
     workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker, model=model,
                                      name_prefix="eval-rollout")
     if args.adapter:
-        push_adapter(workers, AdapterWeights.load(args.adapter, version=1))
+        for merged in merged_adapters(args.adapter):
+            merge_adapter_everywhere(workers, merged)
+        push_adapter(workers, AdapterWeights.load(args.adapter, version=1000))
     pool = VerifierPool("auto", name_prefix="eval-verifier")
     try:
         result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens,
-                          policy=args.policy)
+                          policy=policy, template=prompt)
     finally:
         pool.shutdown()
         for worker in workers:
@@ -148,9 +194,9 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
             key, _, value = item.partition("=")
             overrides[key.strip()] = float(value)
     try:
-        weights = RewardWeights.from_dict(overrides)
+        weights = RewardWeights.from_dict({**overrides, "preset": args.preset})
     except (TypeError, ValueError) as exc:
-        print(f"rlvr rescore: --weights: {exc}", file=sys.stderr)
+        print(f"rlvr rescore: --weights/--preset: {exc}", file=sys.stderr)
         return 2
     pairs = rescore(args.log, weights, timeout=args.timeout)
     if args.out:
@@ -186,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. learner.lr=2e-5 (repeatable)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     train.set_defaults(func=_cmd_train)
+    audit = sub.add_parser("audit-split", help="count facts shared between pretraining, SFT, GRPO and held-out data")
+    audit.add_argument("--preset", default="tiny")
+    audit.add_argument("--config")
+    audit.add_argument("--set", action="append", metavar="KEY=VALUE")
+    audit.set_defaults(func=_cmd_audit_split)
     ev = sub.add_parser("eval", help="accuracy, pass@k and maj@k of a model (+ adapter) on a dataset")
     ev.add_argument("--model", default="tiny")
     ev.add_argument("--adapter", help="an adapter or checkpoint directory")
@@ -194,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--temperature", type=float, default=1.0)
     ev.add_argument("--max-tokens", type=int, default=512)
     ev.add_argument("--limit", type=int)
-    ev.add_argument("--policy", default="lenient", choices=("lenient", "strict"),
-                    help="answer policy: lenient (plain equality, for external benchmarks) or strict (final answers)")
+    ev.add_argument("--policy", choices=("lenient", "strict"),
+                    help="answer policy: lenient (plain equality, for external benchmarks) or strict (final answers); "
+                         "default: the adapter's training policy for our problems, else lenient")
+    ev.add_argument("--prompt", help="prompt template with {question}; default: the one the adapter was trained with")
     ev.add_argument("--engine", default="hf", choices=("hf", "vllm"))
     ev.add_argument("--workers", type=int, default=1)
     ev.add_argument("--gpus-per-worker", type=float, default=0.0)
@@ -204,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     rescore = sub.add_parser("rescore", help="recompute the rewards of a rollout log under other weights")
     rescore.add_argument("log")
     rescore.add_argument("--weights", help="e.g. correctness=0.6,format=0.0,consistency=0.1 (the rest default)")
+    rescore.add_argument("--preset", default="dense8", choices=("dense8", "simple", "binary"),
+                         help="reward preset: dense8 (weighted 8 signals), simple (1/0.2/0.1), binary (1/0)")
     rescore.add_argument("--timeout", type=float, default=2.0)
     rescore.add_argument("--out")
     rescore.set_defaults(func=_cmd_rescore)

@@ -53,6 +53,9 @@ class LearnerSection:
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
     gpus: float = 0.0
+    advantage: str = "grpo"  # grpo | dr_grpo | rloo (correctness-led, see learner.grpo.group_advantages)
+    shaping_coef: float = 0.05  # weight of the centred shaping tie-breaker beside correctness
+    std_floor: float = 0.1
 
 
 @dataclass
@@ -239,6 +242,12 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
+    if cfg.learner.advantage not in ("grpo", "dr_grpo", "rloo"):
+        raise ConfigError(f"learner.advantage: expected grpo, dr_grpo or rloo, got {cfg.learner.advantage!r}")
+    if not 0.0 <= cfg.learner.shaping_coef <= 0.05:
+        raise ConfigError("learner.shaping_coef: must be in [0, 0.05] so shaping only breaks correctness ties")
+    if cfg.reward.get("preset", "dense8") not in ("dense8", "simple", "binary"):
+        raise ConfigError(f"reward.preset: expected dense8, simple or binary, got {cfg.reward.get('preset')!r}")
     if cfg.verifier.answer_policy not in ("strict", "lenient"):
         raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:

@@ -18,16 +18,17 @@ import time
 from dataclasses import dataclass
 
 from actors.records import SamplingConfig
-from actors.worker import create_rollout_workers, push_adapter
+from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
 from cluster.config import TrainConfig, dump
 from cluster.evaluate import evaluate, prompt_for, sample_and_score
 from cluster.rollout_log import append_records
 from cluster.tracking import Tracker
+from learner.grpo import SPREAD_TOL
 from learner.learner import LearnerConfig, TrainBatch, create_learner
 from learner.policy import PolicyConfig
 from synthesis.datasets import load_problems
 from synthesis.generators import generate_problems
-from synthesis.problem import Problem, question_key
+from synthesis.problem import Problem, fact_key
 from verifier_pool.pool import VerifierPool
 from verifier_pool.reward import RewardWeights
 
@@ -41,7 +42,7 @@ def stage_problems(cfg: TrainConfig, index: int, exclude: set[str]) -> list[Prob
     """The stage's training problems: its data file, or generated for (seed, stage) without the held-out ones."""
     stage = cfg.stages[index]
     if stage.data:
-        problems = [p for p in load_problems(stage.data) if question_key(p.question) not in exclude]
+        problems = [p for p in load_problems(stage.data) if fact_key(p) not in exclude]
         if not problems:
             raise ValueError(f"stages[{index}].data: no problems left after removing held-out ones")
         return problems
@@ -55,6 +56,31 @@ def held_out_problems(cfg: TrainConfig) -> dict[str, list[Problem]]:
     return {s.name: generate_problems(cfg.eval_problems, s.difficulty, topics=s.topics or None,
                                       seed=10_000_019 + cfg.seed * 1000 + i, split="heldout")
             for i, s in enumerate(cfg.stages)}
+
+
+def sft_problems(cfg: TrainConfig, exclude: set[str]) -> list[Problem]:
+    """The SFT warm start's problems: an equal share from each stage's difficulty and topics."""
+    share = -(-cfg.sft.problems // len(cfg.stages))
+    return [p for i, stage in enumerate(cfg.stages)
+            for p in generate_problems(share, stage.difficulty, topics=stage.topics or None,
+                                       seed=cfg.seed * 1000 + 900 + i, exclude=exclude, split="train")]
+
+
+def split_audit(cfg: TrainConfig) -> dict:
+    """Facts (see `fact_key`) of every data source of a run — pretraining (for the built-in tiny model), SFT,
+    GRPO stages, held-out evaluation — and how many held-out facts each training source shares."""
+    held_out = held_out_problems(cfg)
+    exclude = {fact_key(p) for problems in held_out.values() for p in problems}
+    sources: dict[str, set[str]] = {}
+    if cfg.model.name == "tiny":
+        from cluster.modelzoo import pretraining_problems
+
+        sources["pretraining"] = {fact_key(p) for p in pretraining_problems()}
+    if cfg.sft.enabled:
+        sources["sft"] = {fact_key(p) for p in sft_problems(cfg, exclude)}
+    sources["grpo"] = {fact_key(p) for i in range(len(cfg.stages)) for p in stage_problems(cfg, i, exclude)}
+    return {"heldout_facts": len(exclude), "facts": {k: len(v) for k, v in sources.items()},
+            "overlap_with_heldout": {k: len(v & exclude) for k, v in sources.items()}}
 
 
 def epoch_batches(problems: list[Problem], batch_size: int, seed: int, stage: int, epoch: int) -> list[list[Problem]]:
@@ -112,6 +138,8 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
         policy=PolicyConfig(model=model_path, lora_rank=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha,
                             dtype=cfg.model.dtype, gradient_checkpointing=cfg.model.gradient_checkpointing),
         lr=cfg.learner.lr, beta=cfg.learner.beta, clip_low=cfg.learner.clip_low, clip_high=cfg.learner.clip_high,
+        advantage=cfg.learner.advantage, shaping_coef=cfg.learner.shaping_coef, std_floor=cfg.learner.std_floor,
+        max_completion_tokens=cfg.rollout.max_tokens,
         epochs=cfg.learner.epochs, micro_batch_size=cfg.learner.micro_batch_size, max_grad_norm=cfg.learner.max_grad_norm,
         warmup_steps=cfg.learner.warmup_steps, total_steps=max(stage_steps, 1), seed=cfg.seed)
     learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus)
@@ -145,12 +173,14 @@ def grpo_step(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: in
     rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, G, sampling, cfg.prompt, cfg.reward, timings,
                                         policy=cfg.verifier.answer_policy)
     rewards = [[b.total for b in row] for row in breakdowns]
-    keep = [i for i, r in enumerate(rewards) if not cfg.drop_zero_spread or max(r) > min(r)]
+    correct = [[float(b.verdict == "correct") for b in row] for row in breakdowns]
+    keep = [i for i, c in enumerate(correct) if not cfg.drop_zero_spread or max(c) - min(c) > SPREAD_TOL]
     flat = [(c, b) for i in keep for c, b in zip(rows[i], breakdowns[i])]
-    metrics = _reward_metrics(rewards, breakdowns, rows)
+    metrics = _reward_metrics(correct, breakdowns, rows)
     if flat:
         batch = TrainBatch(prompt_ids=[c.prompt_token_ids for c, _ in flat], completion_ids=[c.token_ids for c, _ in flat],
                            rewards=[b.total for _, b in flat], group_size=G,
+                           correct=[float(b.verdict == "correct") for _, b in flat], shaping=[b.shaping for _, b in flat],
                            sampler_logprobs=[c.logprobs for c, _ in flat] if cfg.learner.epochs > 1 else None)
         learn = _timed(timings, "learn_seconds", lambda: ray.get(svc.learner.step.remote(batch)))
         metrics.update({k: learn[k] for k in ("loss", "kl", "clip_fraction", "grad_norm", "lr", "version")})
@@ -173,14 +203,15 @@ def _timed(timings: dict, key: str, fn, *args):
     return out
 
 
-def _reward_metrics(rewards: list[list[float]], breakdowns, rows) -> dict[str, float]:
+def _reward_metrics(correct: list[list[float]], breakdowns, rows) -> dict[str, float]:
     flat = [b for row in breakdowns for b in row]
     n = max(len(flat), 1)
     out = {f"reward/{s}": sum(getattr(b, s) for b in flat) / n for s in SIGNALS}
     out["reward/total"] = sum(b.total for b in flat) / n
     out["accuracy"] = sum(b.verdict == "correct" for b in flat) / n
     out["not_final"] = sum(b.verdict == "not_final" for b in flat) / n
-    out["zero_spread_groups"] = sum(max(r) == min(r) for r in rewards) / max(len(rewards), 1)
+    out["zero_spread_groups"] = sum(max(c) - min(c) <= SPREAD_TOL for c in correct) / max(len(correct), 1)
+    out["reward/shaping"] = sum(b.shaping for b in flat) / n
     tokens = sum(len(c.token_ids) for row in rows for c in row)
     out["completion_tokens"] = tokens
     return out
@@ -227,10 +258,12 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
     state.data["run_id"] = tracker.run_id
     svc = start_services(cfg, model_path)
     held_out = held_out_problems(cfg)
-    exclude = {question_key(p.question) for problems in held_out.values() for p in problems}
+    exclude = {fact_key(p) for problems in held_out.values() for p in problems}
     checkpoint = run_dir / "checkpoint"
     if resume and checkpoint.exists():
         resumed = ray.get(svc.learner.load.remote(str(checkpoint)))
+        for merged in ray.get(svc.learner.merged_adapters.remote()):
+            merge_adapter_everywhere(svc.workers, merged)
         push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
         echo(f"resumed {run_dir} at stage {state.data['stage']} step {resumed['step']} (adapter v{resumed['version']})")
     log_path = run_dir / "rollouts.msgpack"
@@ -253,6 +286,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
     def save_checkpoint() -> None:
         """Learner state first, then the run state that points at it (both written atomically)."""
         ray.get(svc.learner.save.remote(str(checkpoint)))
+        write_eval_settings(cfg, checkpoint)
         state.save()
 
     if not state.data["evals"]:
@@ -261,6 +295,8 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         warm_start(cfg, svc, exclude, tracker, echo)
         state.data["sft_done"] = True
         evaluate_all("sft")
+        merge_adapter_everywhere(svc.workers, ray.get(svc.learner.merge_adapter.remote()))
+        echo("[sft] adapter merged into the base weights: the KL reference is now the SFT model")
         save_checkpoint()
 
     rolling: collections.deque[float] = collections.deque(maxlen=cfg.rolling_window)
@@ -308,6 +344,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                 state.data.update(epoch=state.data["epoch"] + 1, batch=0)
         stage_dir = run_dir / "stages" / stage.name
         ray.get(svc.learner.save.remote(str(stage_dir)))
+        write_eval_settings(cfg, stage_dir)
         tracker.log_artifact(stage_dir / "adapter", f"adapters/{stage.name}")
         evaluate_all(stage.name)
         _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
@@ -318,6 +355,13 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         save_checkpoint()
 
     return _finish(cfg, svc, tracker, state, run_dir, final=True, echo=echo)
+
+
+def write_eval_settings(cfg: TrainConfig, directory: pathlib.Path) -> None:
+    """How the adapter in `directory` was trained to be prompted and judged, for `rlvr eval --adapter`."""
+    (directory / "rlvr_eval.json").write_text(json.dumps({
+        "prompt": cfg.prompt, "answer_policy": cfg.verifier.answer_policy, "model": cfg.model.name,
+        "max_tokens": cfg.rollout.max_tokens}, indent=2))
 
 
 def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, state: RunState, run_dir: pathlib.Path, *,
@@ -348,10 +392,7 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
 
     from actors.engine import encode_prompts
 
-    share = -(-cfg.sft.problems // len(cfg.stages))
-    problems = [p for i, stage in enumerate(cfg.stages)
-                for p in generate_problems(share, stage.difficulty, topics=stage.topics or None,
-                                           seed=cfg.seed * 1000 + 900 + i, exclude=exclude, split="train")]
+    problems = sft_problems(cfg, exclude)
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
     rng = random.Random(cfg.seed)
     prompt_ids = encode_prompts(svc.tokenizer, [prompt_for(p, cfg.prompt) for p in problems])

@@ -101,6 +101,15 @@ def pretraining_text(problem, markup: bool) -> str:
     return f"{problem.question}\n{reasoning}\nThe answer is {problem.answer}."
 
 
+def pretraining_problems(*, topics: dict | None = None, seed: int = 0) -> list:
+    """The tiny model's pretraining corpus: generated problems from the *train* side of the fact space."""
+    from synthesis.generators import generate_problems
+
+    topics = topics or {"mental_math": 1.0}
+    return [p for d, n in ((1, 600), (2, 1500), (3, 1500))
+            for p in generate_problems(n, d, topics=topics, seed=seed + 77, split="train")]
+
+
 def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 1500, batch_size: int = 64,
              lr: float = 3e-3, topics: dict | None = None, seed: int = 0, echo=print) -> pathlib.Path:
     """Full-weight causal-LM training of a (tiny) model on generated math text from the *train* side of the
@@ -108,15 +117,12 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from synthesis.generators import generate_problems
 
     out = pathlib.Path(out_dir)
     marker = out / "sympy_rlvr_pretrain.json"
     if marker.exists():
         return out
-    topics = topics or {"mental_math": 1.0}
-    problems = [p for d, n in ((1, 600), (2, 1500), (3, 1500))
-                for p in generate_problems(n, d, topics=topics, seed=seed + 77, split="train")]
+    problems = pretraining_problems(topics=topics, seed=seed)
     texts = [pretraining_text(p, markup=i % 2 == 1) for i, p in enumerate(problems)]
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -147,4 +153,4 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
 def tiny_model_path(echo=print) -> pathlib.Path:
     """The CPU default's model, built and pretrained once, cached under ~/.cache/sympy-rlvr/."""
     base = build_model(CACHE / "tiny-qwen2", "tiny")
-    return pretrain(base, CACHE / "tiny-qwen2-pretrained-v3", steps=1500, echo=echo)
+    return pretrain(base, CACHE / "tiny-qwen2-pretrained-v4", steps=1500, echo=echo)

@@ -1,31 +1,56 @@
 """GRPO as pure tensor functions: group advantages, per-token log-probabilities, the clipped loss with KL.
 
-Read top to bottom: rewards of G samples per prompt → advantages → per-token logp under the policy,
-the sampler (old) and the reference → `-min(ρA, clip(ρ)A) + β·k3`, token mean over the batch.
+Read top to bottom: correctness (and a little shaping) of G samples per prompt → advantages → per-token
+logp under the policy, the sampler (old) and the reference → `-min(ρA, clip(ρ)A) + β·k3`, aggregated over
+the batch's tokens (a token mean, or a token sum over a constant for Dr. GRPO).
 """
 from __future__ import annotations
 
 import torch
 
+ESTIMATORS = ("grpo", "dr_grpo", "rloo")
+SPREAD_TOL = 1e-6
 
-def group_advantages(rewards: torch.Tensor, group_size: int, *, normalize_std: bool = True,
-                     eps: float = 1e-6) -> torch.Tensor:
-    """`(r - mean_group) / (std_group + eps)` for rewards laid out group by group ([B*G]);
-    with `normalize_std=False` only centred (Dr. GRPO). Groups with equal rewards get 0."""
-    if rewards.numel() % group_size:
-        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
-    grouped = rewards.float().view(-1, group_size)
+
+def group_advantages(correct: torch.Tensor, group_size: int, *, estimator: str = "grpo",
+                     shaping: torch.Tensor | None = None, shaping_coef: float = 0.05,
+                     std_floor: float = 0.1) -> torch.Tensor:
+    """Advantages led by correctness, for samples laid out group by group ([B*G]).
+
+    The estimator sees only correctness `c` (1 for a verified answer, else 0):
+    - `grpo`: `(c - mean_g) / max(std_g, std_floor)` (the floor keeps near-constant groups from exploding);
+    - `dr_grpo`: `c - mean_g` (centred only; pair it with a token sum over a constant, see `grpo_loss`);
+    - `rloo`: `c - mean of the other G-1` = `G/(G-1)·(c - mean_g)` (leave-one-out baseline).
+    Shaping (format, length, …, scaled to [0, 1]) enters as a small additive term `shaping_coef·(s - mean_g s)`
+    and is never std-normalised: std-normalising rewards turned a 0.005 wording spread in an all-wrong group
+    into ±1.5 of advantage. With `shaping_coef ≤ 0.05` a group whose correctness has no spread gets
+    |A| ≤ 0.05, while any group where correctness differs has max |A| ≥ 0.5, so wording can at most break ties.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown advantage estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if correct.numel() % group_size:
+        raise ValueError(f"{correct.numel()} samples do not split into groups of {group_size}")
+    grouped = correct.float().view(-1, group_size)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
-    if normalize_std:
-        centred = centred / (grouped.std(dim=1, keepdim=True, unbiased=False) + eps)
+    if estimator == "grpo":
+        centred = centred / grouped.std(dim=1, keepdim=True, unbiased=False).clamp(min=std_floor)
+    elif estimator == "rloo":
+        centred = centred * group_size / max(group_size - 1, 1)
+    centred = torch.where(spread_per_group(grouped)[:, None] > SPREAD_TOL, centred, torch.zeros_like(centred))
+    if shaping is not None and shaping_coef:
+        s = shaping.float().view(-1, group_size)
+        centred = centred + shaping_coef * (s - s.mean(dim=1, keepdim=True))
     return centred.view(-1)
 
 
-def zero_spread_fraction(rewards: torch.Tensor, group_size: int, tol: float = 1e-9) -> float:
-    """Share of groups whose rewards are all equal: they carry no learning signal."""
-    grouped = rewards.float().view(-1, group_size)
-    spread = grouped.max(dim=1).values - grouped.min(dim=1).values
-    return (spread <= tol).float().mean().item()
+def spread_per_group(grouped: torch.Tensor) -> torch.Tensor:
+    return grouped.max(dim=1).values - grouped.min(dim=1).values
+
+
+def zero_spread_fraction(correct: torch.Tensor, group_size: int, tol: float = SPREAD_TOL) -> float:
+    """Share of groups whose correctness has no spread (all right or all wrong, within `tol`): they carry no
+    correctness signal."""
+    return (spread_per_group(correct.float().view(-1, group_size)) <= tol).float().mean().item()
 
 
 class _TokenLogprobs(torch.autograd.Function):

@@ -33,7 +33,10 @@ class LearnerConfig:
     clip_low: float = 0.2
     clip_high: float = 0.2
     beta: float = 0.04
-    normalize_std: bool = True
+    advantage: str = "grpo"  # grpo | dr_grpo | rloo, see grpo.group_advantages
+    shaping_coef: float = 0.05
+    std_floor: float = 0.1
+    max_completion_tokens: int = 256  # Dr. GRPO's constant: the loss is a token sum / (completions × this)
     logp_old: str = "auto"
     chunk_rows: int = 1024
     seed: int = 0
@@ -49,6 +52,8 @@ class TrainBatch:
     rewards: list[float]
     group_size: int
     sampler_logprobs: list[list[float]] | None = None
+    correct: list[float] | None = None  # 1.0 for a verified answer; None: `rewards` lead the advantages
+    shaping: list[float] | None = None  # the non-correctness signals in [0, 1]
 
 
 def _pad(rows: list[list[float]], width: int) -> torch.Tensor:
@@ -66,11 +71,44 @@ class LearnerCore:
         self.cfg = cfg
         self.model, self.tokenizer = load_policy(cfg.policy)
         self.device = next(self.model.parameters()).device
+        self.merged: list[AdapterWeights] = []  # adapters folded into the base weights, in order
+        self._track_trainable()
+        self.step_count = 0
+        self.version = 0
+
+    def _track_trainable(self) -> None:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.master = [p.detach().float().clone() if p.dtype != torch.float32 else p for p in self.trainable]
         self._new_optimizer()
-        self.step_count = 0
-        self.version = 0
+
+    def merge_adapter(self) -> AdapterWeights:
+        """Fold the current adapter into the base weights and continue in a fresh (zero) adapter on top.
+
+        After the SFT warm start this makes the SFT model the reference: disabling the adapter (the KL
+        reference) now gives the SFT model, so β > 0 means "stay near SFT", not "go back before it". The
+        policy's outputs do not change. Returns the merged adapter, which every rollout worker must merge too.
+        """
+        weights = self.export_adapter()
+        self._fold_into_base(weights)
+        self.version += 1
+        return weights
+
+    def _fold_into_base(self, weights: AdapterWeights) -> None:
+        from peft import get_peft_model
+
+        from learner.policy import lora_config
+
+        load_adapter_weights(self.model, weights)
+        base = self.model.merge_and_unload()
+        self.model = get_peft_model(base, lora_config(self.cfg.policy), autocast_adapter_dtype=False)
+        dtype = next(base.parameters()).dtype
+        for param in self.model.parameters():
+            if param.requires_grad:
+                param.data = param.data.to(dtype if self.cfg.policy.adapter_dtype == "auto"
+                                           else getattr(torch, self.cfg.policy.adapter_dtype))
+        self.model.to(self.device)
+        self.merged.append(weights)
+        self._track_trainable()
 
     def _new_optimizer(self) -> None:
         """AdamW (and its LR schedule) over fp32 master weights: the LoRA parameters themselves when they are
@@ -134,8 +172,12 @@ class LearnerCore:
         cfg, start = self.cfg, time.perf_counter()
         self.model.train()
         rewards = torch.tensor(batch.rewards, dtype=torch.float32)
+        correct = torch.tensor(batch.correct, dtype=torch.float32) if batch.correct is not None else rewards
+        shaping = torch.tensor(batch.shaping, dtype=torch.float32) if batch.shaping is not None else None
         packed = pack(batch.prompt_ids, batch.completion_ids, self.tokenizer.pad_token_id)
-        packed.extras["advantages"] = group_advantages(rewards, batch.group_size, normalize_std=cfg.normalize_std)
+        packed.extras["advantages"] = group_advantages(correct, batch.group_size, estimator=cfg.advantage,
+                                                       shaping=shaping, shaping_coef=cfg.shaping_coef,
+                                                       std_floor=cfg.std_floor)
         c_len = packed.input_ids.shape[1] - packed.prompt_len
         use_sampler = cfg.logp_old == "sampler" or (cfg.logp_old == "auto" and batch.sampler_logprobs is not None
                                                     and cfg.epochs > 1)
@@ -150,6 +192,7 @@ class LearnerCore:
         if cfg.epochs > 1 and not use_sampler:
             packed.extras["logp_old"] = self._no_grad_logprobs(packed, micro, reference=False)
         tokens = float(packed.completion_mask.sum())
+        normalizer = tokens if cfg.advantage != "dr_grpo" else float(len(batch.completion_ids) * cfg.max_completion_tokens)
         totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio": 0.0}
         grad_norm = 0.0
         for _ in range(cfg.epochs):
@@ -160,7 +203,7 @@ class LearnerCore:
                 loss, m = grpo_loss(
                     logp, sub.extras.get("logp_old", logp.detach()), sub.extras.get("logp_ref"),
                     sub.extras["advantages"], sub.completion_mask[:, sub.prompt_len:],
-                    clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta, normalizer=tokens,
+                    clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta, normalizer=normalizer,
                 )
                 loss.backward()
                 share = m["tokens"] / tokens / cfg.epochs
@@ -173,7 +216,7 @@ class LearnerCore:
         seconds = time.perf_counter() - start
         return {
             **totals, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
-            "zero_spread_groups": zero_spread_fraction(rewards, batch.group_size),
+            "zero_spread_groups": zero_spread_fraction(correct, batch.group_size),
             "reward_mean": float(rewards.mean()), "completion_tokens": tokens,
             "tokens_per_s": float(packed.attention_mask.sum()) * max(cfg.epochs, 1) / seconds,
             "learn_seconds": seconds, "step": self.step_count, "version": self.version,
@@ -206,6 +249,8 @@ class LearnerCore:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         self.export_adapter().save(tmp / "adapter")
+        for i, weights in enumerate(self.merged):
+            weights.save(tmp / "merged" / str(i))
         torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                     "master": [m.detach().cpu() for m in self.master], "rng": torch.get_rng_state()},
                    tmp / "trainer_state.pt")
@@ -222,6 +267,9 @@ class LearnerCore:
     def load(self, directory: str | os.PathLike) -> dict:
         """Resume exactly: adapter, optimiser and scheduler state, step and version."""
         path = pathlib.Path(directory)
+        merged = sorted((path / "merged").iterdir(), key=lambda p: int(p.name)) if (path / "merged").exists() else []
+        for folder in merged[len(self.merged):]:
+            self._fold_into_base(AdapterWeights.load(folder))
         load_adapter_weights(self.model, AdapterWeights.load(path / "adapter"))
         trainer = torch.load(path / "trainer_state.pt", map_location=self.device, weights_only=False)
         with torch.no_grad():
@@ -242,6 +290,10 @@ class LearnerCore:
         self._new_optimizer()
         self.version += 1
         return self.version
+
+    def merged_adapters(self) -> list[AdapterWeights]:
+        """The adapters folded into the base weights, in order (a resumed run re-sends them to its workers)."""
+        return list(self.merged)
 
     def ready(self) -> dict:
         return {"device": str(self.device), "version": self.version, "step": self.step_count,

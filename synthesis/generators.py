@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from synthesis.problem import Problem, question_key, worked_solution
+from synthesis.problem import Problem, fact_key, question_key, worked_solution
 from verifier_pool.tools import render
 
 x, y, z, n, k = sp.symbols("x y z n k")
@@ -519,8 +519,9 @@ HELDOUT_SHARE = 0.2
 
 
 def in_split(key: str, split: str | None) -> bool:
-    """Every question belongs to one side by its hash: `heldout` (20%) or `train`; None accepts both.
-    Training data (pretraining, SFT, GRPO) comes from `train` only, evaluation from `heldout` only."""
+    """Every fact belongs to one side by its hash (`fact_key`): `heldout` (20%) or `train`; None accepts both.
+    Training data (pretraining, SFT, GRPO) comes from `train` only, evaluation from `heldout` only, so no
+    held-out question is a training fact with its operands swapped."""
     if split is None:
         return True
     heldout = int(key[:4], 16) < HELDOUT_SHARE * 0x10000
@@ -532,8 +533,8 @@ def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | Non
                       progress: bool = False) -> list[Problem]:
     """`n` distinct problems, topics sampled from the `topics` weights (all topics equally by default).
 
-    Deterministic for a seed. A question already drawn, in `exclude` (a set of `question_key`s) or outside
-    `split` ("train" / "heldout", see `in_split`) is skipped. Every answer is re-checked with the verifier against SymPy's own string
+    Deterministic for a seed. A question already drawn, a fact in `exclude` (a set of `fact_key`s) or a fact
+    outside `split` ("train" / "heldout", see `in_split`) is skipped. Every answer is re-checked with the verifier against SymPy's own string
     for the value before it is kept; a problem that fails the check is dropped.
     """
     from tqdm import tqdm
@@ -544,7 +545,8 @@ def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | Non
     check_topic_mix(mix)
     names, weights = zip(*[(t, w) for t, w in mix.items() if w > 0])
     rng = random.Random(f"{seed}-{difficulty}-{sorted(mix.items())}")
-    seen = set(exclude or ())
+    seen: set[str] = set()
+    excluded = set(exclude or ())
     out: list[Problem] = []
     attempts = 0
     bar = tqdm(total=n, desc=f"synth d{difficulty}", unit="problem", disable=not progress)
@@ -555,10 +557,13 @@ def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | Non
         topic = rng.choices(names, weights)[0]
         draft = GENERATORS[topic](rng, difficulty)
         key = question_key(draft.question)
-        if key in seen or not in_split(key, split):
+        if key in seen:
             continue
         seen.add(key)
         problem = to_problem(topic, difficulty, draft)
+        fact = fact_key(problem)
+        if fact in excluded or not in_split(fact, split):
+            continue
         if not answers_match(problem.answer, sympy_string(draft.answer)):
             continue
         out.append(problem)

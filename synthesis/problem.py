@@ -1,6 +1,7 @@
 """`Problem`, the record that crosses from synthesis to the driver, and the XML worked solution."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,54 @@ def worked_solution(steps: list[str], answer: str) -> str:
     """The XML target: one reasoning line per step, then the final answer."""
     reasoning = "\n".join(steps)
     return f"<response><reasoning>{reasoning}</reasoning><final_answer>{answer}</final_answer></response>"
+
+
+def _canonical(node: ast.AST) -> str:
+    """A canonical spelling of a SymPy-source expression tree: sums and products flattened and their operands
+    sorted (so `12 * 11` and `11 * 12`, `(10 + 4) + 9` and `9 + (4 + 10)` agree), numbers normalised, and a
+    `sympify('…')` wrapper read through. The tree is only read, never evaluated."""
+    if isinstance(node, ast.Expression):
+        return _canonical(node.body)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+        kind = type(node.op)
+        operands, stack = [], [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.BinOp) and isinstance(n.op, kind):
+                stack += [n.left, n.right]
+            else:
+                operands.append(_canonical(n))
+        return ("+" if kind is ast.Add else "*").join(sorted(operands)).join("()")
+    if isinstance(node, ast.BinOp):
+        return f"({_canonical(node.left)}{type(node.op).__name__}{_canonical(node.right)})"
+    if isinstance(node, ast.UnaryOp):
+        return f"{type(node.op).__name__}{_canonical(node.operand)}"
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, str):
+            return _canonical(ast.parse(node.value.replace("^", "**"), mode="eval"))
+        return repr(node.value)
+    if isinstance(node, ast.Call):
+        name = _canonical(node.func)
+        if name == "sympify" and len(node.args) == 1:
+            return _canonical(node.args[0])
+        return f"{name}[{','.join(_canonical(a) for a in node.args)}]"
+    if isinstance(node, ast.Name):
+        return node.id
+    return ast.dump(node, annotate_fields=False)
+
+
+def fact_key(problem: "Problem") -> str:
+    """The key of the fact a problem tests: its symbolic instance (`meta["recompute"]`, the SymPy source that
+    computes the answer) in canonical form, so "What is 11 * 12?" and "What is 12 * 11?" share a key; problems
+    without one (datasets) fall back to `question_key`. Held-out/train splits and exclusions use this key."""
+    source = (problem.meta or {}).get("recompute")
+    if not source:
+        return question_key(problem.question)
+    try:
+        canonical = _canonical(ast.parse(source, mode="eval"))
+    except (SyntaxError, ValueError, RecursionError):
+        return question_key(problem.question)
+    return hashlib.sha1(f"{problem.topic}|{canonical}".encode()).hexdigest()[:16]
 
 
 def question_key(question: str) -> str:

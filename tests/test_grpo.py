@@ -7,15 +7,44 @@ from learner.grpo import group_advantages, grpo_loss, token_logprobs, zero_sprea
 
 
 def test_group_advantages_by_hand():
-    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
-    adv = group_advantages(r, 4)
+    c = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    adv = group_advantages(c, 4)
     assert torch.allclose(adv[:4], torch.tensor([1.0, -1.0, -1.0, 1.0]), atol=1e-5)
     assert torch.equal(adv[4:], torch.zeros(4))
-    centred = group_advantages(r, 4, normalize_std=False)
+    centred = group_advantages(c, 4, estimator="dr_grpo")
     assert torch.allclose(centred[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]))
-    assert zero_spread_fraction(r, 4) == 0.5
+    loo = group_advantages(c, 4, estimator="rloo")
+    # leave-one-out: a right answer's baseline is the other three (1/3 right): 1 - 1/3
+    assert torch.allclose(loo[:4], torch.tensor([2 / 3, -2 / 3, -2 / 3, 2 / 3]))
+    assert zero_spread_fraction(c, 4) == 0.5
     with pytest.raises(ValueError):
         group_advantages(torch.ones(6), 4)
+    with pytest.raises(ValueError, match="estimator"):
+        group_advantages(c, 4, estimator="ppo")
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "dr_grpo", "rloo"])
+def test_correctness_leads_and_shaping_only_breaks_ties(estimator):
+    """Hand-built groups of 8: all wrong with a small wording spread, one right, all right."""
+    all_wrong = [0.0] * 8
+    one_right = [1.0] + [0.0] * 7
+    all_right = [1.0] * 8
+    correct = torch.tensor(all_wrong + one_right + all_right)
+    shaping = torch.tensor([0.300, 0.305, 0.301, 0.302, 0.300, 0.304, 0.303, 0.300] + [0.5] * 8
+                           + [0.9, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    adv = group_advantages(correct, 8, estimator=estimator, shaping=shaping).view(3, 8)
+    wrong_group, right_group, all_right_group = adv.abs().max(dim=1).values
+    assert right_group >= 10 * wrong_group and wrong_group > 0
+    assert right_group >= 10 * all_right_group.clamp(min=0)
+    assert all_right_group <= 0.05 * 0.8 / 2 + 1e-6  # only the tie-breaking shaping term
+    assert adv[1, 0] > 0 > adv[1, 1]  # the right answer up, the wrong ones down
+    # a big wording spread still cannot outweigh correctness
+    loud = torch.tensor([0.0, 1.0] * 4 + [0.0] * 8 + [0.0] * 8)
+    adv = group_advantages(correct, 8, estimator=estimator, shaping=loud).view(3, 8)
+    assert adv[0].abs().max() <= 0.05 + 1e-6 and adv[1, 0] >= 0.5
+    # zero spread is judged on correctness with a tolerance, not on float equality of totals
+    assert zero_spread_fraction(correct, 8) == pytest.approx(2 / 3)
+    assert zero_spread_fraction(torch.tensor([0.0, 1e-9] * 4), 8) == 1.0
 
 
 def _naive_logprobs(logits, ids, mask):

@@ -36,7 +36,8 @@ def surrogate_loss(learner: LearnerCore, batch: TrainBatch, logp_old: list[list[
     old = torch.zeros_like(logp)
     for i, row in enumerate(logp_old):
         old[i, : len(row)] = torch.tensor(row)
-    adv = group_advantages(torch.tensor(batch.rewards), batch.group_size)
+    adv = group_advantages(torch.tensor(batch.rewards), batch.group_size, estimator=learner.cfg.advantage,
+                           std_floor=learner.cfg.std_floor)
     loss, _ = grpo_loss(logp, old, None, adv, packed.completion_mask[:, packed.prompt_len:], beta=0.0)
     return loss.item()
 
@@ -174,3 +175,53 @@ def test_bf16_adapter_trains_through_fp32_master_weights(tiny_model_dir, tmp_pat
     other = LearnerCore(bf16.cfg)
     other.load(tmp_path / "ckpt")
     assert all(torch.equal(a, b) for a, b in zip(other.master, bf16.master))
+
+
+def test_after_merge_the_reference_is_the_sft_model(tiny_model_dir, tmp_path):
+    """SFT steps, then `merge_adapter`: the reference (adapter disabled) now gives the SFT model's log-probs,
+    the policy's are unchanged, and a checkpoint reloads into the same model."""
+    from learner.policy import reference_logprobs
+
+    learner = make_learner(tiny_model_dir, beta=0.04)
+    batch = make_batch(3)
+    prompts = [[5, 6, 7, 8], [9, 10, 11]]
+    for _ in range(3):
+        learner.sft_step(prompts, ["x = 1 + 2 = 3", "the answer is 4"])
+    packed = pack(batch.prompt_ids, batch.completion_ids, learner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        sft_policy = completion_logprobs(learner.model, packed)
+        base_reference = reference_logprobs(learner.model, packed)
+    assert not torch.allclose(sft_policy, base_reference, atol=1e-4)  # SFT moved the model
+    merged = learner.merge_adapter()
+    assert isinstance(merged, AdapterWeights) and len(learner.merged) == 1
+    with torch.no_grad():
+        assert torch.allclose(reference_logprobs(learner.model, packed), sft_policy, atol=1e-4)
+        assert torch.allclose(completion_logprobs(learner.model, packed), sft_policy, atol=1e-4)
+    metrics = learner.step(batch)
+    assert metrics["kl"] == pytest.approx(0.0, abs=1e-6)  # first GRPO step: policy == reference == SFT
+    learner.save(tmp_path / "ckpt")
+    fresh = make_learner(tiny_model_dir, beta=0.04)
+    fresh.load(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.allclose(reference_logprobs(fresh.model, packed), sft_policy, atol=1e-4)
+        assert torch.allclose(completion_logprobs(fresh.model, packed), completion_logprobs(learner.model, packed),
+                              atol=1e-4)
+
+
+def test_hf_engine_merges_like_the_learner(tiny_model_dir):
+    from actors.hf_engine import HFEngine
+    from actors.records import SamplingConfig
+
+    learner = make_learner(tiny_model_dir)
+    for _ in range(3):
+        learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
+    weights = learner.merge_adapter()
+    engine = HFEngine(tiny_model_dir)
+    engine.merge_adapter(weights)
+    engine.load_adapter(learner.export_adapter())
+    greedy = SamplingConfig(temperature=0.0, max_tokens=8, logprobs=True, seed=0)
+    out = engine.generate(["12 + 30 ="], 1, greedy)[0][0]
+    packed = pack([out.prompt_token_ids], [out.token_ids], learner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        logp = completion_logprobs(learner.model, packed)[0, : len(out.token_ids)]
+    assert torch.allclose(logp, torch.tensor(out.logprobs), atol=1e-3)

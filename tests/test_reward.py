@@ -121,3 +121,22 @@ def test_custom_weights_change_the_total():
     only_format = RewardWeights(correctness=0, consistency=0, reasoning_depth=0, numerical_grounding=0,
                                 format=1.0, parsability=0, length=0, repetition=0)
     assert score("<final_answer>41</final_answer>", PROBLEM, "42", only_format).total == 0.25
+
+
+def test_reward_presets():
+    from verifier_pool.reward import RewardWeights
+
+    right = "<response><reasoning>7 * 8 = 56</reasoning><final_answer>56</final_answer></response>"
+    wrong = "<response><reasoning>7 * 8 = 54</reasoning><final_answer>54</final_answer></response>"
+    none = "I do not know"
+    q = "What is 7 * 8?"
+    simple = RewardWeights(preset="simple")
+    assert [score(c, q, "56", simple).total for c in (right, wrong, none)] == [1.0, 0.2, 0.1]
+    binary = RewardWeights(preset="binary")
+    assert [score(c, q, "56", binary).total for c in (right, wrong, none)] == [1.0, 0.0, 0.0]
+    dense = [score(c, q, "56") for c in (right, wrong, none)]
+    assert dense[0].total > 0.5 > dense[1].total > dense[2].total
+    assert 0.0 <= dense[1].shaping <= 1.0 and dense[1].shaping > dense[2].shaping
+    assert score(wrong, q, "56", binary).format == dense[1].format  # every signal is still logged
+    with pytest.raises(ValueError, match="preset"):
+        RewardWeights(preset="dense9")

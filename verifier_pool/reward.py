@@ -21,9 +21,15 @@ _OPERATOR = re.compile(r"[+\-*/×÷=^]|\\(?:frac|sqrt|times|cdot|div)")
 _EQUALS_RESULT = re.compile(r"=\s*([^=\n]+?)\s*(?:[.,;]\s|[.,;]?$|\n)", re.M)
 
 
+REWARD_PRESETS = ("dense8", "simple", "binary")
+
+
 @dataclass(frozen=True)
 class RewardWeights:
-    """Weights of the 8 signals (they must sum to 1) and the shape of partial credit."""
+    """Weights of the 8 signals (they must sum to 1), the shape of partial credit, and the preset that turns
+    signals into the total: `dense8` (the weighted sum), `simple` (1.0 correct / 0.2 wrong but work shown /
+    0.1 no answer, as halo-forge does) or `binary` (1 correct, else 0). Every signal is computed and logged
+    under each preset."""
 
     correctness: float = 0.50
     consistency: float = 0.10
@@ -35,11 +41,14 @@ class RewardWeights:
     repetition: float = 0.02
     partial_credit_max: float = 0.1
     partial_credit_k: float = 10.0
+    preset: str = "dense8"
 
     SIGNALS = ("correctness", "consistency", "reasoning_depth", "numerical_grounding",
                "format", "parsability", "length", "repetition")
 
     def __post_init__(self) -> None:
+        if self.preset not in REWARD_PRESETS:
+            raise ValueError(f"unknown reward preset {self.preset!r}; expected one of {REWARD_PRESETS}")
         values = [getattr(self, name) for name in self.SIGNALS]
         if any(v < 0 for v in values):
             raise ValueError("reward weights must be non-negative")
@@ -69,6 +78,7 @@ class RewardBreakdown:
     seconds: float
     verifier_version: str = VERIFIER_VERSION
     reason: str = ""
+    shaping: float = 0.0  # the non-correctness part of the preset's reward, scaled to [0, 1]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,11 +227,25 @@ def _score(completion, problem_text, gold, weights, timeout, policy, form, start
         "length": length_signal(reasoning),
         "repetition": repetition_signal(completion),
     }
-    total = sum(getattr(weights, name) * value for name, value in signals.items())
+    total, shaping = preset_total(signals, verdict.equal, extracted is not None, weights)
     return RewardBreakdown(
-        **signals, total=total, verdict=verdict.verdict if extracted is not None else "unparsable",
+        **signals, total=total, shaping=shaping, verdict=verdict.verdict if extracted is not None else "unparsable",
         extracted=extracted, seconds=time.perf_counter() - start, reason=verdict.reason,
     )
+
+
+def preset_total(signals: dict[str, float], correct: bool, answered: bool, weights: RewardWeights) -> tuple[float, float]:
+    """(total reward, shaping in [0, 1]) under the weights' preset. Shaping is what the learner may add as a
+    small tie-breaker beside correctness (see `learner.grpo.group_advantages`)."""
+    if weights.preset == "binary":
+        return float(correct), 0.0
+    if weights.preset == "simple":
+        shown = answered and signals["reasoning_depth"] > 0
+        return (1.0 if correct else 0.2 if shown else 0.1), float(correct or shown)
+    others = [name for name in RewardWeights.SIGNALS if name != "correctness"]
+    mass = sum(getattr(weights, name) for name in others)
+    shaping = sum(getattr(weights, name) * signals[name] for name in others) / mass if mass else 0.0
+    return sum(getattr(weights, name) * value for name, value in signals.items()), shaping
 
 
 def error_breakdown(verdict: str, seconds: float = 0.0, reason: str = "") -> RewardBreakdown:
