@@ -177,9 +177,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         pool.shutdown()
         for worker in workers:
             ray.kill(worker)
-    width = max(len(k) for k in result)
+    shown = {"accuracy": result["accuracy"], "accuracy_ci95": "[{:.4f},{:.4f}]".format(*result["ci"]),
+             f"pass@{result['k']}": result["pass@k"], f"maj@{result['k']}": result["maj@k"],
+             "problems": result["problems"], "policy": policy}
+    width = max(len(k) for k in shown)
     print(f"{'metric':<{width}}  value\n{'-' * (width + 8)}")
-    for key, value in result.items():
+    for key, value in shown.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     return 0
 

@@ -271,17 +271,20 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
     def evaluate_all(label: str) -> None:
         row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
         for name, problems in held_out.items():
-            row[name] = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
-                                 template=cfg.prompt, policy=cfg.verifier.answer_policy)["accuracy"]
+            greedy = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
+                              template=cfg.prompt, policy=cfg.verifier.answer_policy)
+            row.update({name: greedy["accuracy"], f"{name}_ci": greedy["ci"], f"{name}_per_problem": greedy["per_problem"]})
             if cfg.eval_samples:
-                row[f"{name}~"] = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
-                                           temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
-                                           template=cfg.prompt, policy=cfg.verifier.answer_policy)["accuracy"]
+                sampled = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
+                                   temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
+                                   template=cfg.prompt, policy=cfg.verifier.answer_policy)
+                row.update({f"{name}~": sampled["accuracy"], f"{name}_pass@{cfg.eval_samples}": sampled["pass@k"],
+                            f"{name}_maj@{cfg.eval_samples}": sampled["maj@k"]})
         state.data["evals"].append(row)
         tracker.log_metrics({f"heldout/{k.replace('~', '_sampled')}": v for k, v in row.items()
-                             if k not in ("checkpoint", "minutes")}, step=state.data["step"])
+                             if isinstance(v, float)}, step=state.data["step"])
         echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
-                                                                    if k not in ("checkpoint", "minutes")))
+                                                                    if isinstance(v, float) and k != "minutes"))
 
     def save_checkpoint() -> None:
         """Learner state first, then the run state that points at it (both written atomically)."""
@@ -419,14 +422,40 @@ def _log_samples(tracker: Tracker, rows: list[dict], stage: str) -> None:
                      f"samples_{stage}.json")
 
 
+def gains_over(evals: list[dict], stages: list[str], baseline: str = "sft") -> dict | None:
+    """Paired gain of the last checkpoint over `baseline` per stage and over all stages' problems together
+    (mean greedy accuracy over stages), each with a 95 % bootstrap interval; None without both rows."""
+    from cluster.evaluate import paired_gain
+
+    rows = {row["checkpoint"]: row for row in evals}
+    if baseline not in rows or len(evals) < 2 or evals[-1]["checkpoint"] == baseline:
+        return None
+    before, after = rows[baseline], evals[-1]
+    if any(f"{s}_per_problem" not in before or f"{s}_per_problem" not in after for s in stages):
+        return None
+    out = {s: paired_gain(after[f"{s}_per_problem"], before[f"{s}_per_problem"]) for s in stages}
+    out["mean"] = paired_gain([x for s in stages for x in after[f"{s}_per_problem"]],
+                              [x for s in stages for x in before[f"{s}_per_problem"]])
+    return out
+
+
 def format_table(evals: list[dict], stages: list[str]) -> str:
-    """Held-out accuracy per checkpoint and per stage's problems (greedy, and `~` sampled at the rollout
-    temperature when measured), with the minutes elapsed."""
-    columns = [c for s in stages for c in (s, f"{s}~") if any(c in row for row in evals)]
-    header = f"{'after':<10}" + "".join(f"{c:>9}" for c in columns) + f"{'minutes':>9}"
-    lines = ["held-out accuracy (problems never trained on; name = greedy, name~ = mean over sampled completions)",
-             header, "-" * len(header)]
+    """Held-out greedy accuracy per checkpoint and per stage's problems with 95 % bootstrap intervals (and `~`
+    sampled accuracy when measured), the minutes elapsed, and the last checkpoint's gain over SFT."""
+    sampled = [f"{s}~" for s in stages if any(f"{s}~" in row for row in evals)]
+    header = f"{'after':<10}" + "".join(f"{s:>22}" for s in stages) + "".join(f"{c:>9}" for c in sampled) + f"{'minutes':>9}"
+    n = max((len(evals[0].get(f"{s}_per_problem", [])) for s in stages), default=0) if evals else 0
+    lines = [f"held-out greedy accuracy [95% bootstrap interval], {n} problems per stage never trained on "
+             "(name~ = mean over sampled completions)", header, "-" * len(header)]
     for row in evals:
-        lines.append(f"{row['checkpoint']:<10}" + "".join(f"{row.get(c, 0.0):>9.3f}" for c in columns)
+        cells = "".join(f"{row.get(s, 0.0):>8.3f} [{row.get(f'{s}_ci', [0, 0])[0]:.3f},{row.get(f'{s}_ci', [0, 0])[1]:.3f}]"
+                        for s in stages)
+        lines.append(f"{row['checkpoint']:<10}" + cells + "".join(f"{row.get(c, 0.0):>9.3f}" for c in sampled)
                      + f"{row['minutes']:>9.2f}")
+    gains = gains_over(evals, stages)
+    if gains:
+        lines.append("-" * len(header))
+        lines.append(f"{'gain/sft':<10}" + "".join(f"{g['gain']:>+8.3f} [{g['low']:+.3f},{g['high']:+.3f}]"
+                                                   for g in (gains[s] for s in stages))
+                     + f"   mean over stages {gains['mean']['gain']:+.3f} [{gains['mean']['low']:+.3f},{gains['mean']['high']:+.3f}]")
     return "\n".join(lines)

@@ -1,9 +1,10 @@
-"""Evaluation through the rollout workers and the verifier pool: accuracy, pass@k and maj@k."""
+"""Evaluation through the rollout workers and the verifier pool: accuracy with a 95 % bootstrap interval,
+unbiased pass@k and maj@k, and paired gains between two checkpoints on the same held-out problems."""
 from __future__ import annotations
 
-from collections import Counter
-
+import math
 import time
+from collections import Counter
 
 from actors.records import SamplingConfig
 from actors.worker import generate_across
@@ -16,22 +17,58 @@ def prompt_for(problem: Problem, template: str = PROMPT) -> str:
     return template.format(question=problem.question)
 
 
-def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) -> dict[str, float]:
-    """accuracy (share of correct samples), pass@k (any correct), maj@k (the most common extracted answer is
-    correct), each averaged over problems."""
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def bootstrap_interval(values: list[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (scipy.stats.bootstrap, 2,000 resamples)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    data = np.asarray(values, dtype=float)
+    if data.size < 2 or np.all(data == data[0]):
+        mean = float(data.mean()) if data.size else 0.0
+        return mean, mean
+    result = bootstrap((data,), np.mean, confidence_level=confidence, n_resamples=2000, method="percentile",
+                       random_state=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_gain(after: list[float], before: list[float], seed: int = 0) -> dict[str, float]:
+    """Mean per-problem gain of `after` over `before` (same problems, same order) with its 95 % interval."""
+    if len(after) != len(before):
+        raise ValueError("a paired gain needs the same problems before and after")
+    diffs = [a - b for a, b in zip(after, before)]
+    low, high = bootstrap_interval(diffs, seed=seed)
+    return {"gain": sum(diffs) / max(len(diffs), 1), "low": low, "high": high}
+
+
+def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) -> dict:
+    """Over problems: accuracy (share of correct samples) with its 95 % bootstrap interval, unbiased pass@k
+    for k = the samples per problem, maj@k (the most common extracted answer is correct), and `per_problem`
+    (each problem's share of correct samples, for paired comparisons)."""
     if not verdicts:
-        return {"accuracy": 0.0, "pass@k": 0.0, "maj@k": 0.0, "problems": 0}
-    accuracy = passed = majority = 0.0
+        return {"accuracy": 0.0, "ci": [0.0, 0.0], "pass@k": 0.0, "maj@k": 0.0, "problems": 0, "k": 0, "per_problem": []}
+    per_problem, passed, majority = [], 0.0, 0.0
+    k = min(len(row) for row in verdicts)
     for row_verdicts, row_answers in zip(verdicts, extracted):
         correct = [v == "correct" for v in row_verdicts]
-        accuracy += sum(correct) / len(correct)
-        passed += any(correct)
+        per_problem.append(sum(correct) / len(correct))
+        passed += pass_at_k(len(correct), sum(correct), k)
         votes = Counter(a.strip() for a in row_answers if a)
         if votes:
             top = votes.most_common(1)[0][0]
             majority += any(ok for ok, a in zip(correct, row_answers) if a and a.strip() == top)
     n = len(verdicts)
-    return {"accuracy": accuracy / n, "pass@k": passed / n, "maj@k": majority / n, "problems": n}
+    low, high = bootstrap_interval(per_problem)
+    return {"accuracy": sum(per_problem) / n, "ci": [low, high], "pass@k": passed / n, "maj@k": majority / n,
+            "problems": n, "k": k, "per_problem": per_problem}
 
 
 def sample_and_score(workers: list, pool: VerifierPool, problems: list[Problem], k: int, sampling: SamplingConfig,

@@ -67,11 +67,36 @@ def test_gpu_check_uses_what_is_available():
         validate(cfg, gpus_available=0)
 
 
-def test_heldout_and_train_sides_never_share_a_question():
+def test_heldout_and_train_sides_never_share_a_fact():
+    from synthesis.problem import fact_key
+
     held = generate_problems(60, 1, topics={"mental_math": 1}, seed=1, split="heldout")
     train = generate_problems(300, 1, topics={"mental_math": 1}, seed=2, split="train")
-    assert not {question_key(p.question) for p in held} & {question_key(p.question) for p in train}
-    assert all(in_split(question_key(p.question), "heldout") for p in held)
+    assert not {fact_key(p) for p in held} & {fact_key(p) for p in train}
+    assert all(in_split(fact_key(p), "heldout") for p in held)
+
+
+def test_fact_key_ignores_operand_order_and_spelling():
+    from synthesis.problem import Problem, fact_key
+
+    def p(recompute: str, question: str = "q") -> Problem:
+        return Problem("i", question, "0", topic="mental_math", meta={"recompute": recompute})
+
+    assert fact_key(p("sympify('11 * 12')", "What is 11 * 12?")) == fact_key(p("sympify('12 * 11')", "What is 12 * 11?"))
+    assert fact_key(p("sympify('(10 + 4) + 9')")) == fact_key(p("9 + (4 + 10)"))
+    assert fact_key(p("sympify('11 - 4')")) != fact_key(p("sympify('4 - 11')"))
+    assert fact_key(p("sympify('6 * 7')")) != fact_key(p("sympify('6 + 7')"))
+    assert fact_key(Problem("d", "What is 2 + 2?", "4")) == question_key("What is 2 + 2?")
+
+
+def test_split_audit_shows_no_overlap_for_the_tiny_preset():
+    from cluster.config import load_config
+    from cluster.driver import split_audit
+
+    report = split_audit(load_config("tiny"))
+    assert report["heldout_facts"] > 200 and set(report["facts"]) == {"pretraining", "sft", "grpo"}
+    assert all(count > 0 for count in report["facts"].values())
+    assert report["overlap_with_heldout"] == {"pretraining": 0, "sft": 0, "grpo": 0}
 
 
 def test_epoch_batches_are_a_seeded_permutation():
@@ -90,6 +115,21 @@ def test_group_metrics_accuracy_pass_and_majority():
     assert m["accuracy"] == pytest.approx((1 / 3 + 0 + 2 / 3) / 3)
     assert m["pass@k"] == pytest.approx(2 / 3)
     assert m["maj@k"] == pytest.approx(1 / 3)  # only the third problem's majority answer is right
+    assert m["per_problem"] == pytest.approx([1 / 3, 0.0, 2 / 3]) and m["ci"][0] <= m["accuracy"] <= m["ci"][1]
+
+
+def test_unbiased_pass_at_k_and_paired_gain():
+    from cluster.evaluate import paired_gain, pass_at_k
+
+    assert pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 4, 2) == 1.0
+    assert pass_at_k(4, 1, 2) == pytest.approx(1 - 3 / 6)  # 1 - C(3,2)/C(4,2)
+    assert pass_at_k(8, 2, 1) == pytest.approx(2 / 8)
+    before = [0.0] * 200 + [1.0] * 100
+    after = [1.0] * 100 + [0.0] * 100 + [1.0] * 100  # +100 problems right out of 300
+    gain = paired_gain(after, before)
+    assert gain["gain"] == pytest.approx(1 / 3) and 0.25 < gain["low"] < gain["gain"] < gain["high"] < 0.42
+    flat = paired_gain(before, before)
+    assert flat["gain"] == flat["low"] == flat["high"] == 0.0
 
 
 def test_flatten_and_table():

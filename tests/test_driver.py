@@ -34,8 +34,15 @@ def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_mod
     assert full["finished"] and full["steps"] == 4 and full["stage"] == 2
     assert [row["checkpoint"] for row in full["evals"]] == ["start", "sft", "one", "two"]
     assert all(0.0 <= row[key] <= 1.0 for row in full["evals"] for key in ("one", "one~", "two", "two~"))
-    # sft (2 steps) + 4 GRPO steps; every worker holds the learner's last adapter version.
-    assert full["learner_version"] == 6 and full["worker_versions"] == [6, 6]
+    # sft (2 steps) + the merge of the SFT adapter into the base + 4 GRPO steps; every worker holds the
+    # learner's last adapter version.
+    assert full["learner_version"] == 7 and full["worker_versions"] == [7, 7]
+    assert any("merged into the base weights" in line for line in lines)
+    assert (tmp_path / "full/checkpoint/merged/0/adapter_config.json").exists()
+    assert '"answer_policy": "strict"' in (tmp_path / "full/stages/two/rlvr_eval.json").read_text()
+    assert any(line.startswith("gain/sft") for text in lines for line in text.splitlines())
+    assert all(len(row["one_per_problem"]) == 3 and row["one_ci"][0] <= row["one"] <= row["one_ci"][1]
+               for row in full["evals"])
     assert any("[two e1/1 b2/2] step 4" in line for line in lines)
     assert (tmp_path / "full/stages/one/adapter").is_dir() and (tmp_path / "full/stages/two/adapter").is_dir()
 
@@ -82,5 +89,5 @@ def test_rlvr_eval_prints_accuracy_pass_and_majority(ray_cluster, tiny_model_dir
                  "--max-tokens", "8", "--limit", "4"]) == 0
     out = capsys.readouterr().out
     rows = dict(line.split() for line in out.splitlines()[2:] if line.strip())
-    assert set(rows) == {"accuracy", "pass@k", "maj@k", "problems"} and rows["problems"] == "4"
-    assert 0.0 <= float(rows["accuracy"]) <= float(rows["pass@k"]) <= 1.0
+    assert set(rows) == {"accuracy", "accuracy_ci95", "pass@3", "maj@3", "problems", "policy"} and rows["problems"] == "4"
+    assert 0.0 <= float(rows["accuracy"]) <= float(rows["pass@3"]) <= 1.0 and rows["policy"] == "lenient"

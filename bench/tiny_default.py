@@ -1,0 +1,155 @@
+"""The embedded CPU default, end to end, for several seeds from an empty cache: does GRPO beat its SFT start?
+
+    python bench/tiny_default.py [--seeds 0 1 2] [--out bench/results] [--readme README.md]
+
+Each seed runs `rlvr train` (the `tiny` preset, `--set seed=S`) as its own process. The first run builds and
+pretrains the tiny model into a fresh cache directory (`SYMPY_RLVR_CACHE`), later ones reuse it, as a user's
+first and later runs would. Per seed it reports held-out greedy accuracy after SFT and after the last stage,
+per stage with 95 % bootstrap intervals, the paired gain over SFT (mean over stages, with its interval),
+pass@k and maj@k of the final checkpoint, the share of GRPO groups whose correctness had no spread, and the
+minutes. It writes `tiny_default.json`, `tiny_default.md` and a plot `tiny_default.png` (held-out accuracy
+per checkpoint), and replaces the README's table between the `tiny_default` markers.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cluster.driver import gains_over  # noqa: E402
+from cluster.rollout_log import read_records  # noqa: E402
+
+START, END = "<!-- tiny_default:start -->", "<!-- tiny_default:end -->"
+
+
+def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path) -> dict:
+    run_dir = work / f"seed{seed}"
+    env = dict(os.environ, SYMPY_RLVR_CACHE=str(cache), RAY_DEDUP_LOGS="0")
+    cmd = [sys.executable, "-m", "cluster.cli", "train", "--preset", "tiny", "--set", f"seed={seed}",
+           "--set", f"run_dir={run_dir}", "--set", f"tracking_uri=sqlite:///{work / 'mlflow.db'}"]
+    start = time.perf_counter()
+    log = (work / f"seed{seed}.log").open("w")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    minutes = (time.perf_counter() - start) / 60
+    if proc.returncode:
+        raise SystemExit(f"seed {seed}: rlvr train exited {proc.returncode}; see {work / f'seed{seed}.log'}")
+    state = json.loads((run_dir / "state.json").read_text())
+    return {"seed": seed, "minutes": minutes, "evals": state["evals"],
+            "zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack")}
+
+
+def zero_spread_share(log_path: pathlib.Path) -> float:
+    """Share of GRPO groups (step, problem) whose completions were all right or all wrong."""
+    groups: dict[tuple, list[bool]] = collections.defaultdict(list)
+    for r in read_records(log_path):
+        groups[(r["step"], r["problem_id"])].append(r["reward"]["verdict"] == "correct")
+    return sum(len(set(v)) == 1 for v in groups.values()) / max(len(groups), 1)
+
+
+def summarize(result: dict, stages: list[str]) -> dict:
+    rows = {row["checkpoint"]: row for row in result["evals"]}
+    final = result["evals"][-1]
+    gains = gains_over(result["evals"], stages)
+    out = {"seed": result["seed"], "minutes": round(result["minutes"], 2),
+           "zero_spread_share": round(result["zero_spread_share"], 3), "final_checkpoint": final["checkpoint"],
+           "problems_per_stage": len(final[f"{stages[0]}_per_problem"]), "gain_mean": gains["mean"] if gains else None}
+    for s in stages:
+        out[s] = {"sft": rows["sft"][s], "sft_ci": rows["sft"][f"{s}_ci"], "final": final[s], "final_ci": final[f"{s}_ci"],
+                  "gain": gains[s] if gains else None,
+                  "pass@k": next((v for k, v in final.items() if k.startswith(f"{s}_pass@")), None),
+                  "maj@k": next((v for k, v in final.items() if k.startswith(f"{s}_maj@")), None)}
+    return out
+
+
+def markdown(summaries: list[dict], stages: list[str], machine: str, date: str) -> str:
+    k = next((key.split("@")[1] for key in summaries[0]["_final"] if "_pass@" in key), None) if summaries else None
+    head = ("| seed | minutes | " + " | ".join(f"{s}: SFT → final [95% CI]" for s in stages)
+            + " | mean gain over SFT [95% CI] |" + (f" pass@{k} / maj@{k} (final, per stage) |" if k else "")
+            + " zero-spread groups |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for s in summaries:
+        g = s["gain_mean"]
+        cells = " | ".join(f"{s[st]['sft']:.3f} → {s[st]['final']:.3f} [{s[st]['final_ci'][0]:.3f}, {s[st]['final_ci'][1]:.3f}]"
+                           for st in stages)
+        passes = " / ".join(f"{s[st]['pass@k']:.2f}/{s[st]['maj@k']:.2f}" for st in stages) if k else ""
+        lines.append(f"| {s['seed']} | {s['minutes']:.1f} | {cells} | {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |"
+                     + (f" {passes} |" if k else "") + f" {s['zero_spread_share']:.2f} |")
+    n = summaries[0]["problems_per_stage"] if summaries else 0
+    lines.append("")
+    lines.append(f"Produced by `python bench/tiny_default.py` on {machine}, {date}, from an empty cache (the first "
+                 f"seed's minutes include building and pretraining the tiny model). Greedy accuracy on {n} held-out "
+                 "problems per stage (facts never seen in pretraining, SFT or GRPO); intervals are 95 % percentile "
+                 "bootstrap intervals, the gain is paired per problem.")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], stages: list[str], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        labels = [row["checkpoint"] for row in r["evals"]]
+        means = [sum(row[s] for s in stages) / len(stages) for row in r["evals"]]
+        ax.plot(labels, means, marker="o", label=f"seed {r['seed']}")
+    ax.set_ylabel("held-out greedy accuracy (mean over stages)")
+    ax.set_xlabel("checkpoint")
+    ax.set_title("tiny default: held-out accuracy per checkpoint")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", default=str(ROOT / "bench/results"))
+    parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    args = parser.parse_args()
+    out = pathlib.Path(args.out)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="tiny-default-"))
+    cache = work / "cache"  # empty: the first run builds and pretrains the model
+    results = []
+    for seed in args.seeds:
+        results.append(run_seed(seed, work, cache))
+        print(f"seed {seed}: {results[-1]['minutes']:.1f} min, evals {[r['checkpoint'] for r in results[-1]['evals']]}")
+    from cluster.config import load_config
+
+    stages = [s.name for s in load_config("tiny").stages]
+    summaries = []
+    for r in results:
+        s = summarize(r, stages)
+        s["_final"] = r["evals"][-1]
+        summaries.append(s)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
+    date = time.strftime("%Y-%m-%d")
+    table = markdown(summaries, stages, machine, date)
+    for s in summaries:
+        del s["_final"]
+    (out / "tiny_default.json").write_text(json.dumps({"machine": machine, "date": date, "seeds": summaries,
+                                                       "evals": {r["seed"]: r["evals"] for r in results}}, indent=1))
+    (out / "tiny_default.md").write_text(table + "\n")
+    plot(results, stages, out / "tiny_default.png")
+    readme = pathlib.Path(args.readme)
+    text = readme.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        readme.write_text(head + START + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
