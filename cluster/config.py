@@ -104,7 +104,7 @@ class TrainConfig:
     checkpoint_every: int = 20
     max_steps: int | None = None  # stop (checkpointed, resumable) after this many GRPO steps
     eval_problems: int = 64  # held-out problems per stage, never trained on
-    eval_samples: int = 0  # also report accuracy over this many sampled completions per problem (0: greedy only)
+    eval_samples: int = 0  # after SFT and the last stage, also sample this many per problem: accuracy, pass@k, maj@k
     rolling_window: int = 10
     log_samples: int = 8
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -249,8 +249,8 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
     (run_dir / "config.yaml").write_text(dump(cfg))
     echo(f"resolved config:\n{dump(cfg)}")
     started = time.perf_counter() - state.data["elapsed"]
+    model_path = resolve_model(cfg.model.name)  # builds/pretrains the tiny model before Ray takes the cores
     connect_ray(cfg)
-    model_path = resolve_model(cfg.model.name)
     tracker = Tracker(cfg.tracking_uri, cfg.experiment, run_id=state.data["run_id"], run_name=run_dir.name)
     if state.data["run_id"] is None:
         tracker.log_params(cfg.to_dict())
@@ -268,13 +268,15 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         echo(f"resumed {run_dir} at stage {state.data['stage']} step {resumed['step']} (adapter v{resumed['version']})")
     log_path = run_dir / "rollouts.msgpack"
 
+    sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
+
     def evaluate_all(label: str) -> None:
         row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
         for name, problems in held_out.items():
             greedy = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
                               template=cfg.prompt, policy=cfg.verifier.answer_policy)
             row.update({name: greedy["accuracy"], f"{name}_ci": greedy["ci"], f"{name}_per_problem": greedy["per_problem"]})
-            if cfg.eval_samples:
+            if cfg.eval_samples and label in sampled_at:
                 sampled = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
                                    temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
                                    template=cfg.prompt, policy=cfg.verifier.answer_policy)
@@ -292,7 +294,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         write_eval_settings(cfg, checkpoint)
         state.save()
 
-    if not state.data["evals"]:
+    if not state.data["evals"] and not cfg.sft.enabled:
         evaluate_all("start")
     if cfg.sft.enabled and not state.data["sft_done"]:
         warm_start(cfg, svc, exclude, tracker, echo)
@@ -450,8 +452,8 @@ def format_table(evals: list[dict], stages: list[str]) -> str:
     for row in evals:
         cells = "".join(f"{row.get(s, 0.0):>8.3f} [{row.get(f'{s}_ci', [0, 0])[0]:.3f},{row.get(f'{s}_ci', [0, 0])[1]:.3f}]"
                         for s in stages)
-        lines.append(f"{row['checkpoint']:<10}" + cells + "".join(f"{row.get(c, 0.0):>9.3f}" for c in sampled)
-                     + f"{row['minutes']:>9.2f}")
+        lines.append(f"{row['checkpoint']:<10}" + cells + "".join(f"{row[c]:>9.3f}" if c in row else f"{'-':>9}"
+                                                                   for c in sampled) + f"{row['minutes']:>9.2f}")
     gains = gains_over(evals, stages)
     if gains:
         lines.append("-" * len(header))

@@ -69,12 +69,12 @@ def arithmetic(rng: random.Random, difficulty: int) -> Draft:
 
 
 def mental_math(rng: random.Random, difficulty: int) -> Draft:
-    """Drills without division: one operation on numbers up to 20 (1) or 99 (2), or a two-operation chain on
+    """Drills without division: one operation on numbers up to 30 (1) or 99 (2), or a two-operation chain on
     numbers up to 12 (3), which needs two facts and an intermediate result."""
     if difficulty == 3:
         text, value, steps = _chain(rng, 12)
         return Draft(f"What is {text}?", value, steps, "mental/chain", f"sympify('{text}')")
-    top = 20 if difficulty == 1 else 99
+    top = 30 if difficulty == 1 else 99
     op = rng.choice("+-*")
     a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else 9 + 3 * (difficulty == 1))
     value = sp.sympify(f"{a} {op} {b}")
