@@ -28,7 +28,7 @@ from functools import lru_cache
 from verifier_pool.normalize import MAX_RAW_CHARS, normalize
 from verifier_pool.parse import (
     DECIMAL_CONTEXT, MAX_ANSWER_CHARS, MAX_EXPONENT, MAX_FACTORIAL, Unparsable, final_form_issue, is_expanded,
-    parse_plain, parse_tree, plain_number, product_factors, tree_size,
+    parse_plain, parse_tree, plain_number, product_factors, tree_has_symbols, tree_size,
 )
 
 VERIFIER_VERSION = "2"  # bump whenever any verdict can change; stamped on every RewardBreakdown
@@ -63,11 +63,9 @@ _LIST_WORDS = re.compile(r" (?:and|or) ")
 _WORD_CONSTANTS = {"pi", "inf", "infty", "oo", "sqrt"}
 
 
-def _split_top_level(s: str, separators: re.Pattern | str = ",") -> list[str]:
-    """Split on a separator (string or pattern) outside brackets and braces."""
-    parts, depth, start = [], 0, 0
-    pattern = separators if isinstance(separators, re.Pattern) else re.compile(re.escape(separators))
-    i = 0
+def _top_level_matches(s: str, pattern: re.Pattern) -> list[re.Match]:
+    """Non-empty matches of `pattern` outside brackets and braces, left to right, not overlapping."""
+    matches, depth, i = [], 0, 0
     while i < len(s):
         ch = s[i]
         if ch in "([{":
@@ -77,12 +75,18 @@ def _split_top_level(s: str, separators: re.Pattern | str = ",") -> list[str]:
         elif depth == 0:
             m = pattern.match(s, i)
             if m and m.end() > i:
-                parts.append(s[start:i])
-                start = i = m.end()
+                matches.append(m)
+                i = m.end()
                 continue
         i += 1
-    parts.append(s[start:])
-    return [p.strip() for p in parts]
+    return matches
+
+
+def _split_top_level(s: str, separators: re.Pattern | str = ",") -> list[str]:
+    """Split on a separator (string or pattern) outside brackets and braces."""
+    pattern = separators if isinstance(separators, re.Pattern) else re.compile(re.escape(separators))
+    bounds = [0] + [x for m in _top_level_matches(s, pattern) for x in (m.start(), m.end())] + [len(s)]
+    return [s[a:b].strip() for a, b in zip(bounds[::2], bounds[1::2])]
 
 
 def _balanced(s: str) -> bool:
@@ -97,23 +101,7 @@ def _balanced(s: str) -> bool:
 
 def _relation_parts(s: str) -> tuple[list[str], list[str]]:
     """Top-level relation operators of `s` and the segments between them."""
-    ops, segments, depth, start, i = [], [], 0, 0, 0
-    while i < len(s):
-        ch = s[i]
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0:
-            m = _RELATION.match(s, i)
-            if m:
-                ops.append(m.group())
-                segments.append(s[start:i].strip())
-                start = i = m.end()
-                continue
-        i += 1
-    segments.append(s[start:].strip())
-    return ops, segments
+    return [m.group() for m in _top_level_matches(s, _RELATION)], _split_top_level(s, _RELATION)
 
 
 def _expand_pm(items: list[str]) -> list[str]:
@@ -515,7 +503,7 @@ def _form_issue(pred: str, gold: str, form: str) -> str | None:
         return None if is_expanded(tree) else "not expanded"
     if form == "factored":
         factors = product_factors(tree)
-        written = sum(k for node, k in factors if parse_plain_tree_has_symbols(node))
+        written = sum(k for node, k in factors if tree_has_symbols(node))
         _, irreducible = sympy.factor_list(parse_scalar(pred))
         needed = sum(k for _, k in irreducible)
         return None if written >= needed else "not factored completely"
@@ -526,12 +514,6 @@ def _form_issue(pred: str, gold: str, form: str) -> str | None:
             return None
         return None if tree_size(tree) <= gold_size + 2 else "not simplified"
     return None
-
-
-def parse_plain_tree_has_symbols(node: tuple) -> bool:
-    if node[0] == "sym":
-        return True
-    return any(isinstance(child, tuple) and parse_plain_tree_has_symbols(child) for child in node[1:])
 
 
 # ---------------------------------------------------------------- entry points

@@ -466,6 +466,13 @@ def tree_size(node) -> int:
     return 1 + sum(tree_size(child) for child in node[1:] if isinstance(child, tuple))
 
 
+def tree_has_symbols(node: tuple) -> bool:
+    """Whether a tree contains a symbol (a factor that is not a constant)."""
+    if node[0] == "sym":
+        return True
+    return any(isinstance(child, tuple) and tree_has_symbols(child) for child in node[1:])
+
+
 def is_expanded(node: tuple) -> bool:
     """No product or power of a sum is left: the expanded form of a polynomial."""
     def has_sum(n: tuple) -> bool:
