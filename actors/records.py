@@ -14,7 +14,8 @@ class SamplingConfig:
     stop: tuple[str, ...] = ()
     logprobs: bool = True
     ignore_eos: bool = False
-    seed: int | None = None
+    seed: int | None = None  # the call's seed: seeds the HF engine's generator per dispatched chunk
+    seed_per_request: bool = False  # vLLM: also pass `seed` per request (its slow path); else the engine seed
 
 
 @dataclass

@@ -104,10 +104,13 @@ class VLLMEngine:
 
     def sampling_params(self, n: int, sampling: SamplingConfig):
         """SamplingParams tuned for throughput: no detokenisation in the engine unless stop strings need it,
-        flat logprobs of the sampled token only, no per-request seed unless one is asked for."""
+        flat logprobs of the sampled token only when asked for, no per-request seed unless `seed_per_request`
+        (vLLM's per-request seeding and logprobs are its two slow paths; runs stay reproducible through the
+        engine's own seed)."""
         return self._vllm.SamplingParams(
             n=n, temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
-            stop=list(sampling.stop) or None, ignore_eos=sampling.ignore_eos, seed=sampling.seed,
+            stop=list(sampling.stop) or None, ignore_eos=sampling.ignore_eos,
+            seed=sampling.seed if sampling.seed_per_request else None,
             logprobs=0 if sampling.logprobs else None, flat_logprobs=True, detokenize=bool(sampling.stop),
         )
 

@@ -95,17 +95,72 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completion_mas
     return logp
 
 
+def linear_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
+                    chunk_rows: int = 1024) -> torch.Tensor:
+    """log p(target) from hidden states and the LM head, `hidden @ weight.T` fused with the log-softmax: logits
+    exist one chunk of rows at a time, in forward and (recomputed) in backward, never for the whole batch. The
+    packed learner path runs the head only on the rows that predict a completion token ([M, H] → [M])."""
+    return _LinearLogprobs.apply(hidden, weight, targets, chunk_rows)
+
+
+class _LinearLogprobs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+        lse = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        picked = torch.empty_like(lse)
+        for i in range(0, hidden.shape[0], chunk):
+            logits = (hidden[i : i + chunk] @ weight.T).float()
+            lse[i : i + chunk] = torch.logsumexp(logits, dim=-1)
+            picked[i : i + chunk] = logits.gather(1, targets[i : i + chunk, None]).squeeze(1)
+        ctx.save_for_backward(hidden, weight, targets, lse)
+        ctx.chunk = chunk
+        return picked - lse
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        hidden, weight, targets, lse = ctx.saved_tensors
+        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if ctx.needs_input_grad[1] else None
+        for i in range(0, hidden.shape[0], ctx.chunk):
+            h = hidden[i : i + ctx.chunk]
+            g = grad_out[i : i + ctx.chunk, None].float()
+            d_logits = -torch.exp((h @ weight.T).float() - lse[i : i + ctx.chunk, None]) * g
+            d_logits.scatter_add_(1, targets[i : i + ctx.chunk, None], g)
+            d_logits = d_logits.to(weight.dtype)
+            if grad_hidden is not None:
+                grad_hidden[i : i + ctx.chunk] = d_logits @ weight
+            if grad_weight is not None:
+                grad_weight += (d_logits.T @ h).float()
+        return grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype), None, None
+
+
+def truncated_is_weights(logp_learner: torch.Tensor, logp_sampler: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance sampling (TIS): per token `min(π_learner / π_sampler, cap)`, no gradient.
+
+    The sampler (vLLM, or an adapter one step old under `async_steps: 1`) is not exactly the policy the
+    learner differentiates; weighting each token's policy-gradient term by this ratio makes the update an
+    estimate under the learner's policy, and the cap bounds its variance (Yao et al., 2025)."""
+    return torch.exp(logp_learner.detach().float() - logp_sampler.float()).clamp(max=cap)
+
+
 def grpo_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_ref: torch.Tensor | None, advantages: torch.Tensor,
               mask: torch.Tensor, *, clip_low: float = 0.2, clip_high: float = 0.2, beta: float = 0.04,
-              normalizer: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Per token `-min(ρA, clip(ρ, 1-clip_low, 1+clip_high)A) + β·k3`, averaged over the tokens of `mask`
+              normalizer: float | None = None, is_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per token `-w·min(ρA, clip(ρ, 1-clip_low, 1+clip_high)A) + β·k3`, averaged over the tokens of `mask`
     (or summed and divided by `normalizer`, the batch's token count, when accumulating micro-batches).
+    ρ is against `logp_old`, the learner's own log-probs before this step's updates (the proximal policy);
+    `w` are truncated importance weights from the sampler to that policy (1 without them). `advantages` is one
+    per row ([B], broadcast over tokens) or one per token (the shape of `logp`, for packed sequences).
     k3 = exp(ref - logp) - (ref - logp) - 1, an unbiased, non-negative KL estimate."""
     mask = mask.to(logp.dtype)
-    adv = advantages.to(logp.dtype)[:, None]
+    adv = advantages.to(logp.dtype)
+    if adv.dim() < logp.dim():
+        adv = adv[:, None]
     ratio = torch.exp(logp - logp_old)
     clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     per_token = -torch.min(ratio * adv, clipped * adv)
+    if is_weights is not None:
+        per_token = per_token * is_weights.to(logp.dtype)
     kl = torch.zeros_like(logp)
     if logp_ref is not None and beta != 0.0:
         delta = logp_ref - logp

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from learner.adapter import AdapterWeights, export_adapter, load_adapter_weights
-from learner.grpo import group_advantages, grpo_loss, zero_spread_fraction
-from learner.policy import PackedBatch, PolicyConfig, completion_logprobs, load_policy, pack, reference_logprobs
+from learner.grpo import group_advantages, grpo_loss, truncated_is_weights, zero_spread_fraction
+from learner.policy import PackedSequences, PolicyConfig, load_policy, pack_sequences, packed_logprobs
 
 
 @dataclass
@@ -28,7 +28,8 @@ class LearnerConfig:
     total_steps: int = 1000
     schedule: str = "constant_with_warmup"
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 8
+    micro_batch_size: int = 8  # sequences per micro-batch for SFT; GRPO packs to `micro_batch_tokens`
+    micro_batch_tokens: int = 0  # tokens per packed micro-batch (0: micro_batch_size × the longest sequence)
     epochs: int = 1
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -37,8 +38,10 @@ class LearnerConfig:
     shaping_coef: float = 0.05
     std_floor: float = 0.1
     max_completion_tokens: int = 256  # Dr. GRPO's constant: the loss is a token sum / (completions × this)
-    logp_old: str = "auto"
+    logp_old: str = "auto"  # auto|learner: the learner's own log-probs before the step; sampler: the sampler's
+    tis_cap: float = 2.0  # truncated importance weights sampler → learner when the batch has sampler logprobs; 0: off
     chunk_rows: int = 1024
+    torch_threads: int = 0  # CPU threads for torch (0: every core this process may use; Ray's default is 1)
     seed: int = 0
 
 
@@ -52,23 +55,29 @@ class TrainBatch:
     rewards: list[float]
     group_size: int
     sampler_logprobs: list[list[float]] | None = None
+    staleness: float = 0.0  # learner version minus the sampler's adapter version, averaged (for the log only)
     correct: list[float] | None = None  # 1.0 for a verified answer; None: `rewards` lead the advantages
     shaping: list[float] | None = None  # the non-correctness signals in [0, 1]
 
 
-def _pad(rows: list[list[float]], width: int) -> torch.Tensor:
-    out = torch.zeros((len(rows), width), dtype=torch.float32)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row[:width], dtype=torch.float32)
-    return out
+def _flat_tokens(rows: list[list[float]], packed: PackedSequences, lengths: list[int]) -> torch.Tensor:
+    """Per-token values given per sequence (e.g. sampler log-probs), in the packed micro-batch's token order."""
+    parts = []
+    for i in packed.rows.tolist():
+        row = list(rows[i][: lengths[i]])
+        parts.append(torch.tensor(row + [0.0] * (lengths[i] - len(row)), dtype=torch.float32))
+    return torch.cat(parts) if parts else torch.zeros(0)
 
 
 class LearnerCore:
     """Holds the policy, its optimiser and schedule; one `step` = advantages → (ref, old) logp → updates."""
 
-    def __init__(self, cfg: LearnerConfig) -> None:
+    def __init__(self, cfg: LearnerConfig, rank: int = 0, world_size: int = 1) -> None:
         torch.manual_seed(cfg.seed)
+        if cfg.torch_threads >= 0:
+            torch.set_num_threads(cfg.torch_threads or len(os.sched_getaffinity(0)))
         self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
         self.model, self.tokenizer = load_policy(cfg.policy)
         self.device = next(self.model.parameters()).device
         self.merged: list[AdapterWeights] = []  # adapters folded into the base weights, in order
@@ -128,11 +137,48 @@ class LearnerCore:
             self.cfg.total_steps = total_steps
         self._new_optimizer()
 
-    def optimizer_step(self) -> float:
-        """Clip the gradient, step AdamW on the master weights, copy them back; returns the gradient norm."""
+    def init_distributed(self, address: str, port: int, backend: str) -> int:
+        """Join the data-parallel group (rank `self.rank` of `self.world_size`): gloo on CPUs, NCCL on GPUs."""
+        import datetime
+
+        import torch.distributed as dist
+
+        dist.init_process_group(backend, init_method=f"tcp://{address}:{port}", rank=self.rank,
+                                world_size=self.world_size, timeout=datetime.timedelta(minutes=10))
+        return self.rank
+
+    def _all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum over the data-parallel group (in place); nothing to do for a single learner."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(tensor)
+        return tensor
+
+    def global_sum(self, values: list[float]) -> list[float]:
+        return self._all_reduce(torch.tensor(values, dtype=torch.float64, device=self.device)).tolist()
+
+    def accumulate_gradients(self) -> None:
+        """Move the micro-batch's gradients into the fp32 master gradients (bf16 `param.grad` never accumulates
+        across micro-batches, which would round away small contributions)."""
         for master, param in zip(self.master, self.trainable):
-            if master is not param:
-                master.grad = None if param.grad is None else param.grad.float()
+            if master is param or param.grad is None:
+                continue
+            if master.grad is None:
+                master.grad = param.grad.float()
+            else:
+                master.grad += param.grad.float()
+            param.grad = None
+
+    def optimizer_step(self) -> float:
+        """All-reduce the gradients (data-parallel), clip, step AdamW on the master weights, copy them back;
+        returns the gradient norm."""
+        self.accumulate_gradients()
+        if self.world_size > 1:
+            grads = [m.grad if m.grad is not None else torch.zeros_like(m) for m in self.master]
+            flat = self._all_reduce(torch.cat([g.flatten() for g in grads]))
+            for master, part in zip(self.master, torch.split(flat, [g.numel() for g in grads])):
+                master.grad = part.view_as(master).clone()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.master, self.cfg.max_grad_norm))
         self.optimizer.step()
         self.scheduler.step()
@@ -151,66 +197,80 @@ class LearnerCore:
 
     # ------------------------------------------------------------ GRPO
 
-    def _micro_batches(self, packed: PackedBatch) -> list[torch.Tensor]:
-        """Row indices per micro-batch, rows of similar length together (less padding)."""
-        lengths = packed.attention_mask.sum(dim=1)
-        order = torch.argsort(lengths, descending=True)
-        return list(torch.split(order, self.cfg.micro_batch_size))
+    def _micro_batches(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[PackedSequences]:
+        budget = self.cfg.micro_batch_tokens or self.cfg.micro_batch_size * max(
+            len(p) + len(c) for p, c in zip(prompt_ids, completion_ids))
+        return [m.to(self.device) for m in pack_sequences(prompt_ids, completion_ids, budget)]
 
-    def _no_grad_logprobs(self, packed: PackedBatch, micro: list[torch.Tensor], reference: bool) -> torch.Tensor:
-        out = torch.zeros(packed.completion_mask[:, packed.prompt_len:].shape, dtype=torch.float32, device=self.device)
-        fn = reference_logprobs if reference else completion_logprobs
+    def _no_grad_logprobs(self, micro: PackedSequences, reference: bool = False) -> torch.Tensor:
         with torch.no_grad():
-            for idx in micro:
-                sub = packed.rows(idx)
-                out[idx, : sub.input_ids.shape[1] - sub.prompt_len] = fn(self.model, sub, chunk_rows=self.cfg.chunk_rows).float()
-        return out
+            if reference:
+                with self.model.disable_adapter():
+                    return packed_logprobs(self.model, micro, chunk_rows=self.cfg.chunk_rows).float()
+            return packed_logprobs(self.model, micro, chunk_rows=self.cfg.chunk_rows).float()
 
     def step(self, batch: TrainBatch) -> dict[str, float]:
-        """One GRPO step on a batch: `epochs` optimiser updates; returns loss, KL, clip fraction, grad norm,
-        zero-spread groups, tokens/s and the new adapter version."""
+        """One GRPO step on a batch (this rank's share of it when data-parallel): `epochs` optimiser updates.
+
+        Sequences are packed into micro-batches without padding; per micro-batch: the reference log-probs
+        (adapter off, when β > 0), the proximal log-probs (this step's starting policy: recomputed when
+        epochs > 1, else the current ones detached), truncated importance weights from the sampler's log-probs
+        when the batch carries them, the clipped loss. Gradients accumulate in fp32 and are summed over ranks,
+        the loss is normalised by the whole batch's tokens, so N ranks make the same update as one.
+        Returns loss, KL, clip fraction, grad norm, sampler mismatch, tokens/s and the new adapter version."""
         cfg, start = self.cfg, time.perf_counter()
         self.model.train()
         rewards = torch.tensor(batch.rewards, dtype=torch.float32)
         correct = torch.tensor(batch.correct, dtype=torch.float32) if batch.correct is not None else rewards
         shaping = torch.tensor(batch.shaping, dtype=torch.float32) if batch.shaping is not None else None
-        packed = pack(batch.prompt_ids, batch.completion_ids, self.tokenizer.pad_token_id)
-        packed.extras["advantages"] = group_advantages(correct, batch.group_size, estimator=cfg.advantage,
-                                                       shaping=shaping, shaping_coef=cfg.shaping_coef,
-                                                       std_floor=cfg.std_floor)
-        c_len = packed.input_ids.shape[1] - packed.prompt_len
-        use_sampler = cfg.logp_old == "sampler" or (cfg.logp_old == "auto" and batch.sampler_logprobs is not None
-                                                    and cfg.epochs > 1)
-        if use_sampler:
-            if batch.sampler_logprobs is None:
-                raise ValueError("logp_old='sampler' needs the batch's sampler_logprobs")
-            packed.extras["logp_old"] = _pad(batch.sampler_logprobs, c_len)
-        packed = packed.to(self.device)
-        micro = self._micro_batches(packed)
-        if cfg.beta != 0.0:
-            packed.extras["logp_ref"] = self._no_grad_logprobs(packed, micro, reference=True)
-        if cfg.epochs > 1 and not use_sampler:
-            packed.extras["logp_old"] = self._no_grad_logprobs(packed, micro, reference=False)
-        tokens = float(packed.completion_mask.sum())
-        normalizer = tokens if cfg.advantage != "dr_grpo" else float(len(batch.completion_ids) * cfg.max_completion_tokens)
-        totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio": 0.0}
+        advantages = group_advantages(correct, batch.group_size, estimator=cfg.advantage, shaping=shaping,
+                                      shaping_coef=cfg.shaping_coef, std_floor=cfg.std_floor).to(self.device)
+        lengths = [len(c) for c in batch.completion_ids]
+        micro = self._micro_batches(batch.prompt_ids, batch.completion_ids)
+        if cfg.logp_old == "sampler" and batch.sampler_logprobs is None:
+            raise ValueError("logp_old='sampler' needs the batch's sampler_logprobs")
+        extras = []
+        for m in micro:
+            e = {"adv": advantages[m.token_rows()]}
+            if batch.sampler_logprobs is not None:
+                e["sampler"] = _flat_tokens(batch.sampler_logprobs, m, lengths).to(self.device)
+            if cfg.beta != 0.0:
+                e["ref"] = self._no_grad_logprobs(m, reference=True)
+            if cfg.logp_old == "sampler":
+                e["old"] = e["sampler"]
+            elif cfg.epochs > 1:
+                e["old"] = self._no_grad_logprobs(m)
+            extras.append(e)
+        tokens, completions, seq_tokens = self.global_sum([float(sum(lengths)), float(len(lengths)),
+                                                            float(sum(m.input_ids.shape[1] for m in micro))])
+        normalizer = tokens if cfg.advantage != "dr_grpo" else completions * cfg.max_completion_tokens
+        totals = dict.fromkeys(("loss", "kl", "clip_fraction", "ratio", "mismatch_kl", "tis_clipped"), 0.0)
         grad_norm = 0.0
         for _ in range(cfg.epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            for idx in micro:
-                sub = packed.rows(idx)
-                logp = completion_logprobs(self.model, sub, chunk_rows=cfg.chunk_rows).float()
-                loss, m = grpo_loss(
-                    logp, sub.extras.get("logp_old", logp.detach()), sub.extras.get("logp_ref"),
-                    sub.extras["advantages"], sub.completion_mask[:, sub.prompt_len:],
-                    clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta, normalizer=normalizer,
-                )
+            for m, e in zip(micro, extras):
+                logp = packed_logprobs(self.model, m, chunk_rows=cfg.chunk_rows).float()
+                old = e.get("old", logp.detach())
+                weights = None
+                if "sampler" in e and cfg.tis_cap > 0 and cfg.logp_old != "sampler":
+                    weights = truncated_is_weights(old, e["sampler"], cfg.tis_cap)
+                loss, metrics = grpo_loss(logp, old, e.get("ref"), e["adv"], torch.ones_like(logp),
+                                          clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta,
+                                          normalizer=normalizer, is_weights=weights)
                 loss.backward()
-                share = m["tokens"] / tokens / cfg.epochs
+                self.accumulate_gradients()
+                share = metrics["tokens"] / tokens / cfg.epochs
                 totals["loss"] += loss.item() / cfg.epochs
                 for key in ("kl", "clip_fraction", "ratio"):
-                    totals[key] += m[key] * share
+                    totals[key] += metrics[key] * share
+                if "sampler" in e:
+                    with torch.no_grad():
+                        log_r = old - e["sampler"]
+                        totals["mismatch_kl"] += float((torch.exp(log_r) - 1 - log_r).sum()) / tokens / cfg.epochs
+                        if weights is not None:
+                            totals["tis_clipped"] += float((weights >= cfg.tis_cap).sum()) / tokens / cfg.epochs
             grad_norm = self.optimizer_step()
+        totals = dict(zip(totals, self.global_sum(list(totals.values()))))
         self.step_count += 1
         self.version += 1
         seconds = time.perf_counter() - start
@@ -218,7 +278,7 @@ class LearnerCore:
             **totals, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
             "zero_spread_groups": zero_spread_fraction(correct, batch.group_size),
             "reward_mean": float(rewards.mean()), "completion_tokens": tokens,
-            "tokens_per_s": float(packed.attention_mask.sum()) * max(cfg.epochs, 1) / seconds,
+            "tokens_per_s": seq_tokens * max(cfg.epochs, 1) / seconds, "staleness": batch.staleness,
             "learn_seconds": seconds, "step": self.step_count, "version": self.version,
         }
 
@@ -234,9 +294,12 @@ class LearnerCore:
     def completion_logprobs(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[list[float]]:
         """Per-token log-probabilities of completions under the current policy (no gradients)."""
         self.model.eval()
-        packed = pack(prompt_ids, completion_ids, self.tokenizer.pad_token_id).to(self.device)
-        logp = self._no_grad_logprobs(packed, self._micro_batches(packed), reference=False)
-        return [logp[i, : len(c)].tolist() for i, c in enumerate(completion_ids)]
+        out: list[list[float]] = [[] for _ in completion_ids]
+        for m in self._micro_batches(prompt_ids, completion_ids):
+            logp, owner = self._no_grad_logprobs(m).tolist(), m.token_rows().tolist()
+            for value, row in zip(logp, owner):
+                out[row].append(value)
+        return out
 
     # ------------------------------------------------------------ weights
 
@@ -244,8 +307,11 @@ class LearnerCore:
         return export_adapter(self.model, self.version)
 
     def save(self, directory: str | os.PathLike) -> str:
-        """Adapter, optimiser, scheduler, step and version, written to a temp dir then renamed into place."""
+        """Adapter, optimiser, scheduler, step and version, written to a temp dir then renamed into place
+        (by rank 0 alone when data-parallel: every rank holds the same weights)."""
         target = pathlib.Path(directory)
+        if self.rank != 0:
+            return str(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         self.export_adapter().save(tmp / "adapter")
@@ -300,8 +366,14 @@ class LearnerCore:
                 "trainable_parameters": sum(p.numel() for p in self.trainable)}
 
 
-def create_learner(cfg: LearnerConfig, *, num_gpus: float = 0.0, name: str = "learner"):
-    """The `Learner` Ray actor: a named shell around `LearnerCore`."""
+def create_learner(cfg: LearnerConfig, *, num_gpus: float = 0.0, world_size: int = 0, name: str = "learner"):
+    """The learner: one named Ray actor around `LearnerCore` (a fraction of a GPU, one GPU, or the CPU), or, for
+    `num_gpus` ≥ 2 whole GPUs or `world_size` ≥ 2, a data-parallel `LearnerGroup` that the driver uses the same way."""
     import ray
 
+    world = world_size or (int(num_gpus) if num_gpus >= 2 else 1)
+    if world > 1:
+        from learner.group import LearnerGroup
+
+        return LearnerGroup(cfg, world, gpus_each=num_gpus / world if num_gpus else 0.0, name=name)
     return ray.remote(LearnerCore).options(name=name, num_gpus=num_gpus, num_cpus=1).remote(cfg)

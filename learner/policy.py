@@ -23,6 +23,7 @@ class PolicyConfig:
     gradient_checkpointing: str | bool = "auto"
     attn_implementation: str = "sdpa"
     adapter_dtype: str = "auto"
+    liger: str | bool = "auto"  # Liger's RMSNorm, SwiGLU and RoPE kernels (auto: on CUDA when installed)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -44,6 +45,23 @@ def lora_config(cfg: PolicyConfig):
                       target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
 
 
+def use_liger(setting: str | bool, device: torch.device, model_type: str) -> bool:
+    """Whether to patch the model with Liger's fused kernels: `auto` on CUDA when liger-kernel is installed and
+    supports the architecture; `true` insists (an error names what is missing)."""
+    if setting in (False, "false", "off"):
+        return False
+    try:
+        from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+    except ImportError:
+        if setting == "auto":
+            return False
+        raise ImportError("learner liger=true needs liger-kernel: pip install liger-kernel") from None
+    ok = device.type == "cuda" and model_type in MODEL_TYPE_TO_APPLY_LIGER_FN
+    if not ok and setting != "auto":
+        raise ValueError(f"liger=true needs a CUDA device and a supported model type (got {device.type}, {model_type})")
+    return ok
+
+
 def load_policy(cfg: PolicyConfig):
     """(peft model, tokenizer): base weights frozen in bf16 (GPU) or fp32 (CPU); LoRA weights in the same
     dtype, so no activation is cast per LoRA layer (the learner keeps fp32 master copies for the optimiser)."""
@@ -63,6 +81,10 @@ def load_policy(cfg: PolicyConfig):
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.enable_input_require_grads()
     base.config.use_cache = False
+    if use_liger(cfg.liger, device, base.config.model_type):
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(model=base, fused_linear_cross_entropy=False, cross_entropy=False)
     model = get_peft_model(base, lora_config(cfg), autocast_adapter_dtype=False)
     adapter_dtype = dtype if cfg.adapter_dtype == "auto" else getattr(torch, cfg.adapter_dtype)
     for param in model.parameters():
@@ -135,3 +157,73 @@ def reference_logprobs(model, batch: PackedBatch, **kwargs) -> torch.Tensor:
     """Completion log-probabilities under the base model (adapter disabled), without gradients."""
     with torch.no_grad(), model.disable_adapter():
         return completion_logprobs(model, batch, **kwargs)
+
+
+@dataclass
+class PackedSequences:
+    """Several (prompt, completion) sequences laid end to end in one row with positions restarting at 0 for each
+    (transformers then keeps attention inside each sequence): no padding at all. `positions[j]` is the column
+    whose hidden state predicts `targets[j]`, the j-th completion token of the micro-batch, which belongs to
+    sequence `owner[j]` (an index into `rows`, the sequences' places in the batch)."""
+
+    input_ids: torch.Tensor  # [1, T]
+    position_ids: torch.Tensor  # [1, T]
+    positions: torch.Tensor  # [M]
+    targets: torch.Tensor  # [M]
+    owner: torch.Tensor  # [M]
+    rows: torch.Tensor  # [k]
+
+    def to(self, device: torch.device) -> "PackedSequences":
+        return PackedSequences(*(t.to(device) for t in (self.input_ids, self.position_ids, self.positions,
+                                                         self.targets, self.owner, self.rows)))
+
+    def token_rows(self) -> torch.Tensor:
+        """For each completion token, its sequence's place in the batch."""
+        return self.rows[self.owner]
+
+
+def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], token_budget: int) -> list[PackedSequences]:
+    """Pack the batch's sequences into micro-batches of at most `token_budget` tokens (a longer sequence gets one
+    of its own): longest first, each into the first micro-batch with room (first-fit decreasing)."""
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError("need one prompt per completion")
+    lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        slot = next((b for b, free in enumerate(room) if free >= lengths[i]), None)
+        if slot is None:
+            bins.append([])
+            room.append(max(token_budget, lengths[i]))
+            slot = len(bins) - 1
+        bins[slot].append(i)
+        room[slot] -= lengths[i]
+    out = []
+    for members in bins:
+        ids, pos, positions, targets, owner, offset = [], [], [], [], [], 0
+        for k, i in enumerate(members):
+            p, c = prompt_ids[i], completion_ids[i]
+            ids += p + c
+            pos += range(len(p) + len(c))
+            positions += range(offset + len(p) - 1, offset + len(p) + len(c) - 1)
+            targets += c
+            owner += [k] * len(c)
+            offset += len(p) + len(c)
+        out.append(PackedSequences(torch.tensor([ids]), torch.tensor([pos]), torch.tensor(positions, dtype=torch.long),
+                                   torch.tensor(targets, dtype=torch.long), torch.tensor(owner, dtype=torch.long),
+                                   torch.tensor(members, dtype=torch.long)))
+    return out
+
+
+def packed_logprobs(model, packed: PackedSequences, *, chunk_rows: int = 1024) -> torch.Tensor:
+    """Log-probabilities [M] of the packed completion tokens: one forward of the decoder over the packed row,
+    then the LM head fused with the log-softmax on the M predicting positions only (`grpo.linear_logprobs`)."""
+    from learner.grpo import linear_logprobs
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=packed.input_ids, position_ids=packed.position_ids, attention_mask=None,
+                                use_cache=False).last_hidden_state[0]
+    head = base.get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        raise ValueError("packed_logprobs: an LM head with a bias is not supported")
+    return linear_logprobs(hidden[packed.positions], head.weight, packed.targets, chunk_rows=chunk_rows)

@@ -27,7 +27,7 @@ def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> dict[s
     start = time.perf_counter()
     tok, cfg = learner.tokenizer, learner.cfg
     target_ids = [encode_target(tok, t) for t in targets]
-    total = sum(len(t) for t in target_ids)
+    total = learner.global_sum([float(sum(len(t) for t in target_ids))])[0]  # the whole batch's, over every rank
     learner.model.train()
     learner.optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
@@ -35,7 +35,9 @@ def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> dict[s
         p, t = prompt_ids[i : i + cfg.micro_batch_size], target_ids[i : i + cfg.micro_batch_size]
         loss = sft_loss(learner.model, p, t, tok.pad_token_id, learner.device) * (sum(len(x) for x in t) / total)
         loss.backward()
+        learner.accumulate_gradients()
         loss_sum += loss.item()
     grad_norm = learner.optimizer_step()
+    loss_sum = learner.global_sum([loss_sum])[0]
     return {"sft_loss": loss_sum, "grad_norm": grad_norm, "target_tokens": total,
             "sft_seconds": time.perf_counter() - start}
