@@ -1,6 +1,9 @@
 """The `RolloutWorker` Ray actor: a thin shell around one engine, plus splitting a batch across workers."""
 from __future__ import annotations
 
+import collections
+import dataclasses
+import os
 import threading
 import time
 from typing import Any
@@ -13,7 +16,11 @@ class RolloutWorker:
     """Owns one engine. `generate` calls run one at a time; `load_adapter` may arrive while one runs
     (the actor is threaded) and takes effect from the next call."""
 
-    def __init__(self, engine: str = "hf", **engine_kwargs: Any) -> None:
+    def __init__(self, engine: str = "hf", torch_threads: int = 0, **engine_kwargs: Any) -> None:
+        if torch_threads >= 0:
+            import torch
+
+            torch.set_num_threads(torch_threads or len(os.sched_getaffinity(0)))
         self.engine = make_engine(engine, **engine_kwargs)
         self._generate_lock = threading.Lock()
         self.last_tokens_per_s = 0.0
@@ -45,25 +52,37 @@ class RolloutWorker:
 
 
 def create_rollout_workers(count: int, *, engine: str = "hf", num_gpus: float = 0.0, num_cpus: float = 1.0,
-                           name_prefix: str = "rollout", **engine_kwargs: Any) -> list:
+                           name_prefix: str = "rollout", torch_threads: int = 0, **engine_kwargs: Any) -> list:
     """`count` named Ray actors `rollout-0..count-1`, each with a fractional or whole GPU share."""
     import ray
 
     cls = ray.remote(RolloutWorker)
     return [cls.options(name=f"{name_prefix}-{i}", num_gpus=num_gpus, num_cpus=num_cpus, max_concurrency=4)
-            .remote(engine, **engine_kwargs) for i in range(count)]
+            .remote(engine, torch_threads, **engine_kwargs) for i in range(count)]
 
 
 def generate_across(workers: list, prompts: list[str], n: int, sampling: SamplingConfig,
-                    problem_ids: list[str] | None = None) -> list[list[Completion]]:
-    """Split the prompts into one contiguous shard per worker, sample in parallel, keep prompt order."""
+                    problem_ids: list[str] | None = None, *, chunk_prompts: int = 0) -> list[list[Completion]]:
+    """Sample `n` per prompt on the workers, keeping prompt order. Prompts go out in chunks of `chunk_prompts`
+    (default: a worker's share split in two) to whichever worker is free, so a slow worker does not hold the
+    step. Chunk k is sampled with seed `sampling.seed + k`, whichever worker takes it."""
     import ray
 
     problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
-    shard = -(-len(prompts) // max(1, len(workers)))
-    refs = [w.generate.remote(prompts[i : i + shard], n, sampling, problem_ids[i : i + shard])
-            for w, i in zip(workers, range(0, len(prompts), shard))]
-    return [row for part in ray.get(refs) for row in part]
+    size = chunk_prompts or max(1, -(-len(prompts) // (2 * max(1, len(workers)))))
+    queue = collections.deque(enumerate(range(0, len(prompts), size)))
+    idle, running, parts = list(workers), {}, {}
+    while queue or running:
+        while queue and idle:
+            worker = idle.pop()
+            k, i = queue.popleft()
+            chunk_sampling = sampling if sampling.seed is None else dataclasses.replace(sampling, seed=sampling.seed + k)
+            running[worker.generate.remote(prompts[i : i + size], n, chunk_sampling, problem_ids[i : i + size])] = (k, worker)
+        done, _ = ray.wait(list(running), num_returns=1)
+        k, worker = running.pop(done[0])
+        parts[k] = ray.get(done[0])
+        idle.append(worker)
+    return [row for k in sorted(parts) for row in parts[k]]
 
 
 def merge_adapter_everywhere(workers: list, weights: Any) -> list[int]:
@@ -75,8 +94,9 @@ def merge_adapter_everywhere(workers: list, weights: Any) -> list[int]:
 
 
 def push_adapter(workers: list, weights: Any) -> list[int]:
-    """Send one adapter version to every worker (one object-store copy), return the versions they hold."""
+    """Send one adapter version (the weights, or the learner's ObjectRef to them) to every worker, one
+    object-store copy; return the versions they hold."""
     import ray
 
-    ref = ray.put(weights)
+    ref = weights if isinstance(weights, ray.ObjectRef) else ray.put(weights)
     return ray.get([w.load_adapter.remote(ref) for w in workers])

@@ -40,6 +40,9 @@ class RolloutConfig:
     max_tokens: int = 256
     gpu_memory_utilization: float = 0.35
     max_num_seqs: int = 256
+    seed_per_request: bool = False  # vLLM: seed every request (its slow path); else runs repeat through the engine seed
+    dispatch_prompts: int = 0  # prompts per call handed to whichever worker is free (0: a step's share / 2 per worker)
+    torch_threads: int = 0  # CPU threads for the HF engine (0: every core; Ray would give it one)
 
 
 @dataclass
@@ -56,6 +59,12 @@ class LearnerSection:
     advantage: str = "grpo"  # grpo | dr_grpo | rloo (correctness-led, see learner.grpo.group_advantages)
     shaping_coef: float = 0.05  # weight of the centred shaping tie-breaker beside correctness
     std_floor: float = 0.1
+    tis: str = "auto"  # truncated importance sampling sampler → learner: auto (on with vLLM or async_steps), on, off
+    tis_cap: float = 2.0
+    world_size: int = 0  # data-parallel learner ranks (0: one per whole GPU of `gpus`, else 1; ≥ 2 on CPUs: gloo)
+    micro_batch_tokens: int = 0  # tokens per packed micro-batch (0: micro_batch_size × the longest sequence)
+    liger: str = "auto"  # Liger's fused RMSNorm/SwiGLU/RoPE kernels: auto (CUDA + installed), true, false
+    torch_threads: int = 0  # CPU threads for the learner (0: every core)
 
 
 @dataclass
@@ -101,6 +110,7 @@ class TrainConfig:
     batch_size: int = 16  # problems per step
     group_size: int = 8  # G completions per problem
     drop_zero_spread: bool = False
+    async_steps: int = 0  # 1: sample step n+1 under adapter n-1 while the learner trains step n (one step off-policy)
     checkpoint_every: int = 20
     max_steps: int | None = None  # stop (checkpointed, resumable) after this many GRPO steps
     eval_problems: int = 64  # held-out problems per stage, never trained on
@@ -242,6 +252,10 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
+    if cfg.async_steps not in (0, 1):
+        raise ConfigError(f"async_steps: expected 0 or 1, got {cfg.async_steps!r}")
+    if cfg.learner.tis not in ("auto", "on", "off"):
+        raise ConfigError(f"learner.tis: expected auto, on or off, got {cfg.learner.tis!r}")
     if cfg.learner.advantage not in ("grpo", "dr_grpo", "rloo"):
         raise ConfigError(f"learner.advantage: expected grpo, dr_grpo or rloo, got {cfg.learner.advantage!r}")
     if not 0.0 <= cfg.learner.shaping_coef <= 0.05:

@@ -10,6 +10,8 @@ the seed, the stage and the epoch.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import functools
 import json
 import os
 import pathlib
@@ -103,7 +105,7 @@ def connect_ray(cfg: TrainConfig) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"])
         return
-    extra = cfg.rollout.workers * cfg.rollout.cpus_per_worker + 1
+    extra = cfg.rollout.workers * cfg.rollout.cpus_per_worker + max(1, cfg.learner.world_size)
     cpus = (os.cpu_count() or 1) + int(extra + 0.999)
     try:
         ray.init(num_cpus=cpus, include_dashboard=True, dashboard_host="127.0.0.1")
@@ -136,22 +138,26 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
     stage_steps = sum(s.epochs * -(-s.problems // cfg.batch_size) for s in cfg.stages)
     learner_cfg = LearnerConfig(
         policy=PolicyConfig(model=model_path, lora_rank=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha,
-                            dtype=cfg.model.dtype, gradient_checkpointing=cfg.model.gradient_checkpointing),
+                            dtype=cfg.model.dtype, gradient_checkpointing=cfg.model.gradient_checkpointing,
+                            liger=cfg.learner.liger),
         lr=cfg.learner.lr, beta=cfg.learner.beta, clip_low=cfg.learner.clip_low, clip_high=cfg.learner.clip_high,
         advantage=cfg.learner.advantage, shaping_coef=cfg.learner.shaping_coef, std_floor=cfg.learner.std_floor,
         max_completion_tokens=cfg.rollout.max_tokens,
         epochs=cfg.learner.epochs, micro_batch_size=cfg.learner.micro_batch_size, max_grad_norm=cfg.learner.max_grad_norm,
-        warmup_steps=cfg.learner.warmup_steps, total_steps=max(stage_steps, 1), seed=cfg.seed)
-    learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus)
+        warmup_steps=cfg.learner.warmup_steps, total_steps=max(stage_steps, 1), seed=cfg.seed,
+        tis_cap=cfg.learner.tis_cap if cfg.learner.tis != "off" else 0.0, micro_batch_tokens=cfg.learner.micro_batch_tokens,
+        torch_threads=cfg.learner.torch_threads)
+    learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus, world_size=cfg.learner.world_size)
     engine_kwargs = {"model": model_path}
     if cfg.rollout.engine == "vllm":
         engine_kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
                              max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)
     workers = create_rollout_workers(cfg.rollout.workers, engine=cfg.rollout.engine,
                                      num_gpus=cfg.rollout.gpus_per_worker, num_cpus=cfg.rollout.cpus_per_worker,
+                                     torch_threads=cfg.rollout.torch_threads,
                                      **engine_kwargs)
     ray.get([learner.ready.remote()] + [w.adapter_version.remote() for w in workers])
-    held_here = 1 + cfg.rollout.workers * cfg.rollout.cpus_per_worker  # learner + rollout, on this node or not
+    held_here = max(1, cfg.learner.world_size) + cfg.rollout.workers * cfg.rollout.cpus_per_worker  # learner + rollout, on this node or not
     pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
                         reserve_cpus=cfg.verifier.reserve_cpus + held_here, resource=cfg.verifier.resource,
                         chunk_deadline=cfg.verifier.chunk_deadline)
@@ -162,45 +168,100 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
 # ------------------------------------------------------------------ one step
 
 
-def grpo_step(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int) -> tuple[dict, list[dict]]:
-    """Sample G per problem, score, learn, push. Returns the step's metrics and its rollout-log records."""
+def uses_sampler_logprobs(cfg: TrainConfig) -> bool:
+    """Whether the learner needs the sampler's per-token log-probs (for truncated importance sampling): asking
+    vLLM for them costs ~40 % of its throughput, so only then."""
+    if cfg.learner.tis == "auto":
+        return cfg.rollout.engine == "vllm" or cfg.async_steps > 0
+    return cfg.learner.tis == "on"
+
+
+@dataclass
+class Rollout:
+    """One step's sampled and scored groups: completions and reward breakdowns, problem by problem."""
+
+    problems: list[Problem]
+    rows: list
+    breakdowns: list
+    timings: dict
+
+
+def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int) -> Rollout:
+    """Sample G per problem with whatever adapter the workers hold, and score them."""
+    sampling = SamplingConfig(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                              max_tokens=cfg.rollout.max_tokens, logprobs=uses_sampler_logprobs(cfg), seed=seed,
+                              seed_per_request=cfg.rollout.seed_per_request)
+    timings: dict = {}
+    rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, cfg.group_size, sampling, cfg.prompt,
+                                        cfg.reward, timings, policy=cfg.verifier.answer_policy,
+                                        chunk_prompts=cfg.rollout.dispatch_prompts)
+    return Rollout(problems, rows, breakdowns, timings)
+
+
+def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_version: int, busy: "BusyClock") -> tuple[dict, list[dict], object]:
+    """The learner step on a scored rollout. Returns the step's metrics, its rollout-log records and an ObjectRef
+    to the new adapter (None when no group was kept); pushing it to the workers is the caller's move."""
     import ray
 
-    G, timings = cfg.group_size, {}
-    sampling = SamplingConfig(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                              max_tokens=cfg.rollout.max_tokens, logprobs=True, seed=seed)
-    start = time.perf_counter()
-    rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, G, sampling, cfg.prompt, cfg.reward, timings,
-                                        policy=cfg.verifier.answer_policy)
-    rewards = [[b.total for b in row] for row in breakdowns]
+    G, rows, breakdowns = cfg.group_size, rollout.rows, rollout.breakdowns
     correct = [[float(b.verdict == "correct") for b in row] for row in breakdowns]
     keep = [i for i, c in enumerate(correct) if not cfg.drop_zero_spread or max(c) - min(c) > SPREAD_TOL]
     flat = [(c, b) for i in keep for c, b in zip(rows[i], breakdowns[i])]
     metrics = _reward_metrics(correct, breakdowns, rows)
+    metrics.update({k: v for k, v in rollout.timings.items() if isinstance(v, float)})
+    versions = [c.policy_version for row in rows for c in row]
+    metrics["staleness"] = learner_version - sum(versions) / max(len(versions), 1)
+    weights = None
     if flat:
         batch = TrainBatch(prompt_ids=[c.prompt_token_ids for c, _ in flat], completion_ids=[c.token_ids for c, _ in flat],
-                           rewards=[b.total for _, b in flat], group_size=G,
+                           rewards=[b.total for _, b in flat], group_size=G, staleness=metrics["staleness"],
                            correct=[float(b.verdict == "correct") for _, b in flat], shaping=[b.shaping for _, b in flat],
-                           sampler_logprobs=[c.logprobs for c, _ in flat] if cfg.learner.epochs > 1 else None)
-        learn = _timed(timings, "learn_seconds", lambda: ray.get(svc.learner.step.remote(batch)))
-        metrics.update({k: learn[k] for k in ("loss", "kl", "clip_fraction", "grad_norm", "lr", "version")})
+                           sampler_logprobs=[c.logprobs for c, _ in flat] if uses_sampler_logprobs(cfg) else None)
+        busy.begin("learn")
+        learn = ray.get(svc.learner.step.remote(batch))
+        busy.end("learn")
+        metrics["learn_seconds"] = learn["learn_seconds"]
+        metrics.update({k: learn[k] for k in ("loss", "kl", "clip_fraction", "grad_norm", "lr", "version",
+                                              "mismatch_kl", "tis_clipped")})
         metrics["learner_tokens_per_s"] = learn["tokens_per_s"]
-        weights = ray.get(svc.learner.export_adapter.remote())
-        _timed(timings, "push_seconds", push_adapter, svc.workers, weights)
-    metrics.update(timings)
-    metrics["step_seconds"] = time.perf_counter() - start
+        weights = svc.learner.export_adapter.remote()
     records = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "form": p.form,
                 "policy": cfg.verifier.answer_policy, "verifier_version": b.verifier_version, "text": c.text,
                 "policy_version": c.policy_version, "finish_reason": c.finish_reason, "reward": b.to_dict()}
-               for p, row, brow in zip(problems, rows, breakdowns) for c, b in zip(row, brow)]
-    return metrics, records
+               for p, row, brow in zip(rollout.problems, rows, breakdowns) for c, b in zip(row, brow)]
+    return metrics, records, weights
 
 
-def _timed(timings: dict, key: str, fn, *args):
-    start = time.perf_counter()
-    out = fn(*args)
-    timings[key] = time.perf_counter() - start
-    return out
+class BusyClock:
+    """When the accelerator-bound phases (sampling, learning) run, to tell how much of a step neither did:
+    the GPU-idle seconds of a shared-GPU box (on CPUs: the time the loop waits on scoring and itself)."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.open: dict[str, float] = {}
+
+    def begin(self, key: str, at: float | None = None) -> None:
+        self.open[key] = time.perf_counter() if at is None else at
+
+    def end(self, key: str, at: float | None = None) -> None:
+        self.spans.append((self.open.pop(key), time.perf_counter() if at is None else at))
+
+    def add(self, span: tuple[float, float]) -> None:
+        self.spans.append(span)
+
+    def idle(self, since: float, until: float) -> float:
+        """Seconds of [since, until] covered by no span (a phase still running counts as busy until `until`)."""
+        spans = sorted((max(a, since), min(b, until)) for a, b in
+                       self.spans + [(a, until) for a in list(self.open.values())] if b > since and a < until)
+        covered, edge = 0.0, since
+        for a, b in spans:
+            if b > edge:
+                covered += b - max(a, edge)
+                edge = b
+        self.spans = [(a, b) for a, b in self.spans if b > since]
+        return max(0.0, (until - since) - covered)
+
+
 
 
 def _reward_metrics(correct: list[list[float]], breakdowns, rows) -> dict[str, float]:
@@ -306,6 +367,9 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
 
     rolling: collections.deque[float] = collections.deque(maxlen=cfg.rolling_window)
     recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
+    busy = BusyClock()
+    version = ray.get(svc.learner.ready.remote())["version"]
+    prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="next-rollout")
     while state.data["stage"] < len(cfg.stages):
         index = state.data["stage"]
         stage = cfg.stages[index]
@@ -314,39 +378,74 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         if state.data["stage_started"]:
             ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, stage.epochs * batches_per_epoch))
             state.data["stage_started"] = False
-        advanced_early = False
-        while state.data["epoch"] < stage.epochs and not advanced_early:
-            batches = epoch_batches(problems, cfg.batch_size, cfg.seed, index, state.data["epoch"])
-            while state.data["batch"] < len(batches):
-                step = state.data["step"] + 1
-                metrics, records = grpo_step(cfg, svc, batches[state.data["batch"]], seed=cfg.seed * 100_003 + step)
-                metrics["stage_index"] = index
-                metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
-                rolling.append(metrics["accuracy"])
-                tracker.log_metrics(metrics, step=step)
-                logged = [{"step": step, "stage": stage.name, **r} for r in records]
-                append_records(log_path, logged)
-                recent.extend(logged)
-                echo(f"[{stage.name} e{state.data['epoch'] + 1}/{stage.epochs} b{state.data['batch'] + 1}/{len(batches)}] "
-                     f"step {step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
-                     f"zero-spread {metrics['zero_spread_groups']:.2f}  kl {metrics.get('kl', 0):.4f}  "
-                     f"{metrics['rollout_tokens_per_s']:.0f} tok/s  rollout {metrics['rollout_seconds']:.1f}s "
-                     f"score {metrics['score_seconds']:.1f}s learn {metrics.get('learn_seconds', 0):.1f}s push {metrics.get('push_seconds', 0):.2f}s")
-                state.data.update(step=step, batch=state.data["batch"] + 1,
-                                  elapsed=time.perf_counter() - started)
-                if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                    save_checkpoint()
-                if step == cfg.max_steps:
-                    echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
-                    return _finish(cfg, svc, tracker, state, run_dir, final=False, echo=echo)
-                if (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
-                        and sum(rolling) / len(rolling) >= stage.advance_accuracy):
-                    echo(f"stage {stage.name}: rolling accuracy {sum(rolling) / len(rolling):.3f} "
-                         f">= {stage.advance_accuracy}, advancing")
-                    advanced_early = True
-                    break
-            if not advanced_early:
-                state.data.update(epoch=state.data["epoch"] + 1, batch=0)
+        first_epoch, first_batch = state.data["epoch"], state.data["batch"]
+        plan = [(e, b) for e in range(first_epoch, stage.epochs)
+                for b in range(first_batch if e == first_epoch else 0, batches_per_epoch)]
+
+        @functools.lru_cache(maxsize=2)
+        def epoch_order(epoch: int) -> list[list[Problem]]:
+            return epoch_batches(problems, cfg.batch_size, cfg.seed, index, epoch)
+
+        pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
+        for i, (epoch, b) in enumerate(plan):
+            step = state.data["step"] + 1
+            window = time.perf_counter()
+            rollout = pending.result() if pending else rollout_phase(cfg, svc, epoch_order(epoch)[b], cfg.seed * 100_003 + step)
+            pending = None
+            busy.add(rollout.timings["rollout_span"])
+            push_start = time.perf_counter()
+            if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
+                push_adapter(svc.workers, unpushed)
+                unpushed = None
+            push_seconds = time.perf_counter() - push_start
+            if cfg.async_steps and i + 1 < len(plan) and step != cfg.max_steps:
+                pending = prefetch.submit(rollout_phase, cfg, svc, epoch_order(plan[i + 1][0])[plan[i + 1][1]],
+                                          cfg.seed * 100_003 + step + 1)
+            metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
+            if weights is not None:
+                version = metrics["version"]
+                if pending is not None:
+                    unpushed = weights
+                else:
+                    push_start = time.perf_counter()
+                    push_adapter(svc.workers, weights)
+                    push_seconds += time.perf_counter() - push_start
+            now = time.perf_counter()
+            metrics.update(stage_index=index, push_seconds=push_seconds, step_seconds=now - window,
+                           gpu_idle_seconds=busy.idle(window, now))
+            metrics["gpu_idle_share"] = metrics["gpu_idle_seconds"] / max(metrics["step_seconds"], 1e-9)
+            metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
+            rolling.append(metrics["accuracy"])
+            tracker.log_metrics(metrics, step=step)
+            logged = [{"step": step, "stage": stage.name, **r} for r in records]
+            append_records(log_path, logged)
+            recent.extend(logged)
+            echo(f"[{stage.name} e{epoch + 1}/{stage.epochs} b{b + 1}/{batches_per_epoch}] "
+                 f"step {step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
+                 f"zero-spread {metrics['zero_spread_groups']:.2f}  kl {metrics.get('kl', 0):.4f}  "
+                 f"{metrics['rollout_tokens_per_s']:.0f} tok/s  rollout {metrics['rollout_seconds']:.1f}s "
+                 f"score {metrics['score_seconds']:.1f}s learn {metrics.get('learn_seconds', 0):.1f}s "
+                 f"push {push_seconds:.2f}s  step {metrics['step_seconds']:.1f}s idle {metrics['gpu_idle_share']:.0%}"
+                 + (f"  staleness {metrics['staleness']:.1f}" if cfg.async_steps else ""))
+            epoch_done = b + 1 == batches_per_epoch
+            state.data.update(step=step, epoch=epoch + epoch_done, batch=0 if epoch_done else b + 1,
+                              elapsed=time.perf_counter() - started)
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                save_checkpoint()
+            if step == cfg.max_steps:
+                prefetch.shutdown(wait=True)
+                echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
+                return _finish(cfg, svc, tracker, state, run_dir, final=False, echo=echo)
+            if (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
+                    and sum(rolling) / len(rolling) >= stage.advance_accuracy):
+                echo(f"stage {stage.name}: rolling accuracy {sum(rolling) / len(rolling):.3f} "
+                     f">= {stage.advance_accuracy}, advancing")
+                if pending is not None:
+                    pending.result()  # sampled for a step that will not run
+                    pending = None
+                break
+        if unpushed is not None:
+            push_adapter(svc.workers, unpushed)
         stage_dir = run_dir / "stages" / stage.name
         ray.get(svc.learner.save.remote(str(stage_dir)))
         write_eval_settings(cfg, stage_dir)
@@ -359,6 +458,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                           elapsed=time.perf_counter() - started)
         save_checkpoint()
 
+    prefetch.shutdown(wait=True)
     return _finish(cfg, svc, tracker, state, run_dir, final=True, echo=echo)
 
 
@@ -383,8 +483,12 @@ def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, state: RunState, 
     versions = ray.get([w.adapter_version.remote() for w in svc.workers])
     learner_state = ray.get(svc.learner.ready.remote())
     svc.pool.shutdown()
-    for actor in [svc.learner, *svc.workers]:
+    for actor in svc.workers:
         ray.kill(actor)
+    if hasattr(svc.learner, "kill"):
+        svc.learner.kill()
+    else:
+        ray.kill(svc.learner)
     return {"evals": table, "run_dir": str(run_dir), "steps": state.data["step"], "run_id": tracker.run_id,
             "finished": final, "stage": state.data["stage"], "worker_versions": versions,
             "learner_version": learner_state["version"], "learner_step": learner_state["step"]}

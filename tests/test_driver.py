@@ -93,3 +93,36 @@ def test_rlvr_eval_prints_accuracy_pass_and_majority(ray_cluster, tiny_model_dir
     rows = dict(line.split() for line in out.splitlines()[2:] if line.strip())
     assert set(rows) == {"accuracy", "accuracy_ci95", "pass@3", "maj@3", "problems", "policy"} and rows["problems"] == "4"
     assert 0.0 <= float(rows["accuracy"]) <= float(rows["pass@3"]) <= 1.0 and rows["policy"] == "lenient"
+
+
+def step_versions(log_path) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for r in read_records(log_path):
+        out.setdefault(r["step"], set()).add(r["policy_version"])
+    return out
+
+
+@pytest.mark.ray
+def test_async_overlap_keeps_data_order_and_samples_one_version_behind(ray_cluster, tiny_model_dir, tmp_path):
+    """`async_steps: 1`: step n+1 is sampled (under the adapter of step n-1) while the learner trains step n.
+    The steps see the same problems as without overlap, each step's completions come from exactly one adapter
+    version, one behind the learner's, and the learner gets truncated importance weights for them."""
+    import mlflow
+
+    one_stage = ("stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
+    sync = train(tiny_config(tmp_path, tiny_model_dir, "sync", "sft.enabled=false", one_stage), echo=lambda _: None)
+    lines: list[str] = []
+    overlap = train(tiny_config(tmp_path, tiny_model_dir, "async", "sft.enabled=false", one_stage, "async_steps=1"),
+                    echo=lines.append)
+    assert overlap["steps"] == sync["steps"] == 4 and overlap["finished"]
+    assert step_problems(tmp_path / "async/rollouts.msgpack") == step_problems(tmp_path / "sync/rollouts.msgpack")
+    assert step_versions(tmp_path / "sync/rollouts.msgpack") == {1: {0}, 2: {1}, 3: {2}, 4: {3}}
+    # step 1 has nothing to overlap with; step 2 was sampled during step 1's learning, under version 0, ...
+    assert step_versions(tmp_path / "async/rollouts.msgpack") == {1: {0}, 2: {0}, 3: {1}, 4: {2}}
+    assert overlap["learner_version"] == 4 and overlap["worker_versions"] == [4, 4]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    staleness = [m.value for m in sorted(client.get_metric_history(overlap["run_id"], "staleness"), key=lambda m: m.step)]
+    assert staleness == [0.0, 1.0, 1.0, 1.0]
+    for key in ("mismatch_kl", "tis_clipped", "gpu_idle_share", "step_seconds"):
+        assert client.get_metric_history(overlap["run_id"], key), key
+    assert any("staleness 1.0" in line for line in lines)
