@@ -1,5 +1,7 @@
 """Learner throughput: one GRPO step at G=8 × 64 prompts × 512 completion tokens on a random-weight model
-of Qwen2.5-0.5B's exact shape: tokens/s, peak memory and MFU, for a few memory/speed settings.
+of Qwen2.5-0.5B's exact shape: tokens/s, peak memory and MFU, for a few memory/speed settings (gradient
+checkpointing, packed micro-batch size, Liger kernels on/off). The step packs sequences without padding,
+runs the LM head fused with the log-softmax, and accumulates gradients in fp32.
 
     python bench/learner.py --out results/             # on the GPU machine
     python bench/learner.py --shape tiny --prompts 4   # a CPU smoke run
@@ -48,7 +50,7 @@ def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, v
 
 def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile: bool = False) -> dict:
     cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=16, lora_alpha=32,
-                                            gradient_checkpointing=setting["checkpointing"]),
+                                            gradient_checkpointing=setting["checkpointing"], liger=setting["liger"]),
                         micro_batch_size=setting["micro"], beta=0.04, lr=1e-5)
     learner = LearnerCore(cfg)
     warm = TrainBatch(batch.prompt_ids[: 2 * setting["micro"]], batch.completion_ids[: 2 * setting["micro"]],
@@ -98,9 +100,11 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--prompt-len", type=int, default=128)
     parser.add_argument("--completion-len", type=int, default=512)
-    parser.add_argument("--settings", default="ckpt:8,nockpt:8,nockpt:16,nockpt:32",
-                        help="comma-separated checkpointing:micro_batch pairs")
+    parser.add_argument("--settings", default="ckpt:32,nockpt:32,nockpt:32:noliger,nockpt:64",
+                        help="comma-separated checkpointing:micro_batch[:noliger]; a micro-batch packs micro × "
+                             "the longest sequence's tokens")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--name", default="learner.json")
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one step per setting")
     args = parser.parse_args()
     model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))
@@ -113,8 +117,8 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "shape": args.shape,
                "parameters": n_params, "sequences": len(batch.prompt_ids), "runs": []}
     for item in args.settings.split(","):
-        mode, micro = item.split(":")
-        setting = {"checkpointing": mode == "ckpt", "micro": int(micro)}
+        mode, micro, *rest = item.split(":")
+        setting = {"checkpointing": mode == "ckpt", "micro": int(micro), "liger": "false" if "noliger" in rest else "auto"}
         try:
             results["runs"].append(run(model_dir, setting, batch, n_params, args.profile))
         except torch.OutOfMemoryError as exc:
@@ -124,7 +128,7 @@ def main() -> None:
         print(json.dumps(results["runs"][-1]), flush=True)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "learner.json").write_text(json.dumps(results, indent=2))
+    (out / args.name).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

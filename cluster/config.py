@@ -62,7 +62,6 @@ class LearnerSection:
     tis: str = "auto"  # truncated importance sampling sampler → learner: auto (on with vLLM or async_steps), on, off
     tis_cap: float = 2.0
     world_size: int = 0  # data-parallel learner ranks (0: one per whole GPU of `gpus`, else 1; ≥ 2 on CPUs: gloo)
-    micro_batch_tokens: int = 0  # tokens per packed micro-batch (0: micro_batch_size × the longest sequence)
     liger: str = "auto"  # Liger's fused RMSNorm/SwiGLU/RoPE kernels: auto (CUDA + installed), true, false
     torch_threads: int = 0  # CPU threads for the learner (0: every core)
 

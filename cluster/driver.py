@@ -145,7 +145,7 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
         max_completion_tokens=cfg.rollout.max_tokens,
         epochs=cfg.learner.epochs, micro_batch_size=cfg.learner.micro_batch_size, max_grad_norm=cfg.learner.max_grad_norm,
         warmup_steps=cfg.learner.warmup_steps, total_steps=max(stage_steps, 1), seed=cfg.seed,
-        tis_cap=cfg.learner.tis_cap if cfg.learner.tis != "off" else 0.0, micro_batch_tokens=cfg.learner.micro_batch_tokens,
+        tis_cap=cfg.learner.tis_cap if cfg.learner.tis != "off" else 0.0,
         torch_threads=cfg.learner.torch_threads)
     learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus, world_size=cfg.learner.world_size)
     engine_kwargs = {"model": model_path}

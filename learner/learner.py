@@ -28,8 +28,7 @@ class LearnerConfig:
     total_steps: int = 1000
     schedule: str = "constant_with_warmup"
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 8  # sequences per micro-batch for SFT; GRPO packs to `micro_batch_tokens`
-    micro_batch_tokens: int = 0  # tokens per packed micro-batch (0: micro_batch_size × the longest sequence)
+    micro_batch_size: int = 8  # rows per micro-batch (GRPO packs several short sequences into one row)
     epochs: int = 1
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -198,9 +197,9 @@ class LearnerCore:
     # ------------------------------------------------------------ GRPO
 
     def _micro_batches(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[PackedSequences]:
-        budget = self.cfg.micro_batch_tokens or self.cfg.micro_batch_size * max(
-            len(p) + len(c) for p, c in zip(prompt_ids, completion_ids))
-        return [m.to(self.device) for m in pack_sequences(prompt_ids, completion_ids, budget)]
+        """Packed rows as long as the longest sequence, `micro_batch_size` rows per micro-batch."""
+        return [m.to(self.device) for m in pack_sequences(prompt_ids, completion_ids, self.cfg.micro_batch_size,
+                                                          pad_id=self.tokenizer.pad_token_id)]
 
     def _no_grad_logprobs(self, micro: PackedSequences, reference: bool = False) -> torch.Tensor:
         with torch.no_grad():
@@ -242,7 +241,7 @@ class LearnerCore:
                 e["old"] = self._no_grad_logprobs(m)
             extras.append(e)
         tokens, completions, seq_tokens = self.global_sum([float(sum(lengths)), float(len(lengths)),
-                                                            float(sum(m.input_ids.shape[1] for m in micro))])
+                                                            float(sum(map(len, batch.prompt_ids)) + sum(lengths))])
         normalizer = tokens if cfg.advantage != "dr_grpo" else completions * cfg.max_completion_tokens
         totals = dict.fromkeys(("loss", "kl", "clip_fraction", "ratio", "mismatch_kl", "tis_clipped"), 0.0)
         grad_norm = 0.0

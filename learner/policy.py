@@ -161,13 +161,15 @@ def reference_logprobs(model, batch: PackedBatch, **kwargs) -> torch.Tensor:
 
 @dataclass
 class PackedSequences:
-    """Several (prompt, completion) sequences laid end to end in one row with positions restarting at 0 for each
-    (transformers then keeps attention inside each sequence): no padding at all. `positions[j]` is the column
-    whose hidden state predicts `targets[j]`, the j-th completion token of the micro-batch, which belongs to
-    sequence `owner[j]` (an index into `rows`, the sequences' places in the batch)."""
+    """A micro-batch of rows [R, L], each holding several (prompt, completion) sequences end to end with positions
+    restarting at 0 for each (transformers then keeps attention inside each sequence), the row's free tail
+    last: padding only where a row cannot fit another sequence. Attention costs R·L², as for padded rows of
+    the longest sequence, not (R·L)² as one long packed row would. `positions[j]` is the flat index (row·L + col)
+    of the hidden state that predicts `targets[j]`, the j-th completion token of the micro-batch, which belongs
+    to sequence `owner[j]` (an index into `rows`, the sequences' places in the batch)."""
 
-    input_ids: torch.Tensor  # [1, T]
-    position_ids: torch.Tensor  # [1, T]
+    input_ids: torch.Tensor  # [R, L]
+    position_ids: torch.Tensor  # [R, L]
     positions: torch.Tensor  # [M]
     targets: torch.Tensor  # [M]
     owner: torch.Tensor  # [M]
@@ -182,47 +184,58 @@ class PackedSequences:
         return self.rows[self.owner]
 
 
-def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], token_budget: int) -> list[PackedSequences]:
-    """Pack the batch's sequences into micro-batches of at most `token_budget` tokens (a longer sequence gets one
-    of its own): longest first, each into the first micro-batch with room (first-fit decreasing)."""
+def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], rows_per_micro: int,
+                   row_tokens: int = 0, pad_id: int = 0) -> list[PackedSequences]:
+    """Pack the batch's sequences into rows of `row_tokens` (default: the longest sequence) by first-fit
+    decreasing, and the rows into micro-batches of `rows_per_micro`."""
     if len(prompt_ids) != len(completion_ids):
         raise ValueError("need one prompt per completion")
     lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
-    bins: list[list[int]] = []
+    width = max([row_tokens] + lengths)
+    rows: list[list[int]] = []
     room: list[int] = []
     for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        slot = next((b for b, free in enumerate(room) if free >= lengths[i]), None)
+        slot = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
         if slot is None:
-            bins.append([])
-            room.append(max(token_budget, lengths[i]))
-            slot = len(bins) - 1
-        bins[slot].append(i)
+            rows.append([])
+            room.append(width)
+            slot = len(rows) - 1
+        rows[slot].append(i)
         room[slot] -= lengths[i]
     out = []
-    for members in bins:
-        ids, pos, positions, targets, owner, offset = [], [], [], [], [], 0
-        for k, i in enumerate(members):
-            p, c = prompt_ids[i], completion_ids[i]
-            ids += p + c
-            pos += range(len(p) + len(c))
-            positions += range(offset + len(p) - 1, offset + len(p) + len(c) - 1)
-            targets += c
-            owner += [k] * len(c)
-            offset += len(p) + len(c)
-        out.append(PackedSequences(torch.tensor([ids]), torch.tensor([pos]), torch.tensor(positions, dtype=torch.long),
+    for first in range(0, len(rows), max(1, rows_per_micro)):
+        group = rows[first : first + max(1, rows_per_micro)]
+        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
+        pos = torch.zeros((len(group), width), dtype=torch.long)
+        positions, targets, owner, members = [], [], [], []
+        for r, row in enumerate(group):
+            offset = 0
+            for i in row:
+                p, c = prompt_ids[i], completion_ids[i]
+                ids[r, offset : offset + lengths[i]] = torch.tensor(p + c, dtype=torch.long)
+                pos[r, offset : offset + lengths[i]] = torch.arange(lengths[i])
+                start = r * width + offset + len(p) - 1
+                positions += range(start, start + len(c))
+                targets += c
+                owner += [len(members)] * len(c)
+                members.append(i)
+                offset += lengths[i]
+            pos[r, offset:] = torch.arange(width - offset)  # the free tail: a block of its own, never read
+        out.append(PackedSequences(ids, pos, torch.tensor(positions, dtype=torch.long),
                                    torch.tensor(targets, dtype=torch.long), torch.tensor(owner, dtype=torch.long),
                                    torch.tensor(members, dtype=torch.long)))
     return out
 
 
 def packed_logprobs(model, packed: PackedSequences, *, chunk_rows: int = 1024) -> torch.Tensor:
-    """Log-probabilities [M] of the packed completion tokens: one forward of the decoder over the packed row,
+    """Log-probabilities [M] of the packed completion tokens: one forward of the decoder over the packed rows,
     then the LM head fused with the log-softmax on the M predicting positions only (`grpo.linear_logprobs`)."""
     from learner.grpo import linear_logprobs
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = base.get_decoder()(input_ids=packed.input_ids, position_ids=packed.position_ids, attention_mask=None,
-                                use_cache=False).last_hidden_state[0]
+                                use_cache=False).last_hidden_state
+    hidden = hidden.reshape(-1, hidden.shape[-1])
     head = base.get_output_embeddings()
     if getattr(head, "bias", None) is not None:
         raise ValueError("packed_logprobs: an LM head with a bias is not supported")

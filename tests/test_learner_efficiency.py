@@ -43,18 +43,19 @@ def test_linear_logprobs_match_log_softmax_values_and_gradients():
         assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_packing_leaves_no_padding_and_respects_the_budget():
+def test_packing_fills_rows_of_the_longest_sequence():
     prompts = [[1, 2, 3], [4, 5], [6], [7, 8, 9, 10]]
-    completions = [[11, 12], [13, 14, 15, 16, 17], [18], [19]]
-    micro = pack_sequences(prompts, completions, token_budget=8)
+    completions = [[11, 12], [13, 14, 15, 16, 17], [18], [19]]  # lengths 5, 7, 2, 5
+    micro = pack_sequences(prompts, completions, rows_per_micro=1)
+    assert [m.input_ids.shape for m in micro] == [torch.Size([1, 7])] * 3  # rows [7], [5, 2], [5] of width 7
     assert sorted(i for m in micro for i in m.rows.tolist()) == [0, 1, 2, 3]
-    assert sum(m.input_ids.shape[1] for m in micro) == sum(len(p) + len(c) for p, c in zip(prompts, completions))
-    assert all(m.input_ids.shape[1] <= 8 for m in micro)
-    for m in micro:  # each target is the token right after its predicting position, and positions restart at 0
-        assert torch.equal(m.input_ids[0, m.positions + 1], m.targets)
-        assert int((m.position_ids[0] == 0).sum()) == len(m.rows)
-    one = pack_sequences([[1] * 20], [[2] * 5], token_budget=8)  # too long for the budget: a micro-batch of its own
-    assert len(one) == 1 and one[0].input_ids.shape[1] == 25
+    for m in micro:  # each target follows its predicting position, and positions restart at 0 per sequence
+        assert torch.equal(m.input_ids.flatten()[m.positions + 1], m.targets)
+    shared = micro[1]
+    assert shared.rows.tolist() == [0, 2] and shared.position_ids[0].tolist() == [0, 1, 2, 3, 4, 0, 1]
+    together = pack_sequences(prompts, completions, rows_per_micro=8)
+    assert len(together) == 1 and together[0].input_ids.shape == (3, 7)
+    assert torch.equal(together[0].input_ids.flatten()[together[0].positions + 1], together[0].targets)
 
 
 def test_packed_logprobs_equal_padded_logprobs(tiny_model_dir):
