@@ -81,8 +81,9 @@ def run_ours(model: str, args, problems_n: int) -> dict:
     from cluster.driver import train
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="rlvr-race-"))
+    tracking = f"file://{work / 'mlruns'}" if args.gpu else f"sqlite:///{work / 'mlflow.db'}"  # mlflow-skinny there
     overrides = [
-        f"model.name={model}", f"run_dir={work / 'run'}", f"tracking_uri=sqlite:///{work / 'mlflow.db'}",
+        f"model.name={model}", f"run_dir={work / 'run'}", f"tracking_uri={tracking}",
         f"model.lora_rank={args.lora_rank}", f"model.lora_alpha={2 * args.lora_rank}", f"batch_size={args.prompts}",
         f"group_size={args.group}", f"rollout.max_tokens={args.max_tokens}", f"learner.lr={args.lr}", "learner.beta=0.0",
         "sft.enabled=false", "eval_problems=8", "eval_samples=0", "checkpoint_every=1000", f"max_steps={args.steps}",
@@ -92,7 +93,7 @@ def run_ours(model: str, args, problems_n: int) -> dict:
          if args.gpu else []) + args.set
     cfg = load_config("qwen2.5-0.5b" if args.gpu else "tiny", overrides=overrides)
     result = train(cfg, echo=lambda line: print(line, flush=True) if "step" in line else None)
-    client = mlflow.MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking)
     per_step = {key: [m.value for m in sorted(client.get_metric_history(result["run_id"], key), key=lambda m: m.step)]
                 for key in ("step_seconds", "rollout_seconds", "score_seconds", "learn_seconds", "gpu_idle_share")}
     out = _summary("rlvr", None, args, per_step["step_seconds"])
