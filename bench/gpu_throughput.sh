@@ -6,7 +6,7 @@
 #                                          # the async run starts from a 2-step SFT, so vLLM's merge path runs too
 #   bash bench/gpu_throughput.sh trl       # bench/vs_trl.py --gpu: TRL GRPOTrainer (vLLM colocated) vs rlvr train
 set -uo pipefail
-export PYTHONPATH=/tmp/site:$PWD:/tmp/site-extra VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 \
+export MLFLOW_ALLOW_FILE_STORE=true PYTHONPATH=/tmp/site:$PWD:/tmp/site-extra VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 \
   MLFLOW_TRACKING_URI=file:///tmp/mlruns TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/out}
 [ -d /tmp/site-extra/mlflow ] || pip install -q --no-index --no-deps --target /tmp/site-extra .gpu-extra/*.whl 2>&1 | tail -2
