@@ -214,7 +214,7 @@ def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_versi
     weights = None
     if flat:
         batch = TrainBatch(prompt_ids=[c.prompt_token_ids for c, _ in flat], completion_ids=[c.token_ids for c, _ in flat],
-                           rewards=[b.total for _, b in flat], group_size=G, staleness=metrics["staleness"],
+                           rewards=[b.total for _, b in flat], group_size=G,
                            correct=[float(b.verdict == "correct") for _, b in flat], shaping=[b.shaping for _, b in flat],
                            sampler_logprobs=[c.logprobs for c, _ in flat] if uses_sampler_logprobs(cfg) else None)
         busy.begin("learn")

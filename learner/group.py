@@ -11,9 +11,6 @@ from typing import Any
 
 from learner.learner import LearnerConfig, LearnerCore, TrainBatch
 
-SHARDED = ("step", "sft_step")
-
-
 def shard_batch(batch: TrainBatch, rank: int, world_size: int) -> TrainBatch:
     """Rank `rank`'s contiguous share of the batch's groups (a group never straddles two ranks, so its
     advantages are the same as on one learner)."""
@@ -25,7 +22,7 @@ def shard_batch(batch: TrainBatch, rank: int, world_size: int) -> TrainBatch:
         return None if values is None else values[a:b]
 
     return TrainBatch(batch.prompt_ids[a:b], batch.completion_ids[a:b], batch.rewards[a:b], batch.group_size,
-                      sampler_logprobs=cut(batch.sampler_logprobs), staleness=batch.staleness,
+                      sampler_logprobs=cut(batch.sampler_logprobs),
                       correct=cut(batch.correct), shaping=cut(batch.shaping))
 
 

@@ -54,7 +54,6 @@ class TrainBatch:
     rewards: list[float]
     group_size: int
     sampler_logprobs: list[list[float]] | None = None
-    staleness: float = 0.0  # learner version minus the sampler's adapter version, averaged (for the log only)
     correct: list[float] | None = None  # 1.0 for a verified answer; None: `rewards` lead the advantages
     shaping: list[float] | None = None  # the non-correctness signals in [0, 1]
 
@@ -277,7 +276,7 @@ class LearnerCore:
             **totals, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
             "zero_spread_groups": zero_spread_fraction(correct, batch.group_size),
             "reward_mean": float(rewards.mean()), "completion_tokens": tokens,
-            "tokens_per_s": seq_tokens * max(cfg.epochs, 1) / seconds, "staleness": batch.staleness,
+            "tokens_per_s": seq_tokens * max(cfg.epochs, 1) / seconds,
             "learn_seconds": seconds, "step": self.step_count, "version": self.version,
         }
 
