@@ -21,7 +21,7 @@ sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathli
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synthesis.generators import GENERATORS, NAMES, TOPICS, generate, generate_problems  # noqa: E402
+from synthesis.generators import GENERATORS, NAMES, TOPICS, generate, generate_problems, level_point  # noqa: E402
 from synthesis.problem import question_key  # noqa: E402
 
 _NAME = re.compile("|".join(NAMES))
@@ -54,7 +54,7 @@ def main() -> None:
     rng = random.Random(1)
     for i in range(args.n):
         topic = TOPICS[i % len(TOPICS)]
-        raw_keys.append(question_key(GENERATORS[topic](rng, 1 + i % 3).question))
+        raw_keys.append(question_key(GENERATORS[topic](rng, level_point(1 + i % 3)).question))
     start = time.perf_counter()
     problems = []
     for difficulty in (1, 2, 3):

@@ -87,6 +87,21 @@ class SFTConfig:
 
 
 @dataclass
+class CurriculumConfig:
+    """The closed-loop curriculum (`cluster.curriculum`) and dynamic sampling; `mode: fixed` is the open loop."""
+
+    mode: str = "fixed"  # fixed: the stages' own data | adaptive: difficulty follows the pass rate, promotion
+    target: float = 0.5  # pass rate the difficulty is steered to
+    step_size: float = 0.2  # difficulty moved per unit of pass-rate error per step
+    smoothing: float = 0.5  # weight of a step's pass rate in the running estimate
+    promote_pass: float = 0.7  # pass rate at the stage's top difficulty that promotes ...
+    promote_steps: int = 3  # ... when held for this many consecutive steps
+    sibling_share: float = 0.25  # share of a batch drawn as siblings of half-solved problems
+    mix_floor: float = 0.05  # every topic keeps at least this weight in the mix
+    resample_budget: int = 0  # extra problems per step to replace groups with no correctness spread (DAPO)
+
+
+@dataclass
 class StageConfig:
     name: str = "easy"
     difficulty: int = 1
@@ -121,6 +136,7 @@ class TrainConfig:
     learner: LearnerSection = field(default_factory=LearnerSection)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     stages: list[StageConfig] = field(default_factory=default_stages)
     reward: dict = field(default_factory=dict)  # RewardWeights overrides
     tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else sqlite under ./mlruns
@@ -170,7 +186,7 @@ def _coerce(value, hint, path: str):
 
 _SECTIONS = {(TrainConfig, "model"): ModelConfig, (TrainConfig, "rollout"): RolloutConfig,
              (TrainConfig, "learner"): LearnerSection, (TrainConfig, "verifier"): VerifierConfig,
-             (TrainConfig, "sft"): SFTConfig}
+             (TrainConfig, "sft"): SFTConfig, (TrainConfig, "curriculum"): CurriculumConfig}
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -265,6 +281,17 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:
         raise ConfigError("stages: at least one stage is needed")
+    cur = cfg.curriculum
+    if cur.mode not in ("fixed", "adaptive"):
+        raise ConfigError(f"curriculum.mode: expected fixed or adaptive, got {cur.mode!r}")
+    for key in ("target", "smoothing", "promote_pass", "sibling_share"):
+        value = getattr(cur, key)
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1 or (key == "smoothing" and value == 0):
+            raise ConfigError(f"curriculum.{key}: must be in [0, 1]{' and above 0' if key == 'smoothing' else ''}, got {value!r}")
+    if cur.step_size < 0 or cur.mix_floor < 0 or cur.promote_steps < 1 or cur.resample_budget < 0:
+        raise ConfigError("curriculum: step_size, mix_floor and resample_budget must be >= 0, promote_steps >= 1")
+    if cur.mode == "adaptive" and any(s.data for s in cfg.stages):
+        raise ConfigError("curriculum.mode: adaptive generates its problems; a stage with `data` needs mode fixed")
     for i, stage in enumerate(cfg.stages):
         key = f"stages[{i}]"
         if stage.difficulty not in (1, 2, 3):

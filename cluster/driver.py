@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import functools
+import dataclasses
 import json
 import os
 import pathlib
@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from actors.records import SamplingConfig
 from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
 from cluster.config import TrainConfig, dump
+from cluster.curriculum import Curriculum, observe, should_promote, snapshot
 from cluster.evaluate import evaluate, prompt_for, sample_and_score
 from cluster.rollout_log import append_records
+from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool,
+                              step_problems)
 from cluster.tracking import Tracker
 from learner.grpo import SPREAD_TOL
 from learner.learner import LearnerConfig, TrainBatch, create_learner
 from learner.policy import PolicyConfig
-from synthesis.datasets import load_problems
 from synthesis.generators import generate_problems
 from synthesis.problem import Problem, fact_key
 from verifier_pool.pool import VerifierPool
@@ -38,18 +40,6 @@ SIGNALS = RewardWeights.SIGNALS
 
 
 # ------------------------------------------------------------------ data
-
-
-def stage_problems(cfg: TrainConfig, index: int, exclude: set[str]) -> list[Problem]:
-    """The stage's training problems: its data file, or generated for (seed, stage) without the held-out ones."""
-    stage = cfg.stages[index]
-    if stage.data:
-        problems = [p for p in load_problems(stage.data) if fact_key(p) not in exclude]
-        if not problems:
-            raise ValueError(f"stages[{index}].data: no problems left after removing held-out ones")
-        return problems
-    return generate_problems(stage.problems, stage.difficulty, topics=stage.topics or None,
-                             seed=cfg.seed * 1000 + index, exclude=exclude, split="train")
 
 
 def held_out_problems(cfg: TrainConfig) -> dict[str, list[Problem]]:
@@ -70,7 +60,8 @@ def sft_problems(cfg: TrainConfig, exclude: set[str]) -> list[Problem]:
 
 def split_audit(cfg: TrainConfig) -> dict:
     """Facts (see `fact_key`) of every data source of a run — pretraining (for the built-in tiny model), SFT,
-    GRPO stages, held-out evaluation — and how many held-out facts each training source shares."""
+    GRPO stages (the fixed schedule's pools; the adaptive curriculum draws from the same `train` side with the
+    same exclusions), held-out evaluation — and how many held-out facts each training source shares."""
     held_out = held_out_problems(cfg)
     exclude = {fact_key(p) for problems in held_out.values() for p in problems}
     sources: dict[str, set[str]] = {}
@@ -80,15 +71,9 @@ def split_audit(cfg: TrainConfig) -> dict:
         sources["pretraining"] = {fact_key(p) for p in pretraining_problems()}
     if cfg.sft.enabled:
         sources["sft"] = {fact_key(p) for p in sft_problems(cfg, exclude)}
-    sources["grpo"] = {fact_key(p) for i in range(len(cfg.stages)) for p in stage_problems(cfg, i, exclude)}
+    sources["grpo"] = {fact_key(p) for i in range(len(cfg.stages)) for p in stage_pool(cfg, i, exclude)}
     return {"heldout_facts": len(exclude), "facts": {k: len(v) for k, v in sources.items()},
             "overlap_with_heldout": {k: len(v & exclude) for k, v in sources.items()}}
-
-
-def epoch_batches(problems: list[Problem], batch_size: int, seed: int, stage: int, epoch: int) -> list[list[Problem]]:
-    order = list(problems)
-    random.Random(f"{seed}/{stage}/{epoch}").shuffle(order)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 # ------------------------------------------------------------------ services
@@ -178,16 +163,27 @@ def uses_sampler_logprobs(cfg: TrainConfig) -> bool:
 
 @dataclass
 class Rollout:
-    """One step's sampled and scored groups: completions and reward breakdowns, problem by problem."""
+    """One step's sampled and scored groups, problem by problem, and which of them the learner trains on."""
 
     problems: list[Problem]
     rows: list
     breakdowns: list
     timings: dict
+    trained: list[bool]
+    extra_problems: int = 0  # sampled to replace groups with no correctness spread
 
 
-def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int) -> Rollout:
-    """Sample G per problem with whatever adapter the workers hold, and score them."""
+def has_spread(breakdowns: list) -> bool:
+    correct = [float(b.verdict == "correct") for b in breakdowns]
+    return max(correct) - min(correct) > SPREAD_TOL
+
+
+def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int, replace=None) -> Rollout:
+    """Sample G per problem with whatever adapter the workers hold and score them. With a resample budget
+    (DAPO's dynamic sampling), groups whose correctness has no spread are replaced by fresh problems from
+    `replace(n, round, taken)` until the batch has `batch_size` groups with spread or the budget of extra problems
+    is spent; then the step trains on the groups with spread, topped up with spread-less ones, and the shortfall
+    is what it is — never an error."""
     sampling = SamplingConfig(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
                               max_tokens=cfg.rollout.max_tokens, logprobs=uses_sampler_logprobs(cfg), seed=seed,
                               seed_per_request=cfg.rollout.seed_per_request)
@@ -195,20 +191,47 @@ def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed
     rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, cfg.group_size, sampling, cfg.prompt,
                                         cfg.reward, timings, policy=cfg.verifier.answer_policy,
                                         chunk_prompts=cfg.rollout.dispatch_prompts)
-    return Rollout(problems, rows, breakdowns, timings)
+    problems, extra, round_ = list(problems), 0, 0
+    budget, full = (cfg.curriculum.resample_budget if replace is not None else 0), min(len(problems), cfg.batch_size)
+    while extra < budget:
+        wanted = full - sum(map(has_spread, breakdowns))
+        fresh = replace(min(wanted, budget - extra), round_, {p.question for p in problems}) if wanted > 0 else []
+        if not fresh:
+            break
+        more: dict = {}
+        sampling = dataclasses.replace(sampling, seed=seed + 7919 * (round_ + 1))
+        fresh_rows, fresh_breakdowns = sample_and_score(svc.workers, svc.pool, fresh, cfg.group_size, sampling,
+                                                        cfg.prompt, cfg.reward, more, policy=cfg.verifier.answer_policy,
+                                                        chunk_prompts=cfg.rollout.dispatch_prompts)
+        problems, rows, breakdowns = problems + fresh, rows + fresh_rows, breakdowns + fresh_breakdowns
+        timings["rollout_span"] = (timings["rollout_span"][0], more["rollout_span"][1])
+        for key in ("rollout_seconds", "score_seconds"):
+            timings[key] += more[key]
+        extra, round_ = extra + len(fresh), round_ + 1
+    order = sorted(range(len(problems)), key=lambda i: not has_spread(breakdowns[i]))  # stable: spread first
+    chosen = set(order[:full]) if extra else set(range(len(problems)))
+    return Rollout(problems, rows, breakdowns, timings, [i in chosen for i in range(len(problems))], extra)
 
 
 def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_version: int, busy: "BusyClock") -> tuple[dict, list[dict], object]:
-    """The learner step on a scored rollout. Returns the step's metrics, its rollout-log records and an ObjectRef
-    to the new adapter (None when no group was kept); pushing it to the workers is the caller's move."""
+    """The learner step on a scored rollout's trained groups. Returns the step's metrics, its rollout-log
+    records (every sampled group, `trained` marking the learner's) and an ObjectRef to the new adapter (None
+    when no group was kept); pushing it to the workers is the caller's move."""
     import ray
 
-    G, rows, breakdowns = cfg.group_size, rollout.rows, rollout.breakdowns
+    G = cfg.group_size
+    picked = [i for i, t in enumerate(rollout.trained) if t]
+    rows, breakdowns = [rollout.rows[i] for i in picked], [rollout.breakdowns[i] for i in picked]
     correct = [[float(b.verdict == "correct") for b in row] for row in breakdowns]
     keep = [i for i, c in enumerate(correct) if not cfg.drop_zero_spread or max(c) - min(c) > SPREAD_TOL]
     flat = [(c, b) for i in keep for c, b in zip(rows[i], breakdowns[i])]
     metrics = _reward_metrics(correct, breakdowns, rows)
     metrics.update({k: v for k, v in rollout.timings.items() if isinstance(v, float)})
+    everything = [float(b.verdict == "correct") for row in rollout.breakdowns for b in row]
+    metrics["sampled/accuracy"] = sum(everything) / max(len(everything), 1)
+    metrics["sampled/zero_spread_groups"] = 1 - sum(map(has_spread, rollout.breakdowns)) / max(len(rollout.breakdowns), 1)
+    metrics["resample/extra_problems"] = rollout.extra_problems
+    metrics["resample/shortfall"] = max(0, cfg.batch_size - sum(map(has_spread, rollout.breakdowns)))
     versions = [c.policy_version for row in rows for c in row]
     metrics["staleness"] = learner_version - sum(versions) / max(len(versions), 1)
     weights = None
@@ -225,10 +248,12 @@ def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_versi
                                               "mismatch_kl", "tis_clipped")})
         metrics["learner_tokens_per_s"] = learn["tokens_per_s"]
         weights = svc.learner.export_adapter.remote()
-    records = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "form": p.form,
+    records = [{"problem_id": p.id, "question": p.question, "gold": p.answer, "form": p.form, "topic": p.topic,
+                "difficulty": p.meta.get("d"), "trained": trained,
                 "policy": cfg.verifier.answer_policy, "verifier_version": b.verifier_version, "text": c.text,
                 "policy_version": c.policy_version, "finish_reason": c.finish_reason, "reward": b.to_dict()}
-               for p, row, brow in zip(rollout.problems, rows, breakdowns) for c, b in zip(row, brow)]
+               for p, row, brow, trained in zip(rollout.problems, rollout.rows, rollout.breakdowns, rollout.trained)
+               for c, b in zip(row, brow)]
     return metrics, records, weights
 
 
@@ -281,24 +306,14 @@ def _reward_metrics(correct: list[list[float]], breakdowns, rows) -> dict[str, f
 # ------------------------------------------------------------------ the run
 
 
-class RunState:
-    """Where the run is: stage, epoch, batch within the epoch, global step; saved atomically."""
-
-    def __init__(self, path: pathlib.Path) -> None:
-        self.path = path
-        self.data = {"stage": 0, "epoch": 0, "batch": 0, "step": 0, "sft_done": False, "run_id": None,
-                     "evals": [], "stage_started": True, "elapsed": 0.0}
-        if path.exists():
-            self.data.update(json.loads(path.read_text()))
-
-    def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2))
-        os.replace(tmp, self.path)
-
-
 def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
-    """Run (or resume) the whole job; returns the per-stage evaluation table."""
+    """Run (or resume) the whole job; returns the per-stage evaluation table.
+
+    SFT warm start (merged into the base: the KL reference), then one loop over GRPO steps. Step n: the
+    schedule names its problems (from the run state), the workers sample and the pool scores them, the
+    curriculum folds the verdicts in, the learner trains, the adapter goes to the workers; a stage ends when
+    the schedule says so (its last batch, or promotion), with its adapter saved and a held-out evaluation.
+    With `async_steps: 1` step n+1's rollout runs while step n learns (sampled under adapter n−1)."""
     import ray
 
     run_dir = pathlib.Path(resume or (cfg.run_dir if cfg.run_dir != "auto" else time.strftime("runs/%Y%m%d-%H%M%S")))
@@ -306,17 +321,18 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         raise FileExistsError(f"{run_dir} already holds a run: continue it with --resume {run_dir} "
                               f"or pick another run_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = RunState(run_dir / "state.json")
+    state_path = run_dir / "state.json"
+    run = RunState.load(state_path)
     (run_dir / "config.yaml").write_text(dump(cfg))
     echo(f"resolved config:\n{dump(cfg)}")
-    started = time.perf_counter() - state.data["elapsed"]
+    started = time.perf_counter() - run.elapsed
     model_path = resolve_model(cfg.model.name)  # builds/pretrains the tiny model before Ray takes the cores
     connect_ray(cfg)
-    tracker = Tracker(cfg.tracking_uri, cfg.experiment, run_id=state.data["run_id"], run_name=run_dir.name)
-    if state.data["run_id"] is None:
+    tracker = Tracker(cfg.tracking_uri, cfg.experiment, run_id=run.run_id, run_name=run_dir.name)
+    if run.run_id is None:
         tracker.log_params(cfg.to_dict())
         tracker.log_artifact(run_dir / "config.yaml")
-    state.data["run_id"] = tracker.run_id
+    run.run_id = tracker.run_id
     svc = start_services(cfg, model_path)
     held_out = held_out_problems(cfg)
     exclude = {fact_key(p) for problems in held_out.values() for p in problems}
@@ -326,9 +342,8 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         for merged in ray.get(svc.learner.merged_adapters.remote()):
             merge_adapter_everywhere(svc.workers, merged)
         push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
-        echo(f"resumed {run_dir} at stage {state.data['stage']} step {resumed['step']} (adapter v{resumed['version']})")
+        echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']})")
     log_path = run_dir / "rollouts.msgpack"
-
     sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
 
     def evaluate_all(label: str) -> None:
@@ -343,9 +358,9 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                                    template=cfg.prompt, policy=cfg.verifier.answer_policy)
                 row.update({f"{name}~": sampled["accuracy"], f"{name}_pass@{cfg.eval_samples}": sampled["pass@k"],
                             f"{name}_maj@{cfg.eval_samples}": sampled["maj@k"]})
-        state.data["evals"].append(row)
+        run.evals.append(row)
         tracker.log_metrics({f"heldout/{k.replace('~', '_sampled')}": v for k, v in row.items()
-                             if isinstance(v, float)}, step=state.data["step"])
+                             if isinstance(v, float)}, step=run.step)
         echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
                                                                     if isinstance(v, float) and k != "minutes"))
 
@@ -353,113 +368,168 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         """Learner state first, then the run state that points at it (both written atomically)."""
         ray.get(svc.learner.save.remote(str(checkpoint)))
         write_eval_settings(cfg, checkpoint)
-        state.save()
+        run.elapsed = time.perf_counter() - started
+        run.save(state_path)
 
-    if not state.data["evals"] and not cfg.sft.enabled:
+    if not run.evals and not cfg.sft.enabled:
         evaluate_all("start")
-    if cfg.sft.enabled and not state.data["sft_done"]:
+    if cfg.sft.enabled and not run.sft_done:
         warm_start(cfg, svc, exclude, tracker, echo)
-        state.data["sft_done"] = True
+        run.sft_done = True
         evaluate_all("sft")
         merge_adapter_everywhere(svc.workers, ray.get(svc.learner.merge_adapter.remote()))
         echo("[sft] adapter merged into the base weights: the KL reference is now the SFT model")
         save_checkpoint()
 
-    rolling: collections.deque[float] = collections.deque(maxlen=cfg.rolling_window)
+    rolling: collections.deque[float] = collections.deque(run.rolling, maxlen=cfg.rolling_window)
     recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
     busy = BusyClock()
     version = ray.get(svc.learner.ready.remote())["version"]
     prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="next-rollout")
-    while state.data["stage"] < len(cfg.stages):
-        index = state.data["stage"]
-        stage = cfg.stages[index]
-        problems = stage_problems(cfg, index, exclude)
-        batches_per_epoch = -(-len(problems) // cfg.batch_size)
-        if state.data["stage_started"]:
-            ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, stage.epochs * batches_per_epoch))
-            state.data["stage_started"] = False
-        first_epoch, first_batch = state.data["epoch"], state.data["batch"]
-        plan = [(e, b) for e in range(first_epoch, stage.epochs)
-                for b in range(first_batch if e == first_epoch else 0, batches_per_epoch)]
+    pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
+    pool, length = [], 0
+    while run.stage < len(cfg.stages):
+        stage = cfg.stages[run.stage]
+        if not pool:
+            pool = stage_pool(cfg, run.stage, exclude) if cfg.curriculum.mode == "fixed" or stage.data else []
+            length = stage_length(cfg, run.stage, len(pool) or stage.problems)
+        if run.stage_step == 0:
+            ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, length))
+            run.curriculum = stage_curriculum(cfg, run.stage, run.curriculum).to_dict()
 
-        @functools.lru_cache(maxsize=2)
-        def epoch_order(epoch: int) -> list[list[Problem]]:
-            return epoch_batches(problems, cfg.batch_size, cfg.seed, index, epoch)
+        def rollout_after(state: RunState, seed: int) -> Rollout:
+            """The rollout of the step after `state` (its problems and any replacements fixed by `state`)."""
+            state = dataclasses.replace(state)
+            return rollout_phase(cfg, svc, step_problems(cfg, state, pool, exclude), seed,
+                                 lambda n, r, taken: replacement_problems(cfg, state, pool, exclude, n, r, taken))
 
-        pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
-        for i, (epoch, b) in enumerate(plan):
-            step = state.data["step"] + 1
-            window = time.perf_counter()
-            rollout = pending.result() if pending else rollout_phase(cfg, svc, epoch_order(epoch)[b], cfg.seed * 100_003 + step)
-            pending = None
-            busy.add(rollout.timings["rollout_span"])
+        step = run.step + 1
+        window = time.perf_counter()
+        rollout = pending.result() if pending else rollout_after(run, cfg.seed * 100_003 + step)
+        pending = None
+        busy.add(rollout.timings["rollout_span"])
+        push_seconds = 0.0
+        if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
             push_start = time.perf_counter()
-            if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
+            push_adapter(svc.workers, unpushed)
+            unpushed, push_seconds = None, time.perf_counter() - push_start
+
+        curriculum = observe(Curriculum.from_dict(run.curriculum), cfg.curriculum,
+                             [(p, [b.verdict == "correct" for b in brow])
+                              for p, brow in zip(rollout.problems, rollout.breakdowns)])
+        rolling.append(sum(b.verdict == "correct" for row in rollout.breakdowns for b in row)
+                       / max(sum(map(len, rollout.breakdowns)), 1))
+        stage_over = (run.stage_step + 1 >= length
+                      or (cfg.curriculum.mode == "adaptive" and should_promote(curriculum, cfg.curriculum))
+                      or (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
+                          and sum(rolling) / len(rolling) >= stage.advance_accuracy))
+        done = dataclasses.replace(run, step=step, stage_step=run.stage_step + 1, curriculum=curriculum.to_dict(),
+                                   rolling=list(rolling), history=run.history + [{"step": step, **snapshot(curriculum)}])
+        if cfg.async_steps and not stage_over and step != cfg.max_steps:
+            pending = prefetch.submit(rollout_after, done, cfg.seed * 100_003 + step + 1)
+
+        metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
+        if weights is not None:
+            version = metrics["version"]
+            if pending is not None:
+                unpushed = weights
+            else:
+                push_start = time.perf_counter()
+                push_adapter(svc.workers, weights)
+                push_seconds += time.perf_counter() - push_start
+        run = done
+        now = time.perf_counter()
+        metrics.update(snapshot(curriculum), stage_index=run.stage, push_seconds=push_seconds,
+                       step_seconds=now - window, gpu_idle_seconds=busy.idle(window, now))
+        metrics["gpu_idle_share"] = metrics["gpu_idle_seconds"] / max(metrics["step_seconds"], 1e-9)
+        metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
+        tracker.log_metrics(metrics, step=step)
+        logged = [{"step": step, "stage": stage.name, **r} for r in records]
+        append_records(log_path, logged)
+        recent.extend(logged)
+        level = "  d " + " ".join(f"{t}={s['d']:.2f}" for t, s in run.curriculum["topics"].items()) \
+            if cfg.curriculum.mode == "adaptive" else ""
+        if pool:
+            per_epoch = -(-len(pool) // cfg.batch_size)
+            where = f"e{(run.stage_step - 1) // per_epoch + 1}/{stage.epochs} b{(run.stage_step - 1) % per_epoch + 1}/{per_epoch}"
+        else:
+            where = f"{run.stage_step}/{length}"
+        echo(f"[{stage.name} {where}] step {step}  reward {metrics['reward/total']:.3f}  "
+             f"acc {metrics['accuracy']:.3f}  zero-spread {metrics['zero_spread_groups']:.2f}"
+             + (f" (sampled {metrics['sampled/zero_spread_groups']:.2f}, +{rollout.extra_problems} resampled)"
+                if rollout.extra_problems else "")
+             + f"  kl {metrics.get('kl', 0):.4f}  {metrics['rollout_tokens_per_s']:.0f} tok/s  "
+             f"rollout {metrics['rollout_seconds']:.1f}s score {metrics['score_seconds']:.1f}s "
+             f"learn {metrics.get('learn_seconds', 0):.1f}s push {push_seconds:.2f}s  step {metrics['step_seconds']:.1f}s "
+             f"idle {metrics['gpu_idle_share']:.0%}" + (f"  staleness {metrics['staleness']:.1f}" if cfg.async_steps else "")
+             + level)
+
+        if stage_over:
+            if unpushed is not None:
                 push_adapter(svc.workers, unpushed)
                 unpushed = None
-            push_seconds = time.perf_counter() - push_start
-            if cfg.async_steps and i + 1 < len(plan) and step != cfg.max_steps:
-                pending = prefetch.submit(rollout_phase, cfg, svc, epoch_order(plan[i + 1][0])[plan[i + 1][1]],
-                                          cfg.seed * 100_003 + step + 1)
-            metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
-            if weights is not None:
-                version = metrics["version"]
-                if pending is not None:
-                    unpushed = weights
-                else:
-                    push_start = time.perf_counter()
-                    push_adapter(svc.workers, weights)
-                    push_seconds += time.perf_counter() - push_start
-            now = time.perf_counter()
-            metrics.update(stage_index=index, push_seconds=push_seconds, step_seconds=now - window,
-                           gpu_idle_seconds=busy.idle(window, now))
-            metrics["gpu_idle_share"] = metrics["gpu_idle_seconds"] / max(metrics["step_seconds"], 1e-9)
-            metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
-            rolling.append(metrics["accuracy"])
-            tracker.log_metrics(metrics, step=step)
-            logged = [{"step": step, "stage": stage.name, **r} for r in records]
-            append_records(log_path, logged)
-            recent.extend(logged)
-            echo(f"[{stage.name} e{epoch + 1}/{stage.epochs} b{b + 1}/{batches_per_epoch}] "
-                 f"step {step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
-                 f"zero-spread {metrics['zero_spread_groups']:.2f}  kl {metrics.get('kl', 0):.4f}  "
-                 f"{metrics['rollout_tokens_per_s']:.0f} tok/s  rollout {metrics['rollout_seconds']:.1f}s "
-                 f"score {metrics['score_seconds']:.1f}s learn {metrics.get('learn_seconds', 0):.1f}s "
-                 f"push {push_seconds:.2f}s  step {metrics['step_seconds']:.1f}s idle {metrics['gpu_idle_share']:.0%}"
-                 + (f"  staleness {metrics['staleness']:.1f}" if cfg.async_steps else ""))
-            epoch_done = b + 1 == batches_per_epoch
-            state.data.update(step=step, epoch=epoch + epoch_done, batch=0 if epoch_done else b + 1,
-                              elapsed=time.perf_counter() - started)
-            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                save_checkpoint()
-            if step == cfg.max_steps:
-                prefetch.shutdown(wait=True)
-                echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
-                return _finish(cfg, svc, tracker, state, run_dir, final=False, echo=echo)
-            if (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
-                    and sum(rolling) / len(rolling) >= stage.advance_accuracy):
-                echo(f"stage {stage.name}: rolling accuracy {sum(rolling) / len(rolling):.3f} "
-                     f">= {stage.advance_accuracy}, advancing")
-                if pending is not None:
-                    pending.result()  # sampled for a step that will not run
-                    pending = None
-                break
-        if unpushed is not None:
-            push_adapter(svc.workers, unpushed)
-        stage_dir = run_dir / "stages" / stage.name
-        ray.get(svc.learner.save.remote(str(stage_dir)))
-        write_eval_settings(cfg, stage_dir)
-        tracker.log_artifact(stage_dir / "adapter", f"adapters/{stage.name}")
-        evaluate_all(stage.name)
-        _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
-        rolling.clear()
-        recent.clear()
-        state.data.update(stage=index + 1, epoch=0, batch=0, stage_started=True,
-                          elapsed=time.perf_counter() - started)
-        save_checkpoint()
+            if run.stage_step < length:
+                echo(f"stage {stage.name}: " + ("promoted: pass rate at the top difficulty held for "
+                                               f"{cfg.curriculum.promote_steps} steps" if cfg.curriculum.mode == "adaptive"
+                                               else f"rolling accuracy {sum(rolling) / len(rolling):.3f} >= {stage.advance_accuracy}")
+                     + f", after {run.stage_step} of {length} steps")
+            end_stage(cfg, svc, tracker, run, run_dir, stage.name)
+            evaluate_all(stage.name)
+            _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
+            rolling.clear()
+            recent.clear()
+            run = dataclasses.replace(run, stage=run.stage + 1, stage_step=0, rolling=[])
+            pool = []
+            save_checkpoint()
+        elif step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            save_checkpoint()
+        if step == cfg.max_steps and run.stage < len(cfg.stages):
+            prefetch.shutdown(wait=True)
+            echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
+            return _finish(cfg, svc, tracker, run, run_dir, final=False, echo=echo)
 
     prefetch.shutdown(wait=True)
-    return _finish(cfg, svc, tracker, state, run_dir, final=True, echo=echo)
+    return _finish(cfg, svc, tracker, run, run_dir, final=True, echo=echo)
+
+
+def end_stage(cfg: TrainConfig, svc: Services, tracker: Tracker, run: RunState, run_dir: pathlib.Path, name: str) -> None:
+    """The stage's adapter (with how to prompt and judge it) and its curriculum plot, as files and artifacts."""
+    import ray
+
+    stage_dir = run_dir / "stages" / name
+    ray.get(svc.learner.save.remote(str(stage_dir)))
+    write_eval_settings(cfg, stage_dir)
+    tracker.log_artifact(stage_dir / "adapter", f"adapters/{name}")
+    if run.history:
+        plot = plot_curriculum(run.history, run_dir / f"curriculum_{name}.png", f"curriculum up to the end of {name}")
+        tracker.log_artifact(plot)
+
+
+def plot_curriculum(history: list[dict], path: pathlib.Path, title: str) -> pathlib.Path:
+    """Difficulty and smoothed pass rate per topic over steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    topics = sorted({k.split("/")[1] for row in history for k in row if k.startswith("curriculum/")})
+    for topic in topics:
+        for axis, key in ((top, "difficulty"), (bottom, "pass_rate")):
+            points = [(row["step"], row[f"curriculum/{topic}/{key}"]) for row in history if f"curriculum/{topic}/{key}" in row]
+            if points:
+                axis.plot(*zip(*points), label=topic)
+    top.set_ylabel("difficulty d")
+    bottom.set_ylabel("pass rate (smoothed)")
+    bottom.set_xlabel("GRPO step")
+    top.set_ylim(-0.05, 1.05)
+    bottom.set_ylim(-0.05, 1.05)
+    top.legend(fontsize=7)
+    top.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def write_eval_settings(cfg: TrainConfig, directory: pathlib.Path) -> None:
@@ -469,16 +539,16 @@ def write_eval_settings(cfg: TrainConfig, directory: pathlib.Path) -> None:
         "max_tokens": cfg.rollout.max_tokens}, indent=2))
 
 
-def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, state: RunState, run_dir: pathlib.Path, *,
+def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, run: RunState, run_dir: pathlib.Path, *,
             final: bool, echo) -> dict:
     """Print and log the evaluation table, release the services; the run directory stays resumable."""
     import ray
 
-    table = state.data["evals"]
+    table = run.evals
     if final:
         tracker.log_json(table, "heldout_accuracy.json")
     echo(format_table(table, [s.name for s in cfg.stages]))
-    state.save()
+    run.save(run_dir / "state.json")
     tracker.close()
     versions = ray.get([w.adapter_version.remote() for w in svc.workers])
     learner_state = ray.get(svc.learner.ready.remote())
@@ -489,8 +559,8 @@ def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, state: RunState, 
         svc.learner.kill()
     else:
         ray.kill(svc.learner)
-    return {"evals": table, "run_dir": str(run_dir), "steps": state.data["step"], "run_id": tracker.run_id,
-            "finished": final, "stage": state.data["stage"], "worker_versions": versions,
+    return {"evals": table, "run_dir": str(run_dir), "steps": run.step, "run_id": tracker.run_id,
+            "finished": final, "stage": run.stage, "worker_versions": versions,
             "learner_version": learner_state["version"], "learner_step": learner_state["step"]}
 
 

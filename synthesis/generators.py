@@ -1,6 +1,12 @@
-"""SymPy-backed problem generators: topic × difficulty (1 easy, 2 medium, 3 hard).
+"""SymPy-backed problem generators: topic × difficulty, a continuous knob d in [0, 1] per topic.
 
-Each generator draws a symbolic representation (numbers, unknowns, an expression or equations), lets
+Today's levels 1 (easy), 2 (medium) and 3 (hard) are the points d = 0, 0.5 and 1 (`level_point`). Each
+generator reads its structural parameters off d: numeric knobs (operand ranges, number of operations) are
+interpolated linearly between their values at the three levels (`along`) and rounded stochastically
+(`whole`); a generator whose levels differ in kind (one more unknown, a chain rule, a discount step) draws
+level ⌊1 + 2d⌋ or the next one with the fractional part as probability (`tier`). At the level points no
+extra random draw is made, so levels 1/2/3 give exactly the problems they always gave; between them the
+expected number of steps grows with d. Each generator draws a symbolic representation (numbers, unknowns, an expression or equations), lets
 SymPy compute the answer, and renders an English question plus a worked solution whose lines are the
 computation's steps. Difficulty changes the structure (more operations, more unknowns, nesting, rules
 to chain), not only the size of the numbers; `meta["steps"]` counts the solution's computed lines and
@@ -9,6 +15,7 @@ to chain), not only the size of the numbers; `meta["steps"]` counts the solution
 from __future__ import annotations
 
 import random
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -39,6 +46,38 @@ def fmt(value) -> str:
     return render(value)
 
 
+# ------------------------------------------------------------------ the difficulty knob
+
+
+def level_point(level: int) -> float:
+    """Where today's level 1, 2 or 3 sits on the continuous difficulty."""
+    if level not in (1, 2, 3):
+        raise ValueError(f"difficulty must be 1, 2 or 3, got {level!r}")
+    return (level - 1) / 2
+
+
+def nearest_level(d: float) -> int:
+    return int(min(3, max(1, math.floor(1 + 2 * d + 0.5))))
+
+
+def along(d: float, at_levels: tuple[float, float, float]) -> float:
+    """A knob's value at difficulty d: its values at levels 1, 2, 3 (d = 0, 0.5, 1), linear in between."""
+    low, mid, high = at_levels
+    return low + (mid - low) * d / 0.5 if d <= 0.5 else mid + (high - mid) * (d - 0.5) / 0.5
+
+
+def whole(rng: random.Random, value: float) -> int:
+    """`value` rounded up with probability its fractional part (no draw when it is whole)."""
+    low = math.floor(value + 1e-9)
+    frac = value - low
+    return low if frac < 1e-9 else low + (rng.random() < frac)
+
+
+def tier(rng: random.Random, d: float) -> int:
+    """The structural level (1, 2, 3) to draw at difficulty d: level 1 + 2d, rounded stochastically."""
+    return min(3, whole(rng, 1 + 2 * d))
+
+
 # ------------------------------------------------------------------ arithmetic
 
 
@@ -60,23 +99,26 @@ def _wrap(text: str, ops: int) -> str:
     return f"({text})" if ops else text
 
 
-def arithmetic(rng: random.Random, difficulty: int) -> Draft:
-    ops, top = {1: (2, 20), 2: (4, 50), 3: (6, 99)}[difficulty]
+def arithmetic(rng: random.Random, d: float) -> Draft:
+    """An expression tree: 2 → 4 → 6 operators on integers up to 20 → 50 → 99."""
+    ops, top = whole(rng, along(d, (2, 4, 6))), round(along(d, (20, 50, 99)))
     text, value, steps = _expression_tree(rng, ops, top)
     phrasing = rng.randrange(3)
     question = [f"Calculate {text}.", f"What is the value of {text}?", f"Evaluate the expression {text}."][phrasing]
     return Draft(question, value, steps, f"arithmetic/tree/{phrasing}", f"sympify('{text}')")
 
 
-def mental_math(rng: random.Random, difficulty: int) -> Draft:
-    """Drills without division: one operation on numbers up to 30 (1) or 99 (2), or a two-operation chain on
-    numbers up to 12 (3), which needs two facts and an intermediate result."""
-    if difficulty == 3:
+def mental_math(rng: random.Random, d: float) -> Draft:
+    """Drills without division: one operation on numbers up to 30 (d = 0) growing to 99 (d = 0.5), then, with
+    probability rising to 1 at d = 1, a two-operation chain on numbers up to 12, which needs two facts and an
+    intermediate result."""
+    if d >= 1 or (d > 0.5 and rng.random() < (d - 0.5) / 0.5):
         text, value, steps = _chain(rng, 12)
         return Draft(f"What is {text}?", value, steps, "mental/chain", f"sympify('{text}')")
-    top = 30 if difficulty == 1 else 99
+    size = min(d, 0.5)
+    top, factor_top = round(along(size, (30, 99, 99))), round(along(size, (12, 9, 9)))
     op = rng.choice("+-*")
-    a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else 9 + 3 * (difficulty == 1))
+    a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else factor_top)
     value = sp.sympify(f"{a} {op} {b}")
     return Draft(f"What is {a} {op} {b}?", value, [f"{a} {op} {b} = {value}"], f"mental/{op}", f"sympify('{a} {op} {b}')")
 
@@ -93,7 +135,8 @@ def _chain(rng: random.Random, top: int):
 # ------------------------------------------------------------------ word problems (GSM8K style)
 
 
-def _shopping(rng: random.Random, difficulty: int) -> Draft:
+def _shopping(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     who = rng.choice(NAMES)
     (one, many), (one2, many2) = rng.sample(ITEMS, 2)
     q1, p1 = rng.randint(2, 9), rng.randint(2, 15)
@@ -122,7 +165,8 @@ def _shopping(rng: random.Random, difficulty: int) -> Draft:
     return Draft(question, change, steps, f"word/shopping/{difficulty}", f"{bill} - {recompute}")
 
 
-def _rates(rng: random.Random, difficulty: int) -> Draft:
+def _rates(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     who = rng.choice(NAMES)
     v1, t1 = rng.randint(20, 90), rng.randint(1, 5)
     if difficulty == 1:
@@ -143,7 +187,8 @@ def _rates(rng: random.Random, difficulty: int) -> Draft:
                  "word/rates/3", f"Rational({v1}*{t1} + {v2}*{t2}, {t1} + {t2})")
 
 
-def _ages(rng: random.Random, difficulty: int) -> Draft:
+def _ages(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     a, b = rng.sample(NAMES, 2)
     young, gap = rng.randint(4, 30), rng.randint(2, 25)
     old = young + gap
@@ -168,7 +213,8 @@ def _ages(rng: random.Random, difficulty: int) -> Draft:
                  f"solve([Eq(x + y, {total}), Eq(x - y, {gap})], [x, y])[y]")
 
 
-def _work(rng: random.Random, difficulty: int) -> Draft:
+def _work(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     h1, h2, h3 = rng.sample(range(2, 13), 3)
     if difficulty == 1:
         return Draft(f"A pipe fills a tank in {h1} hours. What fraction of the tank does it fill in one hour?",
@@ -188,7 +234,8 @@ def _work(rng: random.Random, difficulty: int) -> Draft:
                  "word/work/3", f"1/(Rational(1, {h1}) + Rational(1, {h2}) - Rational(1, {drain}))")
 
 
-def _percent(rng: random.Random, difficulty: int) -> Draft:
+def _percent(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     who = rng.choice(NAMES)
     base = rng.choice([40, 60, 80, 120, 150, 200, 250, 400, 500])
     p1 = rng.choice([5, 10, 15, 20, 25, 30, 40, 50])
@@ -215,14 +262,15 @@ def _percent(rng: random.Random, difficulty: int) -> Draft:
                  f"{250 + base} - {recompute}/{share}")
 
 
-def word_problems(rng: random.Random, difficulty: int) -> Draft:
-    return rng.choice([_shopping, _rates, _ages, _work, _percent])(rng, difficulty)
+def word_problems(rng: random.Random, d: float) -> Draft:
+    return rng.choice([_shopping, _rates, _ages, _work, _percent])(rng, d)
 
 
 # ------------------------------------------------------------------ algebra
 
 
-def linear_equations(rng: random.Random, difficulty: int) -> Draft:
+def linear_equations(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     unknowns = [x, y, z][:difficulty]
     solution = {u: rng.randint(-9, 9) for u in unknowns}
     equations = []
@@ -252,7 +300,8 @@ def linear_equations(rng: random.Random, difficulty: int) -> Draft:
                  f"algebra/system/{difficulty}", f"tuple(solve({source}, [{names}])[s] for s in [{names}])")
 
 
-def quadratics(rng: random.Random, difficulty: int) -> Draft:
+def quadratics(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     if difficulty == 1:
         r1, r2 = rng.sample(range(-9, 10), 2)
         poly = sp.expand((x - r1) * (x - r2))
@@ -282,7 +331,8 @@ def quadratics(rng: random.Random, difficulty: int) -> Draft:
                  f"frozenset(solve(Eq({poly}, 0), x))")
 
 
-def polynomials(rng: random.Random, difficulty: int) -> Draft:
+def polynomials(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     if difficulty == 1:
         a, b = rng.sample([v for v in range(-9, 10) if v], 2)
         product = sp.expand((x + a) * (x + b))
@@ -301,8 +351,11 @@ def polynomials(rng: random.Random, difficulty: int) -> Draft:
     numerator = sp.expand((x - a) * (x - b))
     second = sp.expand((x - c) * (x + c))
     result = sp.simplify(numerator / (x - a) + second / (x - c))
-    steps = [f"{render(numerator)} = (x - {a})(x - {b}), so the first fraction is x - {b}.",
-             f"{render(second)} = (x - {c})(x + {c}), so the second fraction is x + {c}.",
+    steps = [f"Both fractions are defined for x ≠ {a} and x ≠ {c}.",
+             f"Factor the first numerator: {render(numerator)} = (x - {a})(x - {b}).",
+             f"Cancel x - {a}: the first fraction is x - {b}.",
+             f"Factor the second numerator: {render(second)} = (x - {c})(x + {c}).",
+             f"Cancel x - {c}: the second fraction is x + {c}.",
              f"Add: (x - {b}) + (x + {c}) = {render(result)}."]
     return Draft(f"Simplify ({render(numerator)})/(x - {a}) + ({render(second)})/(x - {c}).".replace("- -", "+ "),
                  result, steps, "algebra/simplify/3", f"simplify(({numerator})/(x - {a}) + ({second})/(x - {c}))")
@@ -311,7 +364,8 @@ def polynomials(rng: random.Random, difficulty: int) -> Draft:
 # ------------------------------------------------------------------ calculus
 
 
-def derivatives(rng: random.Random, difficulty: int) -> Draft:
+def derivatives(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     if difficulty == 1:
         f = sum(rng.randint(1, 9) * x**p for p in rng.sample(range(1, 6), 3)) + rng.randint(-9, 9)
         terms = sp.Add.make_args(f)
@@ -340,7 +394,8 @@ def derivatives(rng: random.Random, difficulty: int) -> Draft:
                  f"diff({f}, x)")
 
 
-def integrals(rng: random.Random, difficulty: int) -> Draft:
+def integrals(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     lo = rng.randint(0, 2)
     hi = lo + rng.randint(1, 3)
     if difficulty == 1:
@@ -369,7 +424,8 @@ def integrals(rng: random.Random, difficulty: int) -> Draft:
 # ------------------------------------------------------------------ discrete maths
 
 
-def sequences(rng: random.Random, difficulty: int) -> Draft:
+def sequences(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     a, d = rng.randint(-10, 20), rng.choice([v for v in range(-6, 8) if v])
     terms = [a + i * d for i in range(4)]
     if difficulty == 1:
@@ -404,7 +460,8 @@ def sequences(rng: random.Random, difficulty: int) -> Draft:
                  f"summation({first}*({ratio})**(k - 1), (k, 1, oo))")
 
 
-def combinatorics(rng: random.Random, difficulty: int) -> Draft:
+def combinatorics(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     if difficulty == 1:
         total, pick = rng.randint(5, 12), rng.randint(2, 4)
         value = sp.binomial(total, pick)
@@ -431,7 +488,8 @@ def combinatorics(rng: random.Random, difficulty: int) -> Draft:
                  f"1 - binomial({blue}, 3)/binomial({red + blue}, 3)")
 
 
-def number_theory(rng: random.Random, difficulty: int) -> Draft:
+def number_theory(rng: random.Random, d: float) -> Draft:
+    difficulty = tier(rng, d)
     if difficulty == 1:
         g = rng.randint(2, 12)
         a, b = g * rng.randint(2, 15), g * rng.randint(2, 15)
@@ -464,7 +522,7 @@ def number_theory(rng: random.Random, difficulty: int) -> Draft:
                  sp.Integer(value), steps, "number/crt", f"crt([{m1}, {m2}], [{r1}, {r2}])[0]")
 
 
-GENERATORS: dict[str, Callable[[random.Random, int], Draft]] = {
+GENERATORS: dict[str, Callable[[random.Random, float], Draft]] = {
     "arithmetic": arithmetic,
     "mental_math": mental_math,
     "word_problems": word_problems,
@@ -489,20 +547,28 @@ def check_topic_mix(mix: dict[str, float]) -> None:
         raise ValueError("a topic mix needs non-negative weights, at least one positive")
 
 
-def generate(topic: str, rng: random.Random, difficulty: int) -> Problem:
-    """One problem of `topic` at `difficulty` (1, 2 or 3), its answer computed by SymPy."""
+def generate(topic: str, rng: random.Random, difficulty: int | None = None, *, d: float | None = None) -> Problem:
+    """One problem of `topic` at level `difficulty` (1, 2 or 3) or continuous difficulty `d` in [0, 1]."""
     check_topic_mix({topic: 1.0})
-    if difficulty not in (1, 2, 3):
-        raise ValueError(f"difficulty must be 1, 2 or 3, got {difficulty!r}")
-    return to_problem(topic, difficulty, GENERATORS[topic](rng, difficulty))
+    point = _difficulty(difficulty, d)
+    return to_problem(topic, point, GENERATORS[topic](rng, point))
 
 
-def to_problem(topic: str, difficulty: int, draft: Draft) -> Problem:
+def _difficulty(level: int | None, d: float | None) -> float:
+    if d is None:
+        return level_point(level)
+    if not isinstance(d, (int, float)) or isinstance(d, bool) or not 0.0 <= d <= 1.0:
+        raise ValueError(f"continuous difficulty d must be in [0, 1], got {d!r}")
+    return float(d)
+
+
+def to_problem(topic: str, d: float, draft: Draft) -> Problem:
     answer = render(draft.answer)
+    level = nearest_level(d)
     return Problem(
-        id=f"{topic}-{difficulty}-{question_key(draft.question)}", question=draft.question, answer=answer,
-        difficulty=difficulty, topic=topic, source="sympy",
-        meta={"steps": len(draft.steps), "template": draft.template, "recompute": draft.recompute},
+        id=f"{topic}-{level}-{question_key(draft.question)}", question=draft.question, answer=answer,
+        difficulty=level, topic=topic, source="sympy",
+        meta={"steps": len(draft.steps), "template": draft.template, "recompute": draft.recompute, "d": round(d, 4)},
         solution=worked_solution(draft.steps, answer), form=required_form(draft.template),
     )
 
@@ -528,10 +594,12 @@ def in_split(key: str, split: str | None) -> bool:
     return heldout if split == "heldout" else not heldout
 
 
-def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | None = None, seed: int = 0,
+def generate_problems(n: int, difficulty: int | None = None, *, d: float | None = None,
+                      topics: dict[str, float] | None = None, seed: int = 0,
                       exclude: set[str] | None = None, split: str | None = None,
                       progress: bool = False) -> list[Problem]:
-    """`n` distinct problems, topics sampled from the `topics` weights (all topics equally by default).
+    """`n` distinct problems at level `difficulty` (1-3) or continuous difficulty `d`, topics sampled from the
+    `topics` weights (all topics equally by default).
 
     Deterministic for a seed. A question already drawn, a fact in `exclude` (a set of `fact_key`s) or a fact
     outside `split` ("train" / "heldout", see `in_split`) is skipped. Every answer is re-checked with the verifier against SymPy's own string
@@ -539,37 +607,70 @@ def generate_problems(n: int, difficulty: int, *, topics: dict[str, float] | Non
     """
     from tqdm import tqdm
 
-    from verifier_pool import answers_match
-
     mix = topics or {t: 1.0 for t in TOPICS}
     check_topic_mix(mix)
     names, weights = zip(*[(t, w) for t, w in mix.items() if w > 0])
-    rng = random.Random(f"{seed}-{difficulty}-{sorted(mix.items())}")
+    point = _difficulty(difficulty, d)
+    rng = random.Random(f"{seed}-{difficulty if d is None else f'd{point!r}'}-{sorted(mix.items())}")
     seen: set[str] = set()
     excluded = set(exclude or ())
     out: list[Problem] = []
     attempts = 0
-    bar = tqdm(total=n, desc=f"synth d{difficulty}", unit="problem", disable=not progress)
+    bar = tqdm(total=n, desc=f"synth d={point:g}", unit="problem", disable=not progress)
     while len(out) < n:
         attempts += 1
         if attempts > 50 * n + 1000:
             raise RuntimeError(f"only {len(out)} distinct problems after {attempts} draws; widen the topic mix")
         topic = rng.choices(names, weights)[0]
-        draft = GENERATORS[topic](rng, difficulty)
+        draft = GENERATORS[topic](rng, point)
         key = question_key(draft.question)
         if key in seen:
             continue
         seen.add(key)
-        problem = to_problem(topic, difficulty, draft)
-        fact = fact_key(problem)
-        if fact in excluded or not in_split(fact, split):
-            continue
-        if not answers_match(problem.answer, sympy_string(draft.answer)):
+        problem = vetted(topic, point, draft, excluded, split)
+        if problem is None:
             continue
         out.append(problem)
         bar.update(1)
     bar.close()
     return out
+
+
+def vetted(topic: str, d: float, draft: Draft, exclude: set[str], split: str | None) -> Problem | None:
+    """The draft as a `Problem`, or None when its fact is excluded or on the other side of `split`, or when the
+    verifier does not match its rendered answer to SymPy's own string for the value."""
+    from verifier_pool import answers_match
+
+    problem = to_problem(topic, d, draft)
+    fact = fact_key(problem)
+    if fact in exclude or not in_split(fact, split):
+        return None
+    return problem if answers_match(problem.answer, sympy_string(draft.answer)) else None
+
+
+def sibling(parent: Problem, d: float, rng: random.Random, *, exclude: set[str] = frozenset(),
+            split: str | None = "train", tries: int = 32) -> Problem | None:
+    """A mutation of `parent` in symbolic space at difficulty `d`: the same topic and template with new numbers
+    when `d` keeps its structure, one more step (or one fewer) when `d` moved far enough to change it — the
+    first draw that keeps the parent's template, or whose step count moved the way `d` did; after `tries`
+    draws, any vetted draw. None when no draw passes `vetted`."""
+    if parent.topic not in GENERATORS:
+        return None
+    parent_d = float(parent.meta.get("d", level_point(parent.difficulty)))
+    parent_steps, parent_template = parent.meta.get("steps", 0), parent.meta.get("template")
+    fallback = None
+    for _ in range(tries):
+        draft = GENERATORS[parent.topic](rng, d)
+        if draft.question == parent.question:
+            continue
+        problem = vetted(parent.topic, d, draft, set(exclude), split)
+        if problem is None:
+            continue
+        moved = len(draft.steps) - parent_steps
+        if draft.template == parent_template or (d > parent_d and moved > 0) or (d < parent_d and moved < 0):
+            return problem
+        fallback = fallback or problem
+    return fallback
 
 
 def sympy_string(value) -> str:

@@ -3,7 +3,8 @@ import pytest
 
 from cluster.cli import main
 from cluster.config import ConfigError, TrainConfig, load_config, validate
-from cluster.driver import epoch_batches, format_table
+from cluster.driver import format_table
+from cluster.schedule import epoch_batches
 from cluster.evaluate import group_metrics
 from cluster.tracking import flatten
 from synthesis.generators import generate_problems, in_split

@@ -75,7 +75,7 @@ def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_mod
                     echo=lines.append)
     assert resumed["finished"] and resumed["steps"] == 4 and resumed["run_id"] == stopped["run_id"]
     assert resumed["learner_step"] == full["learner_step"]
-    assert any("resumed" in line and "step 5" in line for line in lines)  # 2 SFT + 3 GRPO learner steps
+    assert any("resumed" in line and "stage 1 step 3 " in line for line in lines)  # the driver's step, not the learner's
     assert step_problems(tmp_path / "resumed/rollouts.msgpack") == step_problems(log)
     history = client.get_metric_history(resumed["run_id"], "accuracy")
     assert sorted(m.step for m in history) == [1, 2, 3, 4]

@@ -10,7 +10,7 @@ from sympy.ntheory.modular import crt
 
 from cluster.cli import main
 from synthesis.datasets import gsm8k_answer, load_gsm8k, load_math, load_problems, math_answer
-from synthesis.generators import TOPICS, generate, generate_problems, render
+from synthesis.generators import TOPICS, generate, generate_problems, render, sibling
 from synthesis.problem import Problem, fact_key, question_key
 from verifier_pool import answers_match, extract_answer
 
@@ -105,3 +105,37 @@ def test_rlvr_synth_writes_checked_problems(tmp_path, capsys):
     assert {p.topic for p in problems} <= {"sequences", "combinatorics"}
     assert main(["synth", "--n", "3", "--out", str(out), "--topics", "astrology"]) == 2
     assert "unknown topic" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_continuous_difficulty_keeps_the_levels_and_grows_the_steps(topic):
+    """d = 0, 0.5, 1 are levels 1, 2, 3 draw for draw; between them the mean number of steps never falls."""
+    for level, d in ((1, 0.0), (2, 0.5), (3, 1.0)):
+        by_level, by_d = random.Random(f"{topic}/{level}"), random.Random(f"{topic}/{level}")
+        assert [generate(topic, by_level, level).question for _ in range(4)] == \
+               [generate(topic, by_d, d=d).question for _ in range(4)]
+
+    def mean_steps(d):
+        rng = random.Random(11)
+        return statistics.mean(generate(topic, rng, d=d).meta["steps"] for _ in range(60))
+
+    steps = [mean_steps(d) for d in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert all(later >= earlier - 0.35 for earlier, later in zip(steps, steps[1:])), steps
+    assert steps[-1] > steps[0] + 0.9
+
+
+def test_a_sibling_keeps_the_template_with_new_numbers_or_adds_a_step_when_harder():
+    rng = random.Random(4)
+    parent = generate("mental_math", rng, d=0.2)
+    same = sibling(parent, 0.2, rng)
+    assert same.meta["template"] == parent.meta["template"] and same.question != parent.question
+    harder = sibling(parent, 1.0, rng)
+    assert harder.meta["steps"] > parent.meta["steps"] and harder.meta["d"] == 1.0
+    word = generate("word_problems", rng, 2)
+    assert sibling(word, 0.5, rng).topic == "word_problems"
+
+
+def test_continuous_difficulty_outside_the_unit_interval_is_an_error():
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        generate_problems(3, d=1.5, topics={"mental_math": 1})
+    assert {p.meta["d"] for p in generate_problems(5, d=0.3, topics={"mental_math": 1})} == {0.3}
