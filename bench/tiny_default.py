@@ -32,27 +32,33 @@ from cluster.rollout_log import read_records  # noqa: E402
 START, END = "<!-- tiny_default:start -->", "<!-- tiny_default:end -->"
 
 
-def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path) -> dict:
-    run_dir = work / f"seed{seed}"
+def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, overrides: tuple[str, ...] = (), name: str = "seed") -> dict:
+    """`rlvr train --preset tiny --set seed=SEED [--set OVERRIDE ...]` in its own process; its evals and groups."""
+    run_dir = work / f"{name}{seed}"
     env = dict(os.environ, SYMPY_RLVR_CACHE=str(cache), RAY_DEDUP_LOGS="0")
     cmd = [sys.executable, "-m", "cluster.cli", "train", "--preset", "tiny", "--set", f"seed={seed}",
            "--set", f"run_dir={run_dir}", "--set", f"tracking_uri=sqlite:///{work / 'mlflow.db'}"]
+    for assignment in overrides:
+        cmd += ["--set", assignment]
     start = time.perf_counter()
-    log = (work / f"seed{seed}.log").open("w")
+    log = (work / f"{name}{seed}.log").open("w")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     minutes = (time.perf_counter() - start) / 60
     if proc.returncode:
-        raise SystemExit(f"seed {seed}: rlvr train exited {proc.returncode}; see {work / f'seed{seed}.log'}")
+        raise SystemExit(f"{name} {seed}: rlvr train exited {proc.returncode}; see {work / f'{name}{seed}.log'}")
     state = json.loads((run_dir / "state.json").read_text())
-    return {"seed": seed, "minutes": minutes, "evals": state["evals"],
-            "zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack")}
+    return {"seed": seed, "minutes": minutes, "evals": state["evals"], "history": state.get("history", []),
+            "zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack"),
+            "sampled_zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack", trained_only=False)}
 
 
-def zero_spread_share(log_path: pathlib.Path) -> float:
-    """Share of GRPO groups (step, problem) whose completions were all right or all wrong."""
+def zero_spread_share(log_path: pathlib.Path, trained_only: bool = True) -> float:
+    """Share of GRPO groups (step, problem) whose completions were all right or all wrong: of the groups the
+    learner trained on, or of every group sampled (dynamic sampling replaces some of those)."""
     groups: dict[tuple, list[bool]] = collections.defaultdict(list)
     for r in read_records(log_path):
-        groups[(r["step"], r["problem_id"])].append(r["reward"]["verdict"] == "correct")
+        if r.get("trained", True) or not trained_only:
+            groups[(r["step"], r["problem_id"])].append(r["reward"]["verdict"] == "correct")
     return sum(len(set(v)) == 1 for v in groups.values()) / max(len(groups), 1)
 
 

@@ -127,6 +127,7 @@ class TrainConfig:
     async_steps: int = 0  # 1: sample step n+1 under adapter n-1 while the learner trains step n (one step off-policy)
     checkpoint_every: int = 20
     max_steps: int | None = None  # stop (checkpointed, resumable) after this many GRPO steps
+    grpo_minutes: float | None = None  # end each stage after its share of these GRPO minutes (time-bound: not step-exact on resume)
     eval_problems: int = 64  # held-out problems per stage, never trained on
     eval_samples: int = 0  # after SFT and the last stage, also sample this many per problem: accuracy, pass@k, maj@k
     rolling_window: int = 10

@@ -419,7 +419,9 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                               for p, brow in zip(rollout.problems, rollout.breakdowns)])
         rolling.append(sum(b.verdict == "correct" for row in rollout.breakdowns for b in row)
                        / max(sum(map(len, rollout.breakdowns)), 1))
+        stage_seconds = run.stage_seconds + time.perf_counter() - window
         stage_over = (run.stage_step + 1 >= length
+                      or (cfg.grpo_minutes is not None and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages))
                       or (cfg.curriculum.mode == "adaptive" and should_promote(curriculum, cfg.curriculum))
                       or (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
                           and sum(rolling) / len(rolling) >= stage.advance_accuracy))
@@ -437,8 +439,8 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                 push_start = time.perf_counter()
                 push_adapter(svc.workers, weights)
                 push_seconds += time.perf_counter() - push_start
-        run = done
         now = time.perf_counter()
+        run = dataclasses.replace(done, stage_seconds=run.stage_seconds + now - window)
         metrics.update(snapshot(curriculum), stage_index=run.stage, push_seconds=push_seconds,
                        step_seconds=now - window, gpu_idle_seconds=busy.idle(window, now))
         metrics["gpu_idle_share"] = metrics["gpu_idle_seconds"] / max(metrics["step_seconds"], 1e-9)
@@ -469,16 +471,18 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
                 push_adapter(svc.workers, unpushed)
                 unpushed = None
             if run.stage_step < length:
-                echo(f"stage {stage.name}: " + ("promoted: pass rate at the top difficulty held for "
-                                               f"{cfg.curriculum.promote_steps} steps" if cfg.curriculum.mode == "adaptive"
-                                               else f"rolling accuracy {sum(rolling) / len(rolling):.3f} >= {stage.advance_accuracy}")
-                     + f", after {run.stage_step} of {length} steps")
+                why = ("promoted: pass rate at the top difficulty held for "
+                       f"{cfg.curriculum.promote_steps} steps" if should_promote(curriculum, cfg.curriculum) and cfg.curriculum.mode == "adaptive"
+                       else f"grpo_minutes={cfg.grpo_minutes} spent" if cfg.grpo_minutes is not None
+                       and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages)
+                       else f"rolling accuracy {sum(rolling) / len(rolling):.3f} >= {stage.advance_accuracy}")
+                echo(f"stage {stage.name}: {why}, after {run.stage_step} of {length} steps")
             end_stage(cfg, svc, tracker, run, run_dir, stage.name)
             evaluate_all(stage.name)
             _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
             rolling.clear()
             recent.clear()
-            run = dataclasses.replace(run, stage=run.stage + 1, stage_step=0, rolling=[])
+            run = dataclasses.replace(run, stage=run.stage + 1, stage_step=0, stage_seconds=0.0, rolling=[])
             pool = []
             save_checkpoint()
         elif step % cfg.checkpoint_every == 0 or step == cfg.max_steps:

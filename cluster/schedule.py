@@ -37,6 +37,7 @@ class RunState:
     run_id: str | None = None  # the MLflow run
     evals: list = field(default_factory=list)  # held-out evaluation rows, one per checkpoint
     elapsed: float = 0.0  # seconds of the run so far, across resumes
+    stage_seconds: float = 0.0  # seconds of GRPO steps in this stage (for `grpo_minutes`)
     rolling: list = field(default_factory=list)  # the rolling-accuracy window
     curriculum: dict | None = None  # `Curriculum.to_dict()` of the current stage
     history: list = field(default_factory=list)  # per step: the curriculum snapshot (difficulty, pass rate)

@@ -126,3 +126,43 @@ def test_async_overlap_keeps_data_order_and_samples_one_version_behind(ray_clust
     for key in ("mismatch_kl", "tis_clipped", "gpu_idle_share", "step_seconds"):
         assert client.get_metric_history(overlap["run_id"], key), key
     assert any("staleness 1.0" in line for line in lines)
+
+
+def step_records(log_path) -> dict[int, list[tuple]]:
+    out: dict[int, list[tuple]] = {}
+    for r in read_records(log_path):
+        out.setdefault(r["step"], []).append((r["problem_id"], r["difficulty"], r["trained"], r["text"]))
+    return out
+
+
+@pytest.mark.ray
+def test_adaptive_curriculum_resamples_plots_and_resumes_to_the_same_decisions(ray_cluster, tiny_model_dir, tmp_path):
+    """`curriculum.mode: adaptive` with dynamic sampling: problems come from the controller at each topic's
+    difficulty, groups without correctness spread are replaced up to the budget (never more than a batch is
+    trained), difficulty and pass rate are logged per step, a plot is drawn at each stage end, and a run
+    stopped at a step and resumed samples the same problems, completions and difficulties as one that never
+    stopped."""
+    import mlflow
+
+    adaptive = ("curriculum.mode=adaptive", "curriculum.resample_budget=4", "curriculum.step_size=0.5",
+                "stages=[{name: one, difficulty: 2, topics: {mental_math: 1}, epochs: 2, problems: 8}]",
+                "sft.enabled=false")
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full", *adaptive), echo=lambda _: None)
+    assert full["finished"] and full["steps"] == 4
+    records = step_records(tmp_path / "full/rollouts.msgpack")
+    for step, rows in records.items():
+        groups = {(pid, d, trained) for pid, d, trained, _ in rows}
+        assert sum(trained for _, _, trained in groups) == 4  # the batch, whatever was resampled
+        assert 4 <= len(groups) <= 8 and all(0.0 <= d <= 0.5 for _, d, _ in groups)
+    assert (tmp_path / "full/curriculum_one.png").stat().st_size > 1000
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for key in ("curriculum/mental_math/difficulty", "curriculum/mental_math/pass_rate", "resample/extra_problems",
+                "resample/shortfall", "sampled/zero_spread_groups"):
+        assert len(client.get_metric_history(full["run_id"], key)) == 4, key
+
+    stopped = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *adaptive, "max_steps=2"), echo=lambda _: None)
+    assert not stopped["finished"] and stopped["steps"] == 2
+    resumed = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *adaptive), resume=str(tmp_path / "resumed"),
+                    echo=lambda _: None)
+    assert resumed["finished"] and resumed["steps"] == 4
+    assert step_records(tmp_path / "resumed/rollouts.msgpack") == records

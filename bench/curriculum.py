@@ -1,0 +1,130 @@
+"""Closed-loop (adaptive) vs open-loop (fixed) curriculum on the embedded default, same minutes, several seeds.
+
+    python bench/curriculum.py [--seeds 0 1 2] [--minutes 2.4] [--out bench/results] [--readme README.md]
+
+Each (arm, seed) runs `rlvr train --preset tiny --set seed=S` in its own process with the same GRPO wall budget
+(`grpo_minutes`, split evenly over the stages; evaluation not counted), so the arms buy the same minutes of
+sampling and learning:
+
+- fixed: the preset's stages over their own generated problems (`curriculum.mode=fixed`);
+- adaptive: difficulty steered per topic to a 0.5 pass rate, promotion, siblings of half-solved problems and
+  dynamic sampling (`curriculum.mode=adaptive`, `curriculum.resample_budget=BATCH/2`).
+
+Reported per run: the share of trained groups whose correctness had no spread (and of all sampled groups),
+the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), steps and minutes.
+Writes `curriculum.json`, `curriculum.md`, a plot `curriculum.png` of the adaptive arm's difficulty over
+steps, and replaces the README's table between the `curriculum` markers. The tiny model is built and
+pretrained once into a fresh cache directory shared by all runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from cluster.config import load_config  # noqa: E402
+from cluster.driver import gains_over  # noqa: E402
+from tiny_default import run_seed  # noqa: E402
+
+START, END = "<!-- curriculum:start -->", "<!-- curriculum:end -->"
+
+
+def arms(batch_size: int, minutes: float) -> dict[str, tuple[str, ...]]:
+    budget = (f"grpo_minutes={minutes}",)
+    return {"fixed": budget + ("curriculum.mode=fixed", "curriculum.resample_budget=0"),
+            "adaptive": budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={batch_size // 2}")}
+
+
+def row(arm: str, result: dict, stages: list[str]) -> dict:
+    gains = gains_over(result["evals"], stages)
+    return {"arm": arm, "seed": result["seed"], "minutes": round(result["minutes"], 2),
+            "steps": result["history"][-1]["step"] if result["history"] else None,
+            "zero_spread_trained": round(result["zero_spread_share"], 3),
+            "zero_spread_sampled": round(result["sampled_zero_spread_share"], 3),
+            "gain_mean": gains["mean"] if gains else None,
+            "final": {s: result["evals"][-1][s] for s in stages}, "sft": {s: result["evals"][0][s] for s in stages}}
+
+
+def markdown(rows: list[dict], minutes: float, machine: str, date: str) -> str:
+    lines = ["| arm | seed | GRPO steps | minutes (whole run) | zero-spread groups trained / sampled | "
+             "mean held-out gain over SFT [95% CI] |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        g = r["gain_mean"]
+        lines.append(f"| {r['arm']} | {r['seed']} | {r['steps']} | {r['minutes']:.1f} | "
+                     f"{r['zero_spread_trained']:.2f} / {r['zero_spread_sampled']:.2f} | "
+                     f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
+    lines += ["", f"Produced by `python bench/curriculum.py --minutes {minutes}` on {machine}, {date}: the tiny "
+              f"preset, {minutes} GRPO minutes per run for both arms (evaluation not counted), 300 held-out problems "
+              "per stage, greedy; intervals are paired 95 % percentile bootstrap intervals."]
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    for r in results:
+        steps = [h["step"] for h in r["history"]]
+        for axis, key in ((top, "difficulty"), (bottom, "pass_rate")):
+            axis.plot(steps, [h.get(f"curriculum/mental_math/{key}") for h in r["history"]], label=f"seed {r['seed']}")
+    top.set_ylabel("difficulty d (mental_math)")
+    bottom.set_ylabel("pass rate (smoothed)")
+    bottom.set_xlabel("GRPO step")
+    top.set_title("adaptive curriculum on the tiny default: difficulty over steps")
+    top.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
+    parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"])
+    parser.add_argument("--out", default=str(ROOT / "bench/results"))
+    parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    args = parser.parse_args()
+    cfg = load_config("tiny")
+    stages = [s.name for s in cfg.stages]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="curriculum-"))
+    cache = work / "cache"
+    results: dict[str, list[dict]] = {}
+    rows = []
+    for seed in args.seeds:
+        for arm in args.arms:
+            result = run_seed(seed, work, cache, arms(cfg.batch_size, args.minutes)[arm], name=arm)
+            results.setdefault(arm, []).append(result)
+            rows.append(row(arm, result, stages))
+            print(json.dumps(rows[-1]))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
+    date = time.strftime("%Y-%m-%d")
+    table = markdown(rows, args.minutes, machine, date)
+    out = pathlib.Path(args.out)
+    (out / "curriculum.json").write_text(json.dumps({"machine": machine, "date": date, "minutes": args.minutes,
+                                                     "rows": rows, "history": {a: [r["history"] for r in rs]
+                                                                               for a, rs in results.items()}}, indent=1))
+    (out / "curriculum.md").write_text(table + "\n")
+    if "adaptive" in results:
+        plot(results["adaptive"], out / "curriculum.png")
+    readme = pathlib.Path(args.readme)
+    text = readme.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        readme.write_text(head + START + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
