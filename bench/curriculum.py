@@ -29,11 +29,22 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from cluster.config import load_config  # noqa: E402
 from cluster.driver import gains_over  # noqa: E402
-from tiny_default import run_seed  # noqa: E402
+
+
+def _tiny_default():
+    """bench/tiny_default.py as a module (bench/ is not a package, and its synthesis.py would shadow ours)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_default", ROOT / "bench" / "tiny_default.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_seed = _tiny_default().run_seed
 
 START, END = "<!-- curriculum:start -->", "<!-- curriculum:end -->"
 

@@ -116,9 +116,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cluster.driver import train
 
     try:
-        train(cfg, resume=args.resume)
+        train(cfg, resume=args.resume, force=args.force)
     except FileExistsError as exc:
         print(f"rlvr train: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"rlvr train: config error: {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -234,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="a YAML file merged over the preset")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. learner.lr=2e-5 (repeatable)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    train.add_argument("--force", action="store_true", help="resume even though a data-affecting setting changed")
     train.set_defaults(func=_cmd_train)
     audit = sub.add_parser("audit-split", help="count facts shared between pretraining, SFT, GRPO and held-out data")
     audit.add_argument("--preset", default="tiny")

@@ -332,5 +332,21 @@ def _local_gpus() -> float:
         return 0.0
 
 
+DATA_KEYS = ("seed", "batch_size", "group_size", "drop_zero_spread", "async_steps", "grpo_minutes", "eval_problems",
+             "prompt", "model.name", "rollout.temperature", "rollout.top_p", "rollout.max_tokens", "sft", "stages",
+             "curriculum", "reward", "verifier.answer_policy")
+
+
+def data_affecting_changes(saved: dict, new: dict) -> list[str]:
+    """The keys in `DATA_KEYS` whose value differs between a run's saved config and the one it is resumed
+    with: changing any of them breaks the promised data order (or what the held-out numbers mean)."""
+    def get(data: dict, key: str):
+        for part in key.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+        return data
+
+    return [key for key in DATA_KEYS if get(saved, key) != get(new, key)]
+
+
 def dump(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

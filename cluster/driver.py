@@ -19,9 +19,11 @@ import random
 import time
 from dataclasses import dataclass
 
+import yaml
+
 from actors.records import SamplingConfig
 from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
-from cluster.config import TrainConfig, dump
+from cluster.config import ConfigError, TrainConfig, data_affecting_changes, dump
 from cluster.curriculum import Curriculum, observe, should_promote, snapshot
 from cluster.evaluate import evaluate, prompt_for, sample_and_score
 from cluster.rollout_log import append_records
@@ -306,7 +308,7 @@ def _reward_metrics(correct: list[list[float]], breakdowns, rows) -> dict[str, f
 # ------------------------------------------------------------------ the run
 
 
-def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
+def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool = False) -> dict:
     """Run (or resume) the whole job; returns the per-stage evaluation table.
 
     SFT warm start (merged into the base: the KL reference), then one loop over GRPO steps. Step n: the
@@ -320,6 +322,11 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
     if not resume and (run_dir / "state.json").exists():
         raise FileExistsError(f"{run_dir} already holds a run: continue it with --resume {run_dir} "
                               f"or pick another run_dir")
+    if resume and (run_dir / "config.yaml").exists() and not force:
+        changed = data_affecting_changes(yaml.safe_load((run_dir / "config.yaml").read_text()), cfg.to_dict())
+        if changed:
+            raise ConfigError(f"{changed[0]}: differs from the run's saved config.yaml; resuming with it would not "
+                              f"continue the same data order (changed: {', '.join(changed)}; --force accepts it)")
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "state.json"
     run = RunState.load(state_path)
@@ -449,31 +456,17 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
         logged = [{"step": step, "stage": stage.name, **r} for r in records]
         append_records(log_path, logged)
         recent.extend(logged)
-        level = "  d " + " ".join(f"{t}={s['d']:.2f}" for t, s in run.curriculum["topics"].items()) \
-            if cfg.curriculum.mode == "adaptive" else ""
-        if pool:
-            per_epoch = -(-len(pool) // cfg.batch_size)
-            where = f"e{(run.stage_step - 1) // per_epoch + 1}/{stage.epochs} b{(run.stage_step - 1) % per_epoch + 1}/{per_epoch}"
-        else:
-            where = f"{run.stage_step}/{length}"
-        echo(f"[{stage.name} {where}] step {step}  reward {metrics['reward/total']:.3f}  "
-             f"acc {metrics['accuracy']:.3f}  zero-spread {metrics['zero_spread_groups']:.2f}"
-             + (f" (sampled {metrics['sampled/zero_spread_groups']:.2f}, +{rollout.extra_problems} resampled)"
-                if rollout.extra_problems else "")
-             + f"  kl {metrics.get('kl', 0):.4f}  {metrics['rollout_tokens_per_s']:.0f} tok/s  "
-             f"rollout {metrics['rollout_seconds']:.1f}s score {metrics['score_seconds']:.1f}s "
-             f"learn {metrics.get('learn_seconds', 0):.1f}s push {push_seconds:.2f}s  step {metrics['step_seconds']:.1f}s "
-             f"idle {metrics['gpu_idle_share']:.0%}" + (f"  staleness {metrics['staleness']:.1f}" if cfg.async_steps else "")
-             + level)
+        echo(step_line(cfg, run, len(pool), length, metrics, rollout.extra_problems))
 
         if stage_over:
             if unpushed is not None:
                 push_adapter(svc.workers, unpushed)
                 unpushed = None
             if run.stage_step < length:
-                why = ("promoted: pass rate at the top difficulty held for "
-                       f"{cfg.curriculum.promote_steps} steps" if should_promote(curriculum, cfg.curriculum) and cfg.curriculum.mode == "adaptive"
-                       else f"grpo_minutes={cfg.grpo_minutes} spent" if cfg.grpo_minutes is not None
+                why = ("promoted: the top difficulty passed for "
+                       f"{cfg.curriculum.promote_steps} steps in a row" if cfg.curriculum.mode == "adaptive"
+                       and should_promote(curriculum, cfg.curriculum)
+                       else f"its share of grpo_minutes={cfg.grpo_minutes} spent" if cfg.grpo_minutes is not None
                        and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages)
                        else f"rolling accuracy {sum(rolling) / len(rolling):.3f} >= {stage.advance_accuracy}")
                 echo(f"stage {stage.name}: {why}, after {run.stage_step} of {length} steps")
@@ -494,6 +487,29 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print) -> dict:
 
     prefetch.shutdown(wait=True)
     return _finish(cfg, svc, tracker, run, run_dir, final=True, echo=echo)
+
+
+def step_line(cfg: TrainConfig, run: RunState, pool_size: int, length: int, metrics: dict, resampled: int) -> str:
+    """The one progress line printed per step."""
+    stage = cfg.stages[run.stage]
+    if pool_size:
+        per_epoch = -(-pool_size // cfg.batch_size)
+        where = f"e{(run.stage_step - 1) // per_epoch + 1}/{stage.epochs} b{(run.stage_step - 1) % per_epoch + 1}/{per_epoch}"
+    else:
+        where = f"{run.stage_step}/{length}"
+    line = (f"[{stage.name} {where}] step {run.step}  reward {metrics['reward/total']:.3f}  acc {metrics['accuracy']:.3f}  "
+            f"zero-spread {metrics['zero_spread_groups']:.2f}")
+    if resampled:
+        line += f" (sampled {metrics['sampled/zero_spread_groups']:.2f}, +{resampled} resampled)"
+    line += (f"  kl {metrics.get('kl', 0):.4f}  {metrics['rollout_tokens_per_s']:.0f} tok/s  "
+             f"rollout {metrics['rollout_seconds']:.1f}s score {metrics['score_seconds']:.1f}s "
+             f"learn {metrics.get('learn_seconds', 0):.1f}s push {metrics['push_seconds']:.2f}s  "
+             f"step {metrics['step_seconds']:.1f}s idle {metrics['gpu_idle_share']:.0%}")
+    if cfg.async_steps:
+        line += f"  staleness {metrics['staleness']:.1f}"
+    if cfg.curriculum.mode == "adaptive":
+        line += "  d " + " ".join(f"{t}={s['d']:.2f}" for t, s in run.curriculum["topics"].items())
+    return line
 
 
 def end_stage(cfg: TrainConfig, svc: Services, tracker: Tracker, run: RunState, run_dir: pathlib.Path, name: str) -> None:

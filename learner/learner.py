@@ -335,7 +335,7 @@ class LearnerCore:
         for folder in merged[len(self.merged):]:
             self._fold_into_base(AdapterWeights.load(folder))
         load_adapter_weights(self.model, AdapterWeights.load(path / "adapter"))
-        trainer = torch.load(path / "trainer_state.pt", map_location=self.device, weights_only=False)
+        trainer = torch.load(path / "trainer_state.pt", map_location=self.device, weights_only=True)
         with torch.no_grad():
             for master, saved in zip(self.master, trainer["master"]):
                 master.copy_(saved)

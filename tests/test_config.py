@@ -45,6 +45,11 @@ def test_overrides_reach_nested_keys_and_list_items():
     ("reward={correctness: 0.9}", "reward"),
     ("stages.7.epochs=1", "stages.7"),
     ("stages=[]", "stages"),
+    ("curriculum.mode=open", "curriculum.mode"),
+    ("curriculum.target=1.5", "curriculum.target"),
+    ("curriculum.smoothing=0", "curriculum.smoothing"),
+    ("curriculum.resample_budget=-1", "curriculum"),
+    ("curriculum.pace=2", "curriculum.pace"),
 ])
 def test_invalid_values_name_their_key(override, key):
     with pytest.raises(ConfigError) as err:
@@ -138,3 +143,19 @@ def test_flatten_and_table():
     assert flat == {"a.b": "1", "stages.0.name": "easy", "t": "{}"}
     table = format_table([{"checkpoint": "sft", "minutes": 1.5, "easy": 0.25}], ["easy"])
     assert "sft" in table and "0.250" in table and "1.50" in table
+
+
+def test_a_resume_with_a_changed_data_setting_is_refused_naming_the_key(tmp_path):
+    from cluster.config import dump
+    from cluster.driver import train
+
+    (tmp_path / "config.yaml").write_text(dump(load_config("tiny")))
+    (tmp_path / "state.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"^batch_size: differs .*--force"):
+        train(load_config("tiny", overrides=["batch_size=16"]), resume=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^curriculum: differs"):
+        train(load_config("tiny", overrides=["curriculum.mode=adaptive", "max_steps=3"]), resume=str(tmp_path))
+    from cluster.config import data_affecting_changes
+
+    same = load_config("tiny", overrides=["max_steps=3", "learner.torch_threads=1"]).to_dict()
+    assert data_affecting_changes(load_config("tiny").to_dict(), same) == []
