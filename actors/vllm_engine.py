@@ -50,6 +50,12 @@ class VLLMEngine:
         self.tokens_generated = 0
         self.seconds_generating = 0.0
 
+    def close(self) -> None:
+        """Remove this engine's adapter folder (its versions and merges)."""
+        import shutil
+
+        shutil.rmtree(self.adapter_dir, ignore_errors=True)
+
     # ------------------------------------------------------------ adapters
 
     def load_adapter(self, weights: Any) -> None:

@@ -47,6 +47,11 @@ class RolloutWorker:
     def adapter_version(self) -> int:
         return self.engine.adapter_version
 
+    def close(self) -> None:
+        """Delete what the engine wrote outside Ray (vLLM's adapter folders under /dev/shm)."""
+        if hasattr(self.engine, "close"):
+            self.engine.close()
+
     def stats(self) -> dict[str, float]:
         return {**self.engine.stats(), "last_tokens_per_s": self.last_tokens_per_s}
 

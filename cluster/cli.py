@@ -113,10 +113,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rlvr train: config error: {exc}", file=sys.stderr)
         return 2
-    from cluster.driver import train
+    from cluster.driver import JobFailed, train
 
     try:
         train(cfg, resume=args.resume, force=args.force)
+    except JobFailed as exc:
+        print(f"rlvr train: {exc}", file=sys.stderr)
+        return 1
     except FileExistsError as exc:
         print(f"rlvr train: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ import os
 import pathlib
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -102,10 +102,51 @@ def connect_ray(cfg: TrainConfig) -> None:
 
 @dataclass
 class Services:
-    learner: object
-    workers: list
-    pool: VerifierPool
-    tokenizer: object
+    """What the job started, filled in as it starts (so a failure half way still knows what to release)."""
+
+    learner: object = None
+    workers: list = field(default_factory=list)
+    pool: VerifierPool | None = None
+    tokenizer: object = None
+
+
+def release(svc: Services) -> None:
+    """Stop everything the job started: the verifier pool (its sandbox children die with their actors), the
+    rollout workers (after they delete their /dev/shm adapter folders) and the learner (group). Never raises."""
+    import ray
+
+    if svc.pool is not None:
+        svc.pool.shutdown()
+    try:
+        ray.get([w.close.remote() for w in svc.workers], timeout=30)
+    except Exception:  # noqa: BLE001 - a dead or wedged worker has nothing left to delete from this side
+        pass
+    for actor in svc.workers + ([svc.learner] if svc.learner is not None else []):
+        try:
+            actor.kill() if hasattr(actor, "kill") else ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class JobFailed(RuntimeError):
+    """The job stopped on an error; what it started is gone, the run directory stays resumable."""
+
+    def __init__(self, phase: str, run_dir: pathlib.Path, error: BaseException) -> None:
+        self.phase, self.run_dir = phase, run_dir
+        super().__init__(f"failed in {phase}: {type(error).__name__}: {error}; "
+                         f"resume from the last checkpoint with: rlvr train --resume {run_dir}")
+
+
+class Phase:
+    """The loop's current phase, for the failure message (and the test hook `RLVR_TEST_FAIL_IN=<phase>`)."""
+
+    def __init__(self) -> None:
+        self.now = "startup"
+
+    def __call__(self, name: str) -> None:
+        self.now = name
+        if os.environ.get("RLVR_TEST_FAIL_IN") == name:
+            raise RuntimeError(f"test hook: failure injected in {name}")
 
 
 def resolve_model(name: str) -> str:
@@ -116,9 +157,9 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def start_services(cfg: TrainConfig, model_path: str) -> Services:
+def start_services(cfg: TrainConfig, model_path: str, svc: Services) -> Services:
     """The learner (GPU share if asked), the rollout workers (named rollout-i), then the verifier pool on the
-    CPUs left."""
+    CPUs left, each put into `svc` as soon as it exists."""
     import ray
     from transformers import AutoTokenizer
 
@@ -134,22 +175,23 @@ def start_services(cfg: TrainConfig, model_path: str) -> Services:
         warmup_steps=cfg.learner.warmup_steps, total_steps=max(stage_steps, 1), seed=cfg.seed,
         tis_cap=cfg.learner.tis_cap if cfg.learner.tis != "off" else 0.0,
         torch_threads=cfg.learner.torch_threads)
-    learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus, world_size=cfg.learner.world_size)
+    learner = svc.learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus, world_size=cfg.learner.world_size)
     engine_kwargs = {"model": model_path}
     if cfg.rollout.engine == "vllm":
         engine_kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
                              max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)
-    workers = create_rollout_workers(cfg.rollout.workers, engine=cfg.rollout.engine,
+    workers = svc.workers = create_rollout_workers(cfg.rollout.workers, engine=cfg.rollout.engine,
                                      num_gpus=cfg.rollout.gpus_per_worker, num_cpus=cfg.rollout.cpus_per_worker,
                                      torch_threads=cfg.rollout.torch_threads,
                                      **engine_kwargs)
     ray.get([learner.ready.remote()] + [w.adapter_version.remote() for w in workers])
     held_here = max(1, cfg.learner.world_size) + cfg.rollout.workers * cfg.rollout.cpus_per_worker  # learner + rollout, on this node or not
-    pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
-                        reserve_cpus=cfg.verifier.reserve_cpus + held_here, resource=cfg.verifier.resource,
-                        chunk_deadline=cfg.verifier.chunk_deadline)
-    pool.wait_ready(timeout=120)
-    return Services(learner, workers, pool, AutoTokenizer.from_pretrained(model_path))
+    svc.pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
+                            reserve_cpus=cfg.verifier.reserve_cpus + held_here, resource=cfg.verifier.resource,
+                            chunk_deadline=cfg.verifier.chunk_deadline)
+    svc.pool.wait_ready(timeout=120)
+    svc.tokenizer = AutoTokenizer.from_pretrained(model_path)
+    return svc
 
 
 # ------------------------------------------------------------------ one step
@@ -340,153 +382,170 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         tracker.log_params(cfg.to_dict())
         tracker.log_artifact(run_dir / "config.yaml")
     run.run_id = tracker.run_id
-    svc = start_services(cfg, model_path)
-    held_out = held_out_problems(cfg)
-    exclude = {fact_key(p) for problems in held_out.values() for p in problems}
-    checkpoint = run_dir / "checkpoint"
-    if resume and checkpoint.exists():
-        resumed = ray.get(svc.learner.load.remote(str(checkpoint)))
-        for merged in ray.get(svc.learner.merged_adapters.remote()):
-            merge_adapter_everywhere(svc.workers, merged)
-        push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
-        echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']})")
-    log_path = run_dir / "rollouts.msgpack"
-    sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
-
-    def evaluate_all(label: str) -> None:
-        row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
-        for name, problems in held_out.items():
-            greedy = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
-                              template=cfg.prompt, policy=cfg.verifier.answer_policy)
-            row.update({name: greedy["accuracy"], f"{name}_ci": greedy["ci"], f"{name}_per_problem": greedy["per_problem"]})
-            if cfg.eval_samples and label in sampled_at:
-                sampled = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
-                                   temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
-                                   template=cfg.prompt, policy=cfg.verifier.answer_policy)
-                row.update({f"{name}~": sampled["accuracy"], f"{name}_pass@{cfg.eval_samples}": sampled["pass@k"],
-                            f"{name}_maj@{cfg.eval_samples}": sampled["maj@k"]})
-        run.evals.append(row)
-        tracker.log_metrics({f"heldout/{k.replace('~', '_sampled')}": v for k, v in row.items()
-                             if isinstance(v, float)}, step=run.step)
-        echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
-                                                                    if isinstance(v, float) and k != "minutes"))
-
-    def save_checkpoint() -> None:
-        """Learner state first, then the run state that points at it (both written atomically)."""
-        ray.get(svc.learner.save.remote(str(checkpoint)))
-        write_eval_settings(cfg, checkpoint)
-        run.elapsed = time.perf_counter() - started
-        run.save(state_path)
-
-    if not run.evals and not cfg.sft.enabled:
-        evaluate_all("start")
-    if cfg.sft.enabled and not run.sft_done:
-        warm_start(cfg, svc, exclude, tracker, echo)
-        run.sft_done = True
-        evaluate_all("sft")
-        merge_adapter_everywhere(svc.workers, ray.get(svc.learner.merge_adapter.remote()))
-        echo("[sft] adapter merged into the base weights: the KL reference is now the SFT model")
-        save_checkpoint()
-
-    rolling: collections.deque[float] = collections.deque(run.rolling, maxlen=cfg.rolling_window)
-    recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
-    busy = BusyClock()
-    version = ray.get(svc.learner.ready.remote())["version"]
+    svc, phase = Services(), Phase()
     prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="next-rollout")
-    pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
-    pool, length = [], 0
-    while run.stage < len(cfg.stages):
-        stage = cfg.stages[run.stage]
-        if not pool:
-            pool = stage_pool(cfg, run.stage, exclude) if cfg.curriculum.mode == "fixed" or stage.data else []
-            length = stage_length(cfg, run.stage, len(pool) or stage.problems)
-        if run.stage_step == 0:
-            ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, length))
-            run.curriculum = stage_curriculum(cfg, run.stage, run.curriculum).to_dict()
+    try:
+        phase("starting services")
+        start_services(cfg, model_path, svc)
+        held_out = held_out_problems(cfg)
+        exclude = {fact_key(p) for problems in held_out.values() for p in problems}
+        checkpoint = run_dir / "checkpoint"
+        if resume and checkpoint.exists():
+            resumed = ray.get(svc.learner.load.remote(str(checkpoint)))
+            for merged in ray.get(svc.learner.merged_adapters.remote()):
+                merge_adapter_everywhere(svc.workers, merged)
+            push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
+            echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']})")
+        log_path = run_dir / "rollouts.msgpack"
+        sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
 
-        def rollout_after(state: RunState, seed: int) -> Rollout:
-            """The rollout of the step after `state` (its problems and any replacements fixed by `state`)."""
-            state = dataclasses.replace(state)
-            return rollout_phase(cfg, svc, step_problems(cfg, state, pool, exclude), seed,
-                                 lambda n, r, taken: replacement_problems(cfg, state, pool, exclude, n, r, taken))
+        def evaluate_all(label: str) -> None:
+            phase("evaluation")
+            row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
+            for name, problems in held_out.items():
+                greedy = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
+                                  template=cfg.prompt, policy=cfg.verifier.answer_policy)
+                row.update({name: greedy["accuracy"], f"{name}_ci": greedy["ci"], f"{name}_per_problem": greedy["per_problem"]})
+                if cfg.eval_samples and label in sampled_at:
+                    sampled = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
+                                       temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
+                                       template=cfg.prompt, policy=cfg.verifier.answer_policy)
+                    row.update({f"{name}~": sampled["accuracy"], f"{name}_pass@{cfg.eval_samples}": sampled["pass@k"],
+                                f"{name}_maj@{cfg.eval_samples}": sampled["maj@k"]})
+            run.evals.append(row)
+            tracker.log_metrics({f"heldout/{k.replace('~', '_sampled')}": v for k, v in row.items()
+                                 if isinstance(v, float)}, step=run.step)
+            echo("held-out accuracy after " + label + ": " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()
+                                                                        if isinstance(v, float) and k != "minutes"))
 
-        step = run.step + 1
-        window = time.perf_counter()
-        rollout = pending.result() if pending else rollout_after(run, cfg.seed * 100_003 + step)
-        pending = None
-        busy.add(rollout.timings["rollout_span"])
-        push_seconds = 0.0
-        if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
-            push_start = time.perf_counter()
-            push_adapter(svc.workers, unpushed)
-            unpushed, push_seconds = None, time.perf_counter() - push_start
+        def save_checkpoint() -> None:
+            """Learner state first, then the run state that points at it (both written atomically)."""
+            phase("checkpoint")
+            ray.get(svc.learner.save.remote(str(checkpoint)))
+            write_eval_settings(cfg, checkpoint)
+            run.elapsed = time.perf_counter() - started
+            run.save(state_path)
 
-        curriculum = observe(Curriculum.from_dict(run.curriculum), cfg.curriculum,
-                             [(p, [b.verdict == "correct" for b in brow])
-                              for p, brow in zip(rollout.problems, rollout.breakdowns)])
-        rolling.append(sum(b.verdict == "correct" for row in rollout.breakdowns for b in row)
-                       / max(sum(map(len, rollout.breakdowns)), 1))
-        stage_seconds = run.stage_seconds + time.perf_counter() - window
-        stage_over = (run.stage_step + 1 >= length
-                      or (cfg.grpo_minutes is not None and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages))
-                      or (cfg.curriculum.mode == "adaptive" and should_promote(curriculum, cfg.curriculum))
-                      or (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
-                          and sum(rolling) / len(rolling) >= stage.advance_accuracy))
-        done = dataclasses.replace(run, step=step, stage_step=run.stage_step + 1, curriculum=curriculum.to_dict(),
-                                   rolling=list(rolling), history=run.history + [{"step": step, **snapshot(curriculum)}])
-        if cfg.async_steps and not stage_over and step != cfg.max_steps:
-            pending = prefetch.submit(rollout_after, done, cfg.seed * 100_003 + step + 1)
+        if not run.evals and not cfg.sft.enabled:
+            evaluate_all("start")
+        if cfg.sft.enabled and not run.sft_done:
+            phase("sft")
+            warm_start(cfg, svc, exclude, tracker, echo)
+            run.sft_done = True
+            evaluate_all("sft")
+            merge_adapter_everywhere(svc.workers, ray.get(svc.learner.merge_adapter.remote()))
+            echo("[sft] adapter merged into the base weights: the KL reference is now the SFT model")
+            save_checkpoint()
 
-        metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
-        if weights is not None:
-            version = metrics["version"]
-            if pending is not None:
-                unpushed = weights
-            else:
+        rolling: collections.deque[float] = collections.deque(run.rolling, maxlen=cfg.rolling_window)
+        recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
+        busy = BusyClock()
+        version = ray.get(svc.learner.ready.remote())["version"]
+        pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
+        pool, length = [], 0
+        while run.stage < len(cfg.stages):
+            stage = cfg.stages[run.stage]
+            if not pool:
+                pool = stage_pool(cfg, run.stage, exclude) if cfg.curriculum.mode == "fixed" or stage.data else []
+                length = stage_length(cfg, run.stage, len(pool) or stage.problems)
+            if run.stage_step == 0:
+                ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, length))
+                run.curriculum = stage_curriculum(cfg, run.stage, run.curriculum).to_dict()
+
+            def rollout_after(state: RunState, seed: int) -> Rollout:
+                """The rollout of the step after `state` (its problems and any replacements fixed by `state`)."""
+                state = dataclasses.replace(state)
+                return rollout_phase(cfg, svc, step_problems(cfg, state, pool, exclude), seed,
+                                     lambda n, r, taken: replacement_problems(cfg, state, pool, exclude, n, r, taken))
+
+            step = run.step + 1
+            window = time.perf_counter()
+            phase("rollout")
+            rollout = pending.result() if pending else rollout_after(run, cfg.seed * 100_003 + step)
+            pending = None
+            busy.add(rollout.timings["rollout_span"])
+            push_seconds = 0.0
+            if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
+                phase("push")
                 push_start = time.perf_counter()
-                push_adapter(svc.workers, weights)
-                push_seconds += time.perf_counter() - push_start
-        now = time.perf_counter()
-        run = dataclasses.replace(done, stage_seconds=run.stage_seconds + now - window)
-        metrics.update(snapshot(curriculum), stage_index=run.stage, push_seconds=push_seconds,
-                       step_seconds=now - window, gpu_idle_seconds=busy.idle(window, now))
-        metrics["gpu_idle_share"] = metrics["gpu_idle_seconds"] / max(metrics["step_seconds"], 1e-9)
-        metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
-        tracker.log_metrics(metrics, step=step)
-        logged = [{"step": step, "stage": stage.name, **r} for r in records]
-        append_records(log_path, logged)
-        recent.extend(logged)
-        echo(step_line(cfg, run, len(pool), length, metrics, rollout.extra_problems))
-
-        if stage_over:
-            if unpushed is not None:
                 push_adapter(svc.workers, unpushed)
-                unpushed = None
-            if run.stage_step < length:
-                why = ("promoted: the top difficulty passed for "
-                       f"{cfg.curriculum.promote_steps} steps in a row" if cfg.curriculum.mode == "adaptive"
-                       and should_promote(curriculum, cfg.curriculum)
-                       else f"its share of grpo_minutes={cfg.grpo_minutes} spent" if cfg.grpo_minutes is not None
-                       and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages)
-                       else f"rolling accuracy {sum(rolling) / len(rolling):.3f} >= {stage.advance_accuracy}")
-                echo(f"stage {stage.name}: {why}, after {run.stage_step} of {length} steps")
-            end_stage(cfg, svc, tracker, run, run_dir, stage.name)
-            evaluate_all(stage.name)
-            _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
-            rolling.clear()
-            recent.clear()
-            run = dataclasses.replace(run, stage=run.stage + 1, stage_step=0, stage_seconds=0.0, rolling=[])
-            pool = []
-            save_checkpoint()
-        elif step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-            save_checkpoint()
-        if step == cfg.max_steps and run.stage < len(cfg.stages):
-            prefetch.shutdown(wait=True)
-            echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
-            return _finish(cfg, svc, tracker, run, run_dir, final=False, echo=echo)
+                unpushed, push_seconds = None, time.perf_counter() - push_start
 
-    prefetch.shutdown(wait=True)
-    return _finish(cfg, svc, tracker, run, run_dir, final=True, echo=echo)
+            curriculum = observe(Curriculum.from_dict(run.curriculum), cfg.curriculum,
+                                 [(p, [b.verdict == "correct" for b in brow])
+                                  for p, brow in zip(rollout.problems, rollout.breakdowns)])
+            rolling.append(sum(b.verdict == "correct" for row in rollout.breakdowns for b in row)
+                           / max(sum(map(len, rollout.breakdowns)), 1))
+            stage_seconds = run.stage_seconds + time.perf_counter() - window
+            stage_over = (run.stage_step + 1 >= length
+                          or (cfg.grpo_minutes is not None and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages))
+                          or (cfg.curriculum.mode == "adaptive" and should_promote(curriculum, cfg.curriculum))
+                          or (stage.advance_accuracy is not None and len(rolling) == rolling.maxlen
+                              and sum(rolling) / len(rolling) >= stage.advance_accuracy))
+            done = dataclasses.replace(run, step=step, stage_step=run.stage_step + 1, curriculum=curriculum.to_dict(),
+                                       rolling=list(rolling), history=run.history + [{"step": step, **snapshot(curriculum)}])
+            if cfg.async_steps and not stage_over and step != cfg.max_steps:
+                pending = prefetch.submit(rollout_after, done, cfg.seed * 100_003 + step + 1)
+
+            phase("learning")
+            metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
+            if weights is not None:
+                version = metrics["version"]
+                if pending is not None:
+                    unpushed = weights
+                else:
+                    phase("push")
+                    push_start = time.perf_counter()
+                    push_adapter(svc.workers, weights)
+                    push_seconds += time.perf_counter() - push_start
+            now = time.perf_counter()
+            run = dataclasses.replace(done, stage_seconds=run.stage_seconds + now - window)
+            metrics.update(snapshot(curriculum), stage_index=run.stage, push_seconds=push_seconds,
+                           step_seconds=now - window, gpu_idle_seconds=busy.idle(window, now))
+            metrics["gpu_idle_share"] = metrics["gpu_idle_seconds"] / max(metrics["step_seconds"], 1e-9)
+            metrics["rollout_tokens_per_s"] = metrics["completion_tokens"] / max(metrics["rollout_seconds"], 1e-9)
+            tracker.log_metrics(metrics, step=step)
+            logged = [{"step": step, "stage": stage.name, **r} for r in records]
+            append_records(log_path, logged)
+            recent.extend(logged)
+            echo(step_line(cfg, run, len(pool), length, metrics, rollout.extra_problems))
+
+            if stage_over:
+                if unpushed is not None:
+                    push_adapter(svc.workers, unpushed)
+                    unpushed = None
+                if run.stage_step < length:
+                    why = ("promoted: the top difficulty passed for "
+                           f"{cfg.curriculum.promote_steps} steps in a row" if cfg.curriculum.mode == "adaptive"
+                           and should_promote(curriculum, cfg.curriculum)
+                           else f"its share of grpo_minutes={cfg.grpo_minutes} spent" if cfg.grpo_minutes is not None
+                           and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages)
+                           else f"rolling accuracy {sum(rolling) / len(rolling):.3f} >= {stage.advance_accuracy}")
+                    echo(f"stage {stage.name}: {why}, after {run.stage_step} of {length} steps")
+                end_stage(cfg, svc, tracker, run, run_dir, stage.name)
+                evaluate_all(stage.name)
+                _log_samples(tracker, list(recent) or _last_logged(log_path, stage.name, cfg.log_samples), stage.name)
+                rolling.clear()
+                recent.clear()
+                run = dataclasses.replace(run, stage=run.stage + 1, stage_step=0, stage_seconds=0.0, rolling=[])
+                pool = []
+                save_checkpoint()
+            elif step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+                save_checkpoint()
+            if step == cfg.max_steps and run.stage < len(cfg.stages):
+                prefetch.shutdown(wait=True)
+                echo(f"stopping at max_steps={step}; continue with: rlvr train --resume {run_dir}")
+                return _finish(cfg, svc, tracker, run, run_dir, final=False, echo=echo)
+
+        prefetch.shutdown(wait=True)
+        return _finish(cfg, svc, tracker, run, run_dir, final=True, echo=echo)
+    except BaseException as exc:
+        prefetch.shutdown(wait=False, cancel_futures=True)
+        release(svc)
+        tracker.fail(f"{phase.now}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, Exception):
+            raise JobFailed(phase.now, run_dir, exc) from exc
+        raise
 
 
 def step_line(cfg: TrainConfig, run: RunState, pool_size: int, length: int, metrics: dict, resampled: int) -> str:
@@ -572,13 +631,7 @@ def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, run: RunState, ru
     tracker.close()
     versions = ray.get([w.adapter_version.remote() for w in svc.workers])
     learner_state = ray.get(svc.learner.ready.remote())
-    svc.pool.shutdown()
-    for actor in svc.workers:
-        ray.kill(actor)
-    if hasattr(svc.learner, "kill"):
-        svc.learner.kill()
-    else:
-        ray.kill(svc.learner)
+    release(svc)
     return {"evals": table, "run_dir": str(run_dir), "steps": run.step, "run_id": tracker.run_id,
             "finished": final, "stage": run.stage, "worker_versions": versions,
             "learner_version": learner_state["version"], "learner_step": learner_state["step"]}

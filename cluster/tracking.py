@@ -89,3 +89,10 @@ class Tracker:
 
     def close(self) -> None:
         self.mlflow.end_run()
+
+    def fail(self, error: str) -> None:
+        """End the run as FAILED with the error as a tag."""
+        try:
+            self.mlflow.set_tag("error", error[:5000])
+        finally:
+            self.mlflow.end_run(status="FAILED")

@@ -166,3 +166,46 @@ def test_adaptive_curriculum_resamples_plots_and_resumes_to_the_same_decisions(r
                     echo=lambda _: None)
     assert resumed["finished"] and resumed["steps"] == 4
     assert step_records(tmp_path / "resumed/rollouts.msgpack") == records
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("phase", ["rollout", "learning"])
+def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_cluster, tiny_model_dir, tmp_path,
+                                                                         monkeypatch, capsys, phase):
+    """An exception in any phase: the MLflow run ends FAILED with the error as a tag, every actor the job
+    started is gone, and `rlvr train` exits 1 with one line naming the phase and the run to resume."""
+    import mlflow
+    import ray
+
+    from cluster.cli import main
+
+    def alive() -> tuple:
+        """Named actors and the CPUs actors hold (the learner is unnamed, but holds a CPU)."""
+        names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))
+        return names, ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
+
+    before = alive()
+    monkeypatch.setenv("RLVR_TEST_FAIL_IN", phase)
+    cfg = tiny_config(tmp_path, tiny_model_dir, "failed", "sft.enabled=false")
+    args = ["train"] + [a for key in ("model.name", "run_dir", "tracking_uri") for a in ("--set", f"{key}={getattr_path(cfg, key)}")]
+    args += ["--set", "sft.enabled=false", "--set", "model.lora_rank=4", "--set", "rollout.max_tokens=8",
+             "--set", "batch_size=4", "--set", "group_size=2", "--set", "eval_problems=3", "--set", "verifier.size=1",
+             "--set", "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8}]"]
+    assert main(args) == 1
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rlvr train:")]
+    assert len(said) == 1 and f"failed in {phase}" in said[0] and f"--resume {tmp_path / 'failed'}" in said[0]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("sympy-rlvr").experiment_id])[0]
+    assert run.info.status == "FAILED" and "test hook" in run.data.tags["error"]
+    import time
+
+    deadline = time.time() + 30
+    while alive() != before and time.time() < deadline:
+        time.sleep(0.5)
+    assert alive() == before
+
+
+def getattr_path(cfg, key: str):
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
