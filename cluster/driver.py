@@ -26,7 +26,7 @@ from actors.worker import create_rollout_workers, merge_adapter_everywhere, push
 from cluster.config import ConfigError, TrainConfig, data_affecting_changes, dump
 from cluster.curriculum import Curriculum, observe, should_promote, snapshot
 from cluster.evaluate import evaluate, prompt_for, sample_and_score
-from cluster.rollout_log import append_records
+from cluster.rollout_log import append_records, truncate_after
 from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool,
                               step_problems)
 from cluster.tracking import Tracker
@@ -39,6 +39,7 @@ from verifier_pool.pool import VerifierPool
 from verifier_pool.reward import RewardWeights
 
 SIGNALS = RewardWeights.SIGNALS
+RUN_STATE = "run_state.json"  # the driver's RunState inside the learner checkpoint
 
 
 # ------------------------------------------------------------------ data
@@ -391,11 +392,17 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         exclude = {fact_key(p) for problems in held_out.values() for p in problems}
         checkpoint = run_dir / "checkpoint"
         if resume and checkpoint.exists():
+            if (checkpoint / RUN_STATE).exists():  # the run state saved with the learner's, not a later one
+                run = RunState.load(checkpoint / RUN_STATE)
+                run.run_id = tracker.run_id
             resumed = ray.get(svc.learner.load.remote(str(checkpoint)))
             for merged in ray.get(svc.learner.merged_adapters.remote()):
                 merge_adapter_everywhere(svc.workers, merged)
             push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
-            echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']})")
+            dropped = truncate_after(run_dir / "rollouts.msgpack", run.step)
+            tracker.skip_logged()
+            echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']}); "
+                 f"{dropped} rollout-log records of replayed steps dropped")
         log_path = run_dir / "rollouts.msgpack"
         sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
 
@@ -419,11 +426,12 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
                                                                         if isinstance(v, float) and k != "minutes"))
 
         def save_checkpoint() -> None:
-            """Learner state first, then the run state that points at it (both written atomically)."""
+            """The learner's state and the run state in one directory renamed into place (so a kill at any
+            moment leaves a matching pair), then the run state beside it for readers."""
             phase("checkpoint")
-            ray.get(svc.learner.save.remote(str(checkpoint)))
-            write_eval_settings(cfg, checkpoint)
             run.elapsed = time.perf_counter() - started
+            ray.get(svc.learner.save.remote(str(checkpoint), {RUN_STATE: run.to_json()}))
+            write_eval_settings(cfg, checkpoint)
             run.save(state_path)
 
         if not run.evals and not cfg.sft.enabled:

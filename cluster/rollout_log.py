@@ -2,6 +2,7 @@
 and re-scored offline with other reward weights (`rlvr rescore`)."""
 from __future__ import annotations
 
+import os
 import pathlib
 from collections.abc import Iterator
 
@@ -27,6 +28,22 @@ def read_records(path: str | pathlib.Path) -> Iterator[dict]:
             yield from unpacker
         except (msgpack.exceptions.OutOfData, ValueError):
             return
+
+
+def truncate_after(path: str | pathlib.Path, step: int) -> int:
+    """Drop records of steps after `step` (those a resumed run replays from its checkpoint), rewriting the log
+    atomically; returns how many were dropped."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return 0
+    records = list(read_records(path))
+    kept = [r for r in records if r.get("step", 0) <= step]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for record in kept:
+            f.write(msgpack.packb(record, use_bin_type=True))
+    os.replace(tmp, path)
+    return len(records) - len(kept)
 
 
 def rescore(path: str | pathlib.Path, weights: RewardWeights, timeout: float = 2.0) -> list[tuple[float, float]]:

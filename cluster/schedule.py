@@ -42,9 +42,12 @@ class RunState:
     curriculum: dict | None = None  # `Curriculum.to_dict()` of the current stage
     history: list = field(default_factory=list)  # per step: the curriculum snapshot (difficulty, pass rate)
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1)
+
     def save(self, path: pathlib.Path) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=1))
+        tmp.write_text(self.to_json())
         os.replace(tmp, path)
 
     @classmethod

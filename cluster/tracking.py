@@ -48,6 +48,7 @@ class Tracker:
         mlflow.set_experiment(experiment)
         self.run = mlflow.start_run(run_id=run_id, run_name=run_name)
         self.run_id = self.run.info.run_id
+        self._logged: set[tuple[str, int]] = set()
         self._gauges = self._ray_gauges()
 
     def _ray_gauges(self) -> dict:
@@ -67,9 +68,18 @@ class Tracker:
         for i in range(0, len(items), 100):
             self.mlflow.log_params(dict(items[i : i + 100]))
 
+    def skip_logged(self) -> None:
+        """A resumed run replays the steps after its checkpoint, some of which the run already logged: from now
+        on a (metric, step) this run holds is not logged again, so MLflow has each step once."""
+        client = self.mlflow.MlflowClient(self.uri)
+        self._logged = {(key, m.step) for key in client.get_run(self.run_id).data.metrics
+                        for m in client.get_metric_history(self.run_id, key)}
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         clean = {k.replace("@", "_at_"): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-        self.mlflow.log_metrics(clean, step=step)
+        clean = {k: v for k, v in clean.items() if (k, step) not in self._logged}
+        if clean:
+            self.mlflow.log_metrics(clean, step=step)
         for key, gauge in self._gauges.items():
             if key in metrics:
                 gauge.set(float(metrics[key]))

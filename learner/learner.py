@@ -304,9 +304,10 @@ class LearnerCore:
     def export_adapter(self) -> AdapterWeights:
         return export_adapter(self.model, self.version)
 
-    def save(self, directory: str | os.PathLike) -> str:
+    def save(self, directory: str | os.PathLike, files: dict[str, str] | None = None) -> str:
         """Adapter, optimiser, scheduler, step and version, written to a temp dir then renamed into place
-        (by rank 0 alone when data-parallel: every rank holds the same weights)."""
+        (by rank 0 alone when data-parallel: every rank holds the same weights). `files` (name → text) go in
+        the same directory, so a caller's state (the driver's run state) is checkpointed atomically with it."""
         target = pathlib.Path(directory)
         if self.rank != 0:
             return str(target)
@@ -320,6 +321,8 @@ class LearnerCore:
                    tmp / "trainer_state.pt")
         (tmp / "state.json").write_text(json.dumps({"step": self.step_count, "version": self.version,
                                                     "config": asdict(self.cfg)}, indent=2, default=str))
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
         old = target.with_name(f".{target.name}.old")
         if target.exists():
             shutil.rmtree(old, ignore_errors=True)

@@ -1,5 +1,7 @@
 """End to end on the session's Ray cluster with the tiny model: SFT, two short stages, checkpoints,
 MLflow, the rollout log, and a resumed run that continues at the same step with the same data."""
+import pathlib
+
 import pytest
 
 from cluster.config import load_config
@@ -7,15 +9,21 @@ from cluster.driver import train
 from cluster.rollout_log import read_records, rescore
 from verifier_pool.reward import RewardWeights
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
 
 def tiny_config(tmp_path, model_dir, run: str, *extra: str):
-    return load_config("tiny", overrides=[
+    return load_config("tiny", overrides=tiny_overrides(tmp_path, model_dir, run, *extra))
+
+
+def tiny_overrides(tmp_path, model_dir, run: str, *extra: str) -> list[str]:
+    return [
         f"model.name={model_dir}", f"run_dir={tmp_path / run}", f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         "model.lora_rank=4", "model.lora_alpha=8", "rollout.workers=2", "rollout.cpus_per_worker=0.5",
         "rollout.max_tokens=12", "verifier.size=1", "batch_size=4", "group_size=2", "eval_problems=3", "eval_samples=2",
         "checkpoint_every=1", "sft.steps=2", "sft.batch_size=4", "sft.problems=8", "learner.micro_batch_size=8",
         "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8},"
-        " {name: two, difficulty: 2, topics: {number_theory: 1}, epochs: 1, problems: 8}]", *extra])
+        " {name: two, difficulty: 2, topics: {number_theory: 1}, epochs: 1, problems: 8}]", *extra]
 
 
 def step_problems(log_path) -> dict[int, list[str]]:
@@ -209,3 +217,49 @@ def getattr_path(cfg, key: str):
     for part in key.split("."):
         cfg = getattr(cfg, part)
     return cfg
+
+
+@pytest.mark.ray
+def test_kill_9_of_the_driver_at_a_random_step_then_resume_equals_the_uninterrupted_run(
+        ray_cluster, local_cluster, tiny_model_dir, tmp_path):
+    """`kill -9` of the `rlvr train` process at a random step, then `--resume`: every step appears once in the
+    rollout log and in MLflow, with the same completions and metrics as a run that was never interrupted."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import mlflow
+
+    one_stage = ("sft.enabled=false", "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full", *one_stage), echo=lambda _: None)
+    kill_at = int(os.environ.get("RLVR_TEST_KILL_AT", 0)) or random.choice([1, 2, 3])
+    cmd = [sys.executable, "-m", "cluster.cli", "train"]
+    for assignment in tiny_overrides(tmp_path, tiny_model_dir, "killed", *one_stage):
+        cmd += ["--set", assignment]
+    env = dict(os.environ, RAY_ADDRESS=local_cluster.address, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = tmp_path / "killed/rollouts.msgpack", time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and any(r["step"] >= kill_at for r in read_records(log)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before step {kill_at}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = train(tiny_config(tmp_path, tiny_model_dir, "killed", *one_stage), resume=str(tmp_path / "killed"),
+                    echo=lambda _: None)
+    assert resumed["finished"] and resumed["steps"] == full["steps"] == 4
+    ours, theirs = step_records(log), step_records(tmp_path / "full/rollouts.msgpack")
+    assert {s: len(r) for s, r in ours.items()} == {s: len(r) for s, r in theirs.items()}, kill_at
+    for s in ours:
+        assert [r[:3] for r in ours[s]] == [r[:3] for r in theirs[s]], (s, kill_at)
+    assert ours == theirs, f"killed at step {kill_at}"
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for key in ("accuracy", "reward/total", "loss", "zero_spread_groups"):
+        ours = sorted((m.step, m.value) for m in client.get_metric_history(resumed["run_id"], key))
+        theirs = sorted((m.step, m.value) for m in client.get_metric_history(full["run_id"], key))
+        assert [s for s, _ in ours] == [1, 2, 3, 4], (key, kill_at, ours)
+        assert [v for _, v in ours] == pytest.approx([v for _, v in theirs], abs=1e-6), (key, kill_at)
