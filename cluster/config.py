@@ -127,6 +127,8 @@ class TrainConfig:
     async_steps: int = 0  # 1: sample step n+1 under adapter n-1 while the learner trains step n (one step off-policy)
     checkpoint_every: int = 20
     max_steps: int | None = None  # stop (checkpointed, resumable) after this many GRPO steps
+    canary_every: int = 20  # steps between reward-health canaries in every verifier actor (0: only at start)
+    canary_fail: str = "stop"  # stop | warn when a canary gets the wrong verdict
     grpo_minutes: float | None = None  # end each stage after its share of these GRPO minutes (time-bound: not step-exact on resume)
     eval_problems: int = 64  # held-out problems per stage, never trained on
     eval_samples: int = 0  # after SFT and the last stage, also sample this many per problem: accuracy, pass@k, maj@k
@@ -282,6 +284,10 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:
         raise ConfigError("stages: at least one stage is needed")
+    if cfg.canary_fail not in ("stop", "warn"):
+        raise ConfigError(f"canary_fail: expected stop or warn, got {cfg.canary_fail!r}")
+    if not isinstance(cfg.canary_every, int) or cfg.canary_every < 0:
+        raise ConfigError(f"canary_every: must be an integer >= 0, got {cfg.canary_every!r}")
     cur = cfg.curriculum
     if cur.mode not in ("fixed", "adaptive"):
         raise ConfigError(f"curriculum.mode: expected fixed or adaptive, got {cur.mode!r}")

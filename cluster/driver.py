@@ -404,6 +404,10 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
             echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']}); "
                  f"{dropped} rollout-log records of replayed steps dropped")
         log_path = run_dir / "rollouts.msgpack"
+        if os.environ.get("RLVR_TEST_MISJUDGE"):  # test hook: a verifier that starts misjudging
+            svc.pool.misjudge()
+        phase("canary")
+        check_canaries(cfg, svc, tracker, run.step, echo)
         sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
 
         def evaluate_all(label: str) -> None:
@@ -448,6 +452,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         rolling: collections.deque[float] = collections.deque(run.rolling, maxlen=cfg.rolling_window)
         recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
         busy = BusyClock()
+        timeout_shares: collections.deque[float] = collections.deque(maxlen=20)
         version = ray.get(svc.learner.ready.remote())["version"]
         pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
         pool, length = [], 0
@@ -468,6 +473,9 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
 
             step = run.step + 1
             window = time.perf_counter()
+            if cfg.canary_every and step % cfg.canary_every == 0:
+                phase("canary")
+                check_canaries(cfg, svc, tracker, step, echo)
             phase("rollout")
             rollout = pending.result() if pending else rollout_after(run, cfg.seed * 100_003 + step)
             pending = None
@@ -497,6 +505,13 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
 
             phase("learning")
             metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
+            health = reward_health(rollout.breakdowns, timeout_shares)
+            timeout_shares.append(health["health/timeouts"])
+            metrics.update(health)
+            if health["health/identical_rewards"] or health["health/timeout_jump"]:
+                echo(f"reward health at step {step}: " + ("every completion got the same reward; "
+                     if health["health/identical_rewards"] else "") + (f"timeouts jumped to {health['health/timeouts']:.0%}"
+                                                                       if health["health/timeout_jump"] else ""))
             if weights is not None:
                 version = metrics["version"]
                 if pending is not None:
@@ -554,6 +569,29 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         if isinstance(exc, Exception):
             raise JobFailed(phase.now, run_dir, exc) from exc
         raise
+
+
+def check_canaries(cfg: TrainConfig, svc: Services, tracker: Tracker, step: int, echo) -> None:
+    """Every verifier actor scores the known cases in its own worker; a wrong verdict is logged and printed, and
+    stops the run under `canary_fail: stop`."""
+    failures = {name: f for name, f in svc.pool.canaries().items() if f}
+    tracker.log_metrics({"health/canary_failures": float(sum(map(len, failures.values())))}, step=step)
+    if failures:
+        message = "reward-health canary failed: " + "; ".join(f"{name}: {', '.join(f)}" for name, f in failures.items())
+        echo(message)
+        if cfg.canary_fail == "stop":
+            raise RuntimeError(message)
+
+
+def reward_health(breakdowns: list, recent_timeout_shares) -> dict[str, float]:
+    """Per-step signs of a sick reward: every completion scored the same total (no signal at all), and the
+    share of `timeout` verdicts, flagged as a jump above 5 % and 3× its recent median."""
+    flat = [b for row in breakdowns for b in row]
+    timeouts = sum(b.verdict == "timeout" for b in flat) / max(len(flat), 1)
+    recent = sorted(recent_timeout_shares)
+    median = recent[len(recent) // 2] if recent else 0.0
+    return {"health/identical_rewards": float(len(flat) > 1 and len({round(b.total, 9) for b in flat}) == 1),
+            "health/timeouts": timeouts, "health/timeout_jump": float(timeouts > max(0.05, 3 * median))}
 
 
 def step_line(cfg: TrainConfig, run: RunState, pool_size: int, length: int, metrics: dict, resampled: int) -> str:

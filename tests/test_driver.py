@@ -263,3 +263,19 @@ def test_kill_9_of_the_driver_at_a_random_step_then_resume_equals_the_uninterrup
         theirs = sorted((m.step, m.value) for m in client.get_metric_history(full["run_id"], key))
         assert [s for s, _ in ours] == [1, 2, 3, 4], (key, kill_at, ours)
         assert [v for _, v in ours] == pytest.approx([v for _, v in theirs], abs=1e-6), (key, kill_at)
+
+
+@pytest.mark.ray
+def test_a_verifier_that_misjudges_its_canaries_stops_the_run(ray_cluster, tiny_model_dir, tmp_path, monkeypatch):
+    """`canary_fail: stop`: the canaries run in every verifier actor at the start; a wrong verdict stops the run
+    (FAILED, in phase `canary`) before a single step learns from it; `warn` logs it and goes on."""
+    from cluster.driver import JobFailed
+
+    monkeypatch.setenv("RLVR_TEST_MISJUDGE", "1")
+    one_stage = ("sft.enabled=false", "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
+    lines: list[str] = []
+    with pytest.raises(JobFailed, match="failed in canary: .*right: wrong \\(expected correct\\)"):
+        train(tiny_config(tmp_path, tiny_model_dir, "stop", *one_stage), echo=lines.append)
+    assert not (tmp_path / "stop/rollouts.msgpack").exists()
+    warned = train(tiny_config(tmp_path, tiny_model_dir, "warn", *one_stage, "canary_fail=warn"), echo=lines.append)
+    assert warned["finished"] and any(line.startswith("reward-health canary failed") for line in lines)

@@ -214,3 +214,22 @@ def test_a_chunk_that_always_hangs_is_scored_timeout(ray_cluster):
         assert [b.verdict for b in out] in (["timeout"] * 4, mixed_requests(4)[1])
     finally:
         p.shutdown()
+
+
+def test_the_canaries_hold_for_the_verifier_in_this_process():
+    from verifier_pool.canary import CANARIES, canary_failures
+
+    rows = score_chunk([ScoreRequest(c.name, c.completion, c.question, c.gold) for c in CANARIES], timeout=2.0)
+    assert canary_failures([r["verdict"] for r in rows]) == []
+    swapped = ["wrong", "wrong", "correct"] + [r["verdict"] for r in rows[3:]]
+    assert [f.split(":")[0] for f in canary_failures(swapped)] == ["right", "equal_value", "wrong"]
+
+
+@pytest.mark.ray
+def test_every_actor_scores_the_canaries_in_its_own_worker_and_a_misjudging_one_is_named(pool):
+    assert pool.canaries() == {name: [] for name in pool.actor_names()}
+    pool.misjudge()
+    report = pool.canaries()
+    assert set(report) == set(pool.actor_names())
+    assert all([f.split(":")[0] for f in failures] == ["right", "equal_value", "wrong"] for failures in report.values())
+    pool.misjudge(False)

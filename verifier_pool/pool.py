@@ -70,6 +70,17 @@ class VerifierActor:
         self._metrics = _actor_metrics(name)
         self._hang_seconds = 0.0
 
+    def misjudge(self, on: bool = True) -> None:
+        """Test hook: from now on swap the `correct` and `wrong` verdicts this actor returns (a broken verifier)."""
+        self._misjudge = on
+
+    def canaries(self, timeout: float) -> list[str]:
+        """The verdicts this actor gives the known cases of `canary.CANARIES`, scored here like any chunk."""
+        from verifier_pool.canary import CANARIES
+
+        rows = self.score([ScoreRequest(c.name, c.completion, c.question, c.gold) for c in CANARIES], timeout)
+        return [row["verdict"] for row in rows]
+
     def hang_next_chunk(self, seconds: float) -> None:
         """Test hook: the next `score` call sleeps this long first (a wedged actor)."""
         self._hang_seconds = seconds
@@ -80,6 +91,9 @@ class VerifierActor:
             seconds, self._hang_seconds = self._hang_seconds, 0.0
             time.sleep(seconds)
         out = score_chunk(requests, timeout)
+        if getattr(self, "_misjudge", False):
+            swap = {"correct": "wrong", "wrong": "correct"}
+            out = [{**row, "verdict": swap.get(row["verdict"], row["verdict"])} for row in out]
         self.scored += len(out)
         self.seconds += time.perf_counter() - start
         timeouts = sum(row["verdict"] == "timeout" for row in out)
@@ -386,6 +400,29 @@ class VerifierPool:
         out["sandbox_restarts"] = sum(s["sandbox_restarts"] for s in per_actor)
         out["per_actor"] = per_actor
         return out
+
+    def canaries(self, timeout: float = 60.0) -> dict[str, list[str]]:
+        """Every ready actor scores the canaries in its own worker: actor name → failures (empty: healthy). An
+        actor that cannot answer in `timeout` seconds is reported as such."""
+        import ray
+
+        from verifier_pool.canary import canary_failures
+
+        members = self._ready_members()
+        refs = [m.handle.canaries.remote(self.timeout) for m in members]
+        out = {}
+        for member, ref in zip(members, refs):
+            try:
+                out[member.name] = canary_failures(ray.get(ref, timeout=timeout))
+            except Exception as exc:  # noqa: BLE001 - a dead or wedged actor is a failed canary, not a crash
+                out[member.name] = [f"no answer: {type(exc).__name__}"]
+        return out
+
+    def misjudge(self, on: bool = True) -> None:
+        """Test hook: every actor swaps `correct` and `wrong` from now on."""
+        import ray
+
+        ray.get([m.handle.misjudge.remote(on) for m in self._ready_members()])
 
     def shutdown(self) -> None:
         """Stop the monitor and kill every actor."""
