@@ -24,9 +24,21 @@ class RolloutWorker:
         self.engine = make_engine(engine, **engine_kwargs)
         self._generate_lock = threading.Lock()
         self.last_tokens_per_s = 0.0
+        self._hang_seconds, self._hang_calls = 0.0, 0
+
+    def hang_next_generate(self, seconds: float, calls: int = 1) -> None:
+        """Test hook: the next `calls` `generate` calls sleep this long first."""
+        self._hang_seconds, self._hang_calls = seconds, calls
+
+    def stacks(self) -> str:
+        """Every thread's Python stack in this worker (answered while a `generate` call runs: the actor is threaded)."""
+        return thread_stacks()
 
     def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,
                  problem_ids: list[str] | None = None) -> list[list[Completion]]:
+        if self._hang_calls:  # test hook: a wedged engine
+            self._hang_calls -= 1
+            time.sleep(self._hang_seconds)
         with self._generate_lock:
             start = time.perf_counter()
             out = self.engine.generate(prompts, n, sampling, problem_ids)
@@ -57,37 +69,100 @@ class RolloutWorker:
 
 
 def create_rollout_workers(count: int, *, engine: str = "hf", num_gpus: float = 0.0, num_cpus: float = 1.0,
-                           name_prefix: str = "rollout", torch_threads: int = 0, **engine_kwargs: Any) -> list:
-    """`count` named Ray actors `rollout-0..count-1`, each with a fractional or whole GPU share."""
+                           name_prefix: str = "rollout", torch_threads: int = 0, first_index: int = 0,
+                           **engine_kwargs: Any) -> list:
+    """`count` named Ray actors `rollout-<first_index>...`, each with a fractional or whole GPU share."""
     import ray
 
     cls = ray.remote(RolloutWorker)
-    return [cls.options(name=f"{name_prefix}-{i}", num_gpus=num_gpus, num_cpus=num_cpus, max_concurrency=4)
-            .remote(engine, torch_threads, **engine_kwargs) for i in range(count)]
+    workers = []
+    for i in range(first_index, first_index + count):
+        handle = cls.options(name=f"{name_prefix}-{i}", num_gpus=num_gpus, num_cpus=num_cpus,
+                             max_concurrency=4).remote(engine, torch_threads, **engine_kwargs)
+        handle._rlvr_name = f"{name_prefix}-{i}"
+        workers.append(handle)
+    return workers
+
+
+class RolloutStalled(RuntimeError):
+    """A chunk of prompts made no progress within its deadline twice, or no worker is left alive."""
+
+
+def thread_stacks() -> str:
+    """Every thread's Python stack in this process, innermost call last."""
+    import sys
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "\n".join(f"--- thread {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame))
+                     for ident, frame in sys._current_frames().items())
 
 
 def generate_across(workers: list, prompts: list[str], n: int, sampling: SamplingConfig,
-                    problem_ids: list[str] | None = None, *, chunk_prompts: int = 0) -> list[list[Completion]]:
+                    problem_ids: list[str] | None = None, *, chunk_prompts: int = 0,
+                    stall_seconds: float | None = None, report=print) -> list[list[Completion]]:
     """Sample `n` per prompt on the workers, keeping prompt order. Prompts go out in chunks of `chunk_prompts`
     (default: a worker's share split in two) to whichever worker is free, so a slow worker does not hold the
-    step. Chunk k is sampled with seed `sampling.seed + k`, whichever worker takes it."""
+    step. Chunk k is sampled with seed `sampling.seed + k`, whichever worker takes it, so a chunk sampled again
+    gives the same completions.
+
+    Faults: a chunk whose worker has not answered within `stall_seconds` is reported (worker name and its
+    Python stacks through `report`), that worker is set aside for the rest of the call and the chunk goes to
+    another one; a chunk that stalls twice raises `RolloutStalled`. A worker that dies mid-call loses its chunk
+    to the next free worker. `workers` is left holding the live ones."""
     import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
 
     problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
     size = chunk_prompts or max(1, -(-len(prompts) // (2 * max(1, len(workers)))))
     queue = collections.deque(enumerate(range(0, len(prompts), size)))
-    idle, running, parts = list(workers), {}, {}
+    idle, running, parts, stalls = list(workers), {}, {}, collections.Counter()
     while queue or running:
         while queue and idle:
             worker = idle.pop()
             k, i = queue.popleft()
             chunk_sampling = sampling if sampling.seed is None else dataclasses.replace(sampling, seed=sampling.seed + k)
-            running[worker.generate.remote(prompts[i : i + size], n, chunk_sampling, problem_ids[i : i + size])] = (k, worker)
-        done, _ = ray.wait(list(running), num_returns=1)
-        k, worker = running.pop(done[0])
-        parts[k] = ray.get(done[0])
+            ref = worker.generate.remote(prompts[i : i + size], n, chunk_sampling, problem_ids[i : i + size])
+            running[ref] = (k, i, worker, time.monotonic())
+        if not running:
+            raise RolloutStalled(f"no rollout worker left alive for {len(queue)} chunks of prompts")
+        oldest = min(started for *_, started in running.values())
+        wait = None if stall_seconds is None else max(0.0, oldest + stall_seconds - time.monotonic())
+        done, _ = ray.wait(list(running), num_returns=1, timeout=wait)
+        if not done:
+            ref = min(running, key=lambda r: running[r][3])
+            k, i, worker, _ = running.pop(ref)
+            stalls[k] += 1
+            try:
+                stack = ray.get(worker.stacks.remote(), timeout=10)
+            except (GetTimeoutError, RayActorError) as exc:
+                stack = f"(no stacks: {type(exc).__name__})"
+            report(f"rollout stalled: {_name(worker)} gave no answer for chunk {k} in {stall_seconds:.0f}s; "
+                   f"its stacks:\n{stack}")
+            ray.cancel(ref, force=False)
+            if stalls[k] > 1:
+                raise RolloutStalled(f"chunk {k} of prompts stalled twice (last on {_name(worker)})")
+            queue.appendleft((k, i))
+            if worker in workers and len(workers) > 1:
+                workers.remove(worker)  # set aside; the caller decides whether to replace it
+            else:
+                idle.append(worker)
+            continue
+        k, i, worker, _ = running.pop(done[0])
+        try:
+            parts[k] = ray.get(done[0])
+        except RayActorError:
+            report(f"rollout worker {_name(worker)} died; its chunk {k} goes to another worker")
+            if worker in workers:
+                workers.remove(worker)
+            queue.appendleft((k, i))
+            continue
         idle.append(worker)
     return [row for k in sorted(parts) for row in parts[k]]
+
+
+def _name(worker) -> str:
+    return getattr(worker, "_rlvr_name", "a rollout worker")
 
 
 def merge_adapter_everywhere(workers: list, weights: Any) -> list[int]:

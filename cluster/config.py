@@ -102,6 +102,16 @@ class CurriculumConfig:
 
 
 @dataclass
+class WatchdogConfig:
+    """Stall detection: a phase silent past max(floor, factor × its recent median) is reported and retried once
+    (rollout) or stopped (learning); a phase's first run gets `first_seconds`."""
+
+    factor: float = 5.0
+    floor_seconds: float = 60.0
+    first_seconds: float = 900.0
+
+
+@dataclass
 class StageConfig:
     name: str = "easy"
     difficulty: int = 1
@@ -140,6 +150,7 @@ class TrainConfig:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     stages: list[StageConfig] = field(default_factory=default_stages)
     reward: dict = field(default_factory=dict)  # RewardWeights overrides
     tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else sqlite under ./mlruns
@@ -189,7 +200,8 @@ def _coerce(value, hint, path: str):
 
 _SECTIONS = {(TrainConfig, "model"): ModelConfig, (TrainConfig, "rollout"): RolloutConfig,
              (TrainConfig, "learner"): LearnerSection, (TrainConfig, "verifier"): VerifierConfig,
-             (TrainConfig, "sft"): SFTConfig, (TrainConfig, "curriculum"): CurriculumConfig}
+             (TrainConfig, "sft"): SFTConfig, (TrainConfig, "curriculum"): CurriculumConfig,
+             (TrainConfig, "watchdog"): WatchdogConfig}
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -284,6 +296,8 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:
         raise ConfigError("stages: at least one stage is needed")
+    if min(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds) <= 0:
+        raise ConfigError("watchdog: factor, floor_seconds and first_seconds must be positive")
     if cfg.canary_fail not in ("stop", "warn"):
         raise ConfigError(f"canary_fail: expected stop or warn, got {cfg.canary_fail!r}")
     if not isinstance(cfg.canary_every, int) or cfg.canary_every < 0:

@@ -30,6 +30,7 @@ from cluster.rollout_log import append_records, truncate_after
 from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool,
                               step_problems)
 from cluster.tracking import Tracker
+from cluster.watchdog import PhaseStalled, Watchdog
 from learner.grpo import SPREAD_TOL
 from learner.learner import LearnerConfig, TrainBatch, create_learner
 from learner.policy import PolicyConfig
@@ -109,6 +110,8 @@ class Services:
     workers: list = field(default_factory=list)
     pool: VerifierPool | None = None
     tokenizer: object = None
+    retired: list = field(default_factory=list)  # every worker ever in `workers` (to kill those set aside)
+    spawned: int = 0  # rollout workers created so far (names rollout-0, rollout-1, ...)
 
 
 def release(svc: Services) -> None:
@@ -118,11 +121,12 @@ def release(svc: Services) -> None:
 
     if svc.pool is not None:
         svc.pool.shutdown()
+    everyone = list(dict.fromkeys(svc.retired + svc.workers))
     try:
-        ray.get([w.close.remote() for w in svc.workers], timeout=30)
+        ray.get([w.close.remote() for w in everyone], timeout=30)
     except Exception:  # noqa: BLE001 - a dead or wedged worker has nothing left to delete from this side
         pass
-    for actor in svc.workers + ([svc.learner] if svc.learner is not None else []):
+    for actor in everyone + ([svc.learner] if svc.learner is not None else []):
         try:
             actor.kill() if hasattr(actor, "kill") else ray.kill(actor, no_restart=True)
         except Exception:  # noqa: BLE001
@@ -177,14 +181,7 @@ def start_services(cfg: TrainConfig, model_path: str, svc: Services) -> Services
         tis_cap=cfg.learner.tis_cap if cfg.learner.tis != "off" else 0.0,
         torch_threads=cfg.learner.torch_threads)
     learner = svc.learner = create_learner(learner_cfg, num_gpus=cfg.learner.gpus, world_size=cfg.learner.world_size)
-    engine_kwargs = {"model": model_path}
-    if cfg.rollout.engine == "vllm":
-        engine_kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
-                             max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)
-    workers = svc.workers = create_rollout_workers(cfg.rollout.workers, engine=cfg.rollout.engine,
-                                     num_gpus=cfg.rollout.gpus_per_worker, num_cpus=cfg.rollout.cpus_per_worker,
-                                     torch_threads=cfg.rollout.torch_threads,
-                                     **engine_kwargs)
+    workers = svc.workers = new_rollout_workers(cfg, model_path, cfg.rollout.workers, svc)
     ray.get([learner.ready.remote()] + [w.adapter_version.remote() for w in workers])
     held_here = max(1, cfg.learner.world_size) + cfg.rollout.workers * cfg.rollout.cpus_per_worker  # learner + rollout, on this node or not
     svc.pool = VerifierPool(cfg.verifier.size, timeout=cfg.verifier.timeout, chunk_size=cfg.verifier.chunk_size,
@@ -223,7 +220,8 @@ def has_spread(breakdowns: list) -> bool:
     return max(correct) - min(correct) > SPREAD_TOL
 
 
-def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int, replace=None) -> Rollout:
+def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed: int, replace=None,
+                  stall_seconds: float | None = None, report=print) -> Rollout:
     """Sample G per problem with whatever adapter the workers hold and score them. With a resample budget
     (DAPO's dynamic sampling), groups whose correctness has no spread are replaced by fresh problems from
     `replace(n, round, taken)` until the batch has `batch_size` groups with spread or the budget of extra problems
@@ -235,7 +233,8 @@ def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed
     timings: dict = {}
     rows, breakdowns = sample_and_score(svc.workers, svc.pool, problems, cfg.group_size, sampling, cfg.prompt,
                                         cfg.reward, timings, policy=cfg.verifier.answer_policy,
-                                        chunk_prompts=cfg.rollout.dispatch_prompts)
+                                        chunk_prompts=cfg.rollout.dispatch_prompts, stall_seconds=stall_seconds,
+                                        report=report)
     problems, extra, round_ = list(problems), 0, 0
     budget, full = (cfg.curriculum.resample_budget if replace is not None else 0), min(len(problems), cfg.batch_size)
     while extra < budget:
@@ -247,7 +246,8 @@ def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed
         sampling = dataclasses.replace(sampling, seed=seed + 7919 * (round_ + 1))
         fresh_rows, fresh_breakdowns = sample_and_score(svc.workers, svc.pool, fresh, cfg.group_size, sampling,
                                                         cfg.prompt, cfg.reward, more, policy=cfg.verifier.answer_policy,
-                                                        chunk_prompts=cfg.rollout.dispatch_prompts)
+                                                        chunk_prompts=cfg.rollout.dispatch_prompts,
+                                                        stall_seconds=stall_seconds, report=report)
         problems, rows, breakdowns = problems + fresh, rows + fresh_rows, breakdowns + fresh_breakdowns
         timings["rollout_span"] = (timings["rollout_span"][0], more["rollout_span"][1])
         for key in ("rollout_seconds", "score_seconds"):
@@ -258,7 +258,8 @@ def rollout_phase(cfg: TrainConfig, svc: Services, problems: list[Problem], seed
     return Rollout(problems, rows, breakdowns, timings, [i in chosen for i in range(len(problems))], extra)
 
 
-def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_version: int, busy: "BusyClock") -> tuple[dict, list[dict], object]:
+def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_version: int, busy: "BusyClock",
+                deadline: float | None = None) -> tuple[dict, list[dict], object]:
     """The learner step on a scored rollout's trained groups. Returns the step's metrics, its rollout-log
     records (every sampled group, `trained` marking the learner's) and an ObjectRef to the new adapter (None
     when no group was kept); pushing it to the workers is the caller's move."""
@@ -286,7 +287,7 @@ def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_versi
                            correct=[float(b.verdict == "correct") for _, b in flat], shaping=[b.shaping for _, b in flat],
                            sampler_logprobs=[c.logprobs for c, _ in flat] if uses_sampler_logprobs(cfg) else None)
         busy.begin("learn")
-        learn = ray.get(svc.learner.step.remote(batch))
+        learn = await_learner(svc, svc.learner.step.remote(batch), deadline)
         busy.end("learn")
         metrics["learn_seconds"] = learn["learn_seconds"]
         metrics.update({k: learn[k] for k in ("loss", "kl", "clip_fraction", "grad_norm", "lr", "version",
@@ -300,6 +301,21 @@ def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_versi
                for p, row, brow, trained in zip(rollout.problems, rollout.rows, rollout.breakdowns, rollout.trained)
                for c, b in zip(row, brow)]
     return metrics, records, weights
+
+
+def await_learner(svc: Services, ref, deadline: float | None):
+    """The learner's answer, or `PhaseStalled` with its Python stacks when it gives none within `deadline`."""
+    import ray
+    from ray.exceptions import GetTimeoutError
+
+    try:
+        return ray.get(ref, timeout=deadline)
+    except GetTimeoutError:
+        try:
+            stacks = ray.get(svc.learner.stacks.options(concurrency_group="inspect").remote(), timeout=10)
+        except Exception as exc:  # noqa: BLE001 - a learner group or a dead actor: report without stacks
+            stacks = f"(no stacks: {type(exc).__name__})"
+        raise PhaseStalled(f"the learner gave no answer in {deadline:.0f}s; its stacks:\n{stacks}") from None
 
 
 class BusyClock:
@@ -452,6 +468,11 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         rolling: collections.deque[float] = collections.deque(run.rolling, maxlen=cfg.rolling_window)
         recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
         busy = BusyClock()
+        watchdog = Watchdog(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds)
+        if os.environ.get("RLVR_TEST_HANG_IN"):  # test hook: "rollout:SECONDS" or "learning:SECONDS"
+            where, seconds = os.environ["RLVR_TEST_HANG_IN"].split(":")
+            target = svc.workers[0].hang_next_generate if where == "rollout" else svc.learner.hang_next_step
+            ray.get(target.remote(float(seconds)))
         timeout_shares: collections.deque[float] = collections.deque(maxlen=20)
         version = ray.get(svc.learner.ready.remote())["version"]
         pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
@@ -469,7 +490,8 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
                 """The rollout of the step after `state` (its problems and any replacements fixed by `state`)."""
                 state = dataclasses.replace(state)
                 return rollout_phase(cfg, svc, step_problems(cfg, state, pool, exclude), seed,
-                                     lambda n, r, taken: replacement_problems(cfg, state, pool, exclude, n, r, taken))
+                                     lambda n, r, taken: replacement_problems(cfg, state, pool, exclude, n, r, taken),
+                                     stall_seconds=watchdog.deadline("rollout"), report=echo)
 
             step = run.step + 1
             window = time.perf_counter()
@@ -479,6 +501,8 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
             phase("rollout")
             rollout = pending.result() if pending else rollout_after(run, cfg.seed * 100_003 + step)
             pending = None
+            watchdog.record("rollout", rollout.timings["rollout_seconds"])
+            restore_workers(cfg, svc, model_path, echo)
             busy.add(rollout.timings["rollout_span"])
             push_seconds = 0.0
             if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
@@ -504,7 +528,9 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
                 pending = prefetch.submit(rollout_after, done, cfg.seed * 100_003 + step + 1)
 
             phase("learning")
-            metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy)
+            metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy, watchdog.deadline("learning"))
+            if "learn_seconds" in metrics:
+                watchdog.record("learning", metrics["learn_seconds"])
             health = reward_health(rollout.breakdowns, timeout_shares)
             timeout_shares.append(health["health/timeouts"])
             metrics.update(health)
@@ -569,6 +595,43 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         if isinstance(exc, Exception):
             raise JobFailed(phase.now, run_dir, exc) from exc
         raise
+
+
+def new_rollout_workers(cfg: TrainConfig, model_path: str, count: int, svc: Services) -> list:
+    """`count` more rollout workers (named on from `svc.spawned`), remembered in `svc.retired` for release."""
+    kwargs = {"model": model_path}
+    if cfg.rollout.engine == "vllm":
+        kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
+                      max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)
+    workers = create_rollout_workers(count, engine=cfg.rollout.engine, num_gpus=cfg.rollout.gpus_per_worker,
+                                     num_cpus=cfg.rollout.cpus_per_worker, torch_threads=cfg.rollout.torch_threads,
+                                     first_index=svc.spawned, **kwargs)
+    svc.spawned += count
+    svc.retired.extend(workers)
+    return workers
+
+
+def restore_workers(cfg: TrainConfig, svc: Services, model_path: str, echo) -> None:
+    """Replace rollout workers that died or were set aside as stalled (`generate_across` drops them from
+    `svc.workers`): the stalled ones are killed, new ones get the merged SFT weights and the learner's adapter."""
+    import ray
+
+    missing = cfg.rollout.workers - len(svc.workers)
+    if missing <= 0:
+        return
+    for actor in svc.retired:
+        if actor not in svc.workers:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+    svc.retired = list(svc.workers)
+    fresh = new_rollout_workers(cfg, model_path, missing, svc)
+    for merged in ray.get(svc.learner.merged_adapters.remote()):
+        merge_adapter_everywhere(fresh, merged)
+    push_adapter(fresh, ray.get(svc.learner.export_adapter.remote()))
+    svc.workers.extend(fresh)
+    echo(f"replaced {missing} rollout worker(s): {', '.join(w._rlvr_name for w in fresh)}")
 
 
 def check_canaries(cfg: TrainConfig, svc: Services, tracker: Tracker, step: int, echo) -> None:

@@ -73,13 +73,14 @@ def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) 
 
 def sample_and_score(workers: list, pool: VerifierPool, problems: list[Problem], k: int, sampling: SamplingConfig,
                      template: str = PROMPT, weights: dict | None = None, timings: dict | None = None,
-                     policy: str = "strict", chunk_prompts: int = 0):
+                     policy: str = "strict", chunk_prompts: int = 0, stall_seconds: float | None = None,
+                     report=print):
     """k completions per problem and their breakdowns, both laid out problem by problem, judged under the
     answer `policy`; seconds spent sampling and scoring (and the sampling's perf_counter span) go into `timings`."""
     timings = {} if timings is None else timings
     start = time.perf_counter()
     rows = generate_across(workers, [prompt_for(p, template) for p in problems], k, sampling, [p.id for p in problems],
-                           chunk_prompts=chunk_prompts)
+                           chunk_prompts=chunk_prompts, stall_seconds=stall_seconds, report=report)
     timings["rollout_span"] = (start, time.perf_counter())
     timings["rollout_seconds"] = timings["rollout_span"][1] - start
     requests = [ScoreRequest(f"{p.id}/{j}", c.text, p.question, p.answer, weights or {}, policy, p.form)

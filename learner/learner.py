@@ -207,6 +207,20 @@ class LearnerCore:
                     return packed_logprobs(self.model, micro, chunk_rows=self.cfg.chunk_rows).float()
             return packed_logprobs(self.model, micro, chunk_rows=self.cfg.chunk_rows).float()
 
+    def hang_next_step(self, seconds: float) -> None:
+        """Test hook: the next `step` sleeps this long first (a wedged learner)."""
+        self._hang_seconds = seconds
+
+    def stacks(self) -> str:
+        """Every thread's Python stack in this actor (call it in the `inspect` concurrency group while a step runs)."""
+        import sys
+        import threading
+        import traceback
+
+        names = {t.ident: t.name for t in threading.enumerate()}
+        return "\n".join(f"--- thread {names.get(i, i)}\n" + "".join(traceback.format_stack(f))
+                         for i, f in sys._current_frames().items())
+
     def step(self, batch: TrainBatch) -> dict[str, float]:
         """One GRPO step on a batch (this rank's share of it when data-parallel): `epochs` optimiser updates.
 
@@ -216,6 +230,9 @@ class LearnerCore:
         when the batch carries them, the clipped loss. Gradients accumulate in fp32 and are summed over ranks,
         the loss is normalised by the whole batch's tokens, so N ranks make the same update as one.
         Returns loss, KL, clip fraction, grad norm, sampler mismatch, tokens/s and the new adapter version."""
+        if getattr(self, "_hang_seconds", 0.0):
+            seconds, self._hang_seconds = self._hang_seconds, 0.0
+            time.sleep(seconds)
         cfg, start = self.cfg, time.perf_counter()
         self.model.train()
         rewards = torch.tensor(batch.rewards, dtype=torch.float32)
@@ -377,4 +394,5 @@ def create_learner(cfg: LearnerConfig, *, num_gpus: float = 0.0, world_size: int
         from learner.group import LearnerGroup
 
         return LearnerGroup(cfg, world, gpus_each=num_gpus / world if num_gpus else 0.0, name=name)
-    return ray.remote(LearnerCore).options(name=name, num_gpus=num_gpus, num_cpus=1).remote(cfg)
+    core = ray.remote(concurrency_groups={"inspect": 1})(LearnerCore)
+    return core.options(name=name, num_gpus=num_gpus, num_cpus=1).remote(cfg)

@@ -105,3 +105,41 @@ def test_rollout_workers_split_a_batch_and_swap_versions_mid_call(ray_cluster, t
     assert stats["tokens_generated"] > 0 and stats["last_tokens_per_s"] > 0
     for w in workers:
         ray_cluster.kill(w)
+
+
+@pytest.mark.ray
+def test_a_stalled_worker_is_reported_with_its_stack_and_its_chunk_resampled_elsewhere(ray_cluster, tiny_model_dir):
+    """A worker that stops answering: named with its Python stack, set aside, its chunk sampled by another
+    worker with the chunk's own seed, so the result equals the unstalled one; a killed worker loses its chunk
+    to the next one; a chunk stalling twice (one worker left) raises."""
+    from actors.worker import RolloutStalled
+
+    workers = create_rollout_workers(2, engine="hf", model=tiny_model_dir, max_batch_size=32, name_prefix="rollout-s")
+    sampling = SamplingConfig(temperature=1.0, max_tokens=8, seed=5)
+    prompts = PROMPTS * 4
+    clean = generate_across(list(workers), prompts, 2, sampling)
+    ray_cluster.get(workers[0].hang_next_generate.remote(30))
+    reports: list[str] = []
+    live = list(workers)
+    stalled = generate_across(live, prompts, 2, sampling, stall_seconds=3, report=reports.append)
+    assert [c.token_ids for row in stalled for c in row] == [c.token_ids for row in clean for c in row]
+    assert live == [workers[1]] and len(reports) == 1
+    assert reports[0].startswith("rollout stalled: rollout-s-0") and "hang" not in reports[0].split("stacks:")[0]
+    assert "time.sleep" in reports[0] or "in generate" in reports[0]
+
+    ray_cluster.kill(workers[0])
+    spare = create_rollout_workers(1, engine="hf", model=tiny_model_dir, max_batch_size=32, name_prefix="rollout-s",
+                                   first_index=2)
+    live = [workers[1], spare[0]]
+    running = workers[1].generate.remote(prompts, 2, sampling)  # keep worker 1 busy, then kill it mid-call
+    ray_cluster.kill(workers[1])
+    reports.clear()
+    survived = generate_across(live, prompts, 2, sampling, report=reports.append)
+    assert [c.token_ids for row in survived for c in row] == [c.token_ids for row in clean for c in row]
+    assert live == spare and any("died" in r for r in reports)
+    del running
+
+    ray_cluster.get(spare[0].hang_next_generate.remote(30, 2))
+    with pytest.raises(RolloutStalled, match="stalled twice"):
+        generate_across(live, prompts[:2], 2, sampling, stall_seconds=2, chunk_prompts=2, report=reports.append)
+    ray_cluster.kill(spare[0])

@@ -192,6 +192,11 @@ def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_clu
         names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))
         return names, ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
 
+    import time
+
+    deadline = time.time() + 30  # actors killed by earlier tests take a moment to give their CPUs back
+    while alive()[1] > 0 and time.time() < deadline:
+        time.sleep(0.5)
     before = alive()
     monkeypatch.setenv("RLVR_TEST_FAIL_IN", phase)
     cfg = tiny_config(tmp_path, tiny_model_dir, "failed", "sft.enabled=false")
@@ -205,8 +210,6 @@ def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_clu
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("sympy-rlvr").experiment_id])[0]
     assert run.info.status == "FAILED" and "test hook" in run.data.tags["error"]
-    import time
-
     deadline = time.time() + 30
     while alive() != before and time.time() < deadline:
         time.sleep(0.5)
@@ -279,3 +282,36 @@ def test_a_verifier_that_misjudges_its_canaries_stops_the_run(ray_cluster, tiny_
     assert not (tmp_path / "stop/rollouts.msgpack").exists()
     warned = train(tiny_config(tmp_path, tiny_model_dir, "warn", *one_stage, "canary_fail=warn"), echo=lines.append)
     assert warned["finished"] and any(line.startswith("reward-health canary failed") for line in lines)
+
+
+@pytest.mark.ray
+def test_a_wedged_learner_stops_the_run_with_its_stack(ray_cluster, tiny_model_dir, tmp_path, monkeypatch):
+    """Stall detection, learning: a learner silent past its deadline stops the run with a report naming it
+    and showing where it is stuck."""
+    from cluster.driver import JobFailed
+
+    monkeypatch.setenv("RLVR_TEST_HANG_IN", "learning:60")
+    one_stage = ("sft.enabled=false", "watchdog.first_seconds=4",
+                 "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
+    with pytest.raises(JobFailed, match="failed in learning: PhaseStalled: the learner gave no answer in 4s") as err:
+        train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lambda _: None)
+    assert "in step" in str(err.value) and "time.sleep" in str(err.value)
+
+
+@pytest.mark.ray
+def test_a_wedged_rollout_worker_is_reported_replaced_and_the_step_goes_on(ray_cluster, tiny_model_dir, tmp_path,
+                                                                        monkeypatch):
+    """Stall detection, rollout: the wedged worker is named with its stack, its chunk is sampled again by the
+    other worker (same seed, so the same completions as a run without the stall) and a new worker takes its
+    place with the current weights."""
+    one_stage = ("sft.enabled=false", "watchdog.first_seconds=6",
+                 "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 4}]")
+    calm = train(tiny_config(tmp_path, tiny_model_dir, "calm", *one_stage), echo=lambda _: None)
+    monkeypatch.setenv("RLVR_TEST_HANG_IN", "rollout:40")
+    lines: list[str] = []
+    wedged = train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lines.append)
+    assert wedged["finished"] and wedged["steps"] == calm["steps"] == 2
+    assert any(line.startswith("rollout stalled: rollout-") and "stacks:" in line for line in lines)
+    assert any(line.startswith("replaced 1 rollout worker(s): rollout-2") for line in lines)
+    assert step_records(tmp_path / "wedged/rollouts.msgpack") == step_records(tmp_path / "calm/rollouts.msgpack")
+    assert wedged["worker_versions"] == [wedged["learner_version"]] * 2
