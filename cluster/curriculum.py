@@ -59,15 +59,12 @@ class Curriculum:
 
 
 def start_stage(mix: dict[str, float], low: float, high: float, previous: Curriculum | None = None) -> Curriculum:
-    """The controller for a stage over difficulties [low, high]: a topic carried over from the last stage
-    keeps its difficulty and pass rate (clipped into the new range); a new topic starts at `low`."""
-    topics = {}
-    for topic, weight in mix.items():
-        if weight <= 0:
-            continue
-        old = previous.topics.get(topic) if previous else None
-        topics[topic] = (TopicState(min(max(old.d, low), high), old.pass_rate, old.completions) if old
-                         else TopicState(low))
+    """The controller for a stage over difficulties [low, high]: every topic starts at the stage's own level
+    (`high`) with no pass-rate estimate, and eases down from there while the model passes less than the target.
+    Starting at the top rather than where the last stage ended matters when a topic's levels are not ordered
+    by the model's pass rate (the tiny model passes short chains of small numbers, level 3, more often than one
+    operation on numbers up to 99, level 2). Half-solved parents carry over."""
+    topics = {t: TopicState(high) for t, weight in mix.items() if weight > 0}
     return Curriculum(topics, low, high, 0, list(previous.frontier) if previous else [])
 
 
