@@ -21,7 +21,8 @@ def tiny_overrides(tmp_path, model_dir, run: str, *extra: str) -> list[str]:
         f"model.name={model_dir}", f"run_dir={tmp_path / run}", f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         "model.lora_rank=4", "model.lora_alpha=8", "rollout.workers=2", "rollout.cpus_per_worker=0.5",
         "rollout.max_tokens=12", "verifier.size=1", "batch_size=4", "group_size=2", "eval_problems=3", "eval_samples=2",
-        "checkpoint_every=1", "sft.steps=2", "sft.batch_size=4", "sft.problems=8", "learner.micro_batch_size=8",
+        "checkpoint_every=1", "curriculum.mode=fixed", "curriculum.resample_budget=0", "sft.steps=2",
+        "sft.batch_size=4", "sft.problems=8", "learner.micro_batch_size=8",
         "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8},"
         " {name: two, difficulty: 2, topics: {number_theory: 1}, epochs: 1, problems: 8}]", *extra]
 
