@@ -1,6 +1,7 @@
 """Closed-loop (adaptive) vs open-loop (fixed) curriculum on the embedded default, same minutes, several seeds.
 
     python bench/curriculum.py [--seeds 0 1 2] [--minutes 2.4] [--out bench/results] [--readme README.md]
+    python bench/curriculum.py --arms adaptive raft --name raft     # GRPO vs RAFT, same curriculum and minutes
 
 Each (arm, seed) runs `rlvr train --preset tiny --set seed=S` in its own process with the same GRPO wall budget
 (`grpo_minutes`, split evenly over the stages; evaluation not counted), so the arms buy the same minutes of
@@ -8,12 +9,13 @@ sampling and learning:
 
 - fixed: the preset's stages over their own generated problems (`curriculum.mode=fixed`);
 - adaptive: difficulty steered per topic to a 0.5 pass rate, promotion, siblings of half-solved problems and
-  dynamic sampling (`curriculum.mode=adaptive`, `curriculum.resample_budget=BATCH/2`).
+  dynamic sampling (`curriculum.mode=adaptive`, `curriculum.resample_budget=BATCH/2`);
+- raft: the adaptive arm with `algo=raft` (fine-tuning on verified completions instead of GRPO updates).
 
 Reported per run: the share of trained groups whose correctness had no spread (and of all sampled groups),
 the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), steps and minutes.
-Writes `curriculum.json`, `curriculum.md`, a plot `curriculum.png` of the adaptive arm's difficulty over
-steps, and replaces the README's table between the `curriculum` markers. The tiny model is built and
+Writes `NAME.json`, `NAME.md` (NAME: `--name`, default `curriculum`), a plot `NAME.png` of the adaptive arm's
+difficulty over steps, and replaces the README's table between the `NAME` markers. The tiny model is built and
 pretrained once into a fresh cache directory shared by all runs.
 """
 from __future__ import annotations
@@ -46,13 +48,13 @@ def _tiny_default():
 
 run_seed = _tiny_default().run_seed
 
-START, END = "<!-- curriculum:start -->", "<!-- curriculum:end -->"
 
 
 def arms(batch_size: int, minutes: float) -> dict[str, tuple[str, ...]]:
     budget = (f"grpo_minutes={minutes}",)
-    return {"fixed": budget + ("curriculum.mode=fixed", "curriculum.resample_budget=0"),
-            "adaptive": budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={batch_size // 2}")}
+    adaptive = budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={batch_size // 2}")
+    return {"fixed": budget + ("curriculum.mode=fixed", "curriculum.resample_budget=0"), "adaptive": adaptive,
+            "raft": adaptive + ("algo=raft",)}
 
 
 def row(arm: str, result: dict, stages: list[str]) -> dict:
@@ -65,7 +67,7 @@ def row(arm: str, result: dict, stages: list[str]) -> dict:
             "final": {s: result["evals"][-1][s] for s in stages}, "sft": {s: result["evals"][0][s] for s in stages}}
 
 
-def markdown(rows: list[dict], minutes: float, machine: str, date: str) -> str:
+def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: str, arm_names: list[str]) -> str:
     lines = ["| arm | seed | GRPO steps | minutes (whole run) | zero-spread groups trained / sampled | "
              "mean held-out gain over SFT [95% CI] |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -73,9 +75,11 @@ def markdown(rows: list[dict], minutes: float, machine: str, date: str) -> str:
         lines.append(f"| {r['arm']} | {r['seed']} | {r['steps']} | {r['minutes']:.1f} | "
                      f"{r['zero_spread_trained']:.2f} / {r['zero_spread_sampled']:.2f} | "
                      f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
-    lines += ["", f"Produced by `python bench/curriculum.py --minutes {minutes}` on {machine}, {date}: the tiny "
-              f"preset, {minutes} GRPO minutes per run for both arms (evaluation not counted), 300 held-out problems "
-              "per stage, greedy; intervals are paired 95 % percentile bootstrap intervals."]
+    command = f"python bench/curriculum.py --minutes {minutes} --arms {' '.join(arm_names)} --name {name}"
+    lines += ["", f"Produced by `{command}` on {machine}, {date}, from an empty cache: the tiny preset, {minutes} "
+              "training minutes per run for every arm (evaluation not counted; the first run's minutes include "
+              "building and pretraining the tiny model), 300 held-out problems per stage, greedy; intervals are "
+              "paired 95 % percentile bootstrap intervals."]
     return "\n".join(lines)
 
 
@@ -103,13 +107,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
-    parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"])
+    parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"], choices=["fixed", "adaptive", "raft"])
+    parser.add_argument("--name", default="curriculum", help="output files NAME.{json,md,png}, README markers NAME")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
     cfg = load_config("tiny")
     stages = [s.name for s in cfg.stages]
-    work = pathlib.Path(tempfile.mkdtemp(prefix="curriculum-"))
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"{args.name}-"))
     cache = work / "cache"
     results: dict[str, list[dict]] = {}
     rows = []
@@ -121,19 +126,20 @@ def main() -> None:
             print(json.dumps(rows[-1]))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
     date = time.strftime("%Y-%m-%d")
-    table = markdown(rows, args.minutes, machine, date)
+    table = markdown(rows, args.minutes, machine, date, args.name, args.arms)
     out = pathlib.Path(args.out)
-    (out / "curriculum.json").write_text(json.dumps({"machine": machine, "date": date, "minutes": args.minutes,
+    (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "minutes": args.minutes,
                                                      "rows": rows, "history": {a: [r["history"] for r in rs]
                                                                                for a, rs in results.items()}}, indent=1))
-    (out / "curriculum.md").write_text(table + "\n")
+    (out / f"{args.name}.md").write_text(table + "\n")
     if "adaptive" in results:
-        plot(results["adaptive"], out / "curriculum.png")
+        plot(results["adaptive"], out / f"{args.name}.png")
+    start, end = f"<!-- {args.name}:start -->", f"<!-- {args.name}:end -->"
     readme = pathlib.Path(args.readme)
     text = readme.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        readme.write_text(head + START + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
     print(table)
 
 

@@ -102,6 +102,16 @@ class CurriculumConfig:
 
 
 @dataclass
+class RaftConfig:
+    """`algo: raft` (see `cluster.raft`): fine-tune on verified completions instead of a GRPO update."""
+
+    keep: str = "correct"  # correct | top_reward
+    per_problem: int = 2  # at most this many kept completions per problem and step
+    lr: float = 1e-3  # AdamW learning rate of the supervised steps
+    cycles: int = 0  # passes over each stage's problems (0: the stage's epochs)
+
+
+@dataclass
 class WatchdogConfig:
     """Stall detection: a phase silent past max(floor, factor × its recent median) is reported and retried once
     (rollout) or stopped (learning); a phase's first run gets `first_seconds`."""
@@ -151,6 +161,8 @@ class TrainConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    algo: str = "grpo"  # grpo | raft
+    raft: RaftConfig = field(default_factory=RaftConfig)
     stages: list[StageConfig] = field(default_factory=default_stages)
     reward: dict = field(default_factory=dict)  # RewardWeights overrides
     tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else sqlite under ./mlruns
@@ -201,7 +213,7 @@ def _coerce(value, hint, path: str):
 _SECTIONS = {(TrainConfig, "model"): ModelConfig, (TrainConfig, "rollout"): RolloutConfig,
              (TrainConfig, "learner"): LearnerSection, (TrainConfig, "verifier"): VerifierConfig,
              (TrainConfig, "sft"): SFTConfig, (TrainConfig, "curriculum"): CurriculumConfig,
-             (TrainConfig, "watchdog"): WatchdogConfig}
+             (TrainConfig, "watchdog"): WatchdogConfig, (TrainConfig, "raft"): RaftConfig}
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -298,6 +310,10 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError("stages: at least one stage is needed")
     if min(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds) <= 0:
         raise ConfigError("watchdog: factor, floor_seconds and first_seconds must be positive")
+    if cfg.algo not in ("grpo", "raft"):
+        raise ConfigError(f"algo: expected grpo or raft, got {cfg.algo!r}")
+    if cfg.raft.keep not in ("correct", "top_reward") or cfg.raft.per_problem < 1 or cfg.raft.cycles < 0:
+        raise ConfigError("raft: keep must be correct or top_reward, per_problem >= 1, cycles >= 0")
     if cfg.canary_fail not in ("stop", "warn"):
         raise ConfigError(f"canary_fail: expected stop or warn, got {cfg.canary_fail!r}")
     if not isinstance(cfg.canary_every, int) or cfg.canary_every < 0:
@@ -352,7 +368,7 @@ def _local_gpus() -> float:
         return 0.0
 
 
-DATA_KEYS = ("seed", "batch_size", "group_size", "drop_zero_spread", "async_steps", "grpo_minutes", "eval_problems",
+DATA_KEYS = ("algo", "raft", "seed", "batch_size", "group_size", "drop_zero_spread", "async_steps", "grpo_minutes", "eval_problems",
              "prompt", "model.name", "rollout.temperature", "rollout.top_p", "rollout.max_tokens", "sft", "stages",
              "curriculum", "reward", "verifier.answer_policy")
 

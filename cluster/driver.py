@@ -26,6 +26,7 @@ from actors.worker import create_rollout_workers, merge_adapter_everywhere, push
 from cluster.config import ConfigError, TrainConfig, data_affecting_changes, dump
 from cluster.curriculum import Curriculum, observe, should_promote, snapshot
 from cluster.evaluate import evaluate, prompt_for, sample_and_score
+from cluster.raft import raft_selection
 from cluster.rollout_log import append_records, truncate_after
 from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool,
                               step_problems)
@@ -281,7 +282,21 @@ def learn_phase(cfg: TrainConfig, svc: Services, rollout: Rollout, learner_versi
     versions = [c.policy_version for row in rows for c in row]
     metrics["staleness"] = learner_version - sum(versions) / max(len(versions), 1)
     weights = None
-    if flat:
+    if flat and cfg.algo == "raft":
+        kept = raft_selection([[b.verdict for b in row] for row in breakdowns], [[b.total for b in row] for row in breakdowns],
+                              cfg.raft.keep, cfg.raft.per_problem)
+        metrics["raft/kept"] = len(kept)
+        metrics["raft/kept_groups"] = len({g for g, _ in kept}) / max(len(rows), 1)
+        if kept:
+            busy.begin("learn")
+            learn = await_learner(svc, svc.learner.sft_step.remote([rows[g][j].prompt_token_ids for g, j in kept],
+                                                                   [rows[g][j].text for g, j in kept]), deadline)
+            busy.end("learn")
+            metrics.update({"learn_seconds": learn["sft_seconds"], "loss": learn["sft_loss"],
+                            "grad_norm": learn["grad_norm"], "version": learn["version"],
+                            "learner_tokens_per_s": learn["target_tokens"] / max(learn["sft_seconds"], 1e-9)})
+            weights = svc.learner.export_adapter.remote()
+    elif flat:
         batch = TrainBatch(prompt_ids=[c.prompt_token_ids for c, _ in flat], completion_ids=[c.token_ids for c, _ in flat],
                            rewards=[b.total for _, b in flat], group_size=G,
                            correct=[float(b.verdict == "correct") for _, b in flat], shaping=[b.shaping for _, b in flat],
@@ -483,7 +498,7 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
                 pool = stage_pool(cfg, run.stage, exclude) if cfg.curriculum.mode == "fixed" or stage.data else []
                 length = stage_length(cfg, run.stage, len(pool) or stage.problems)
             if run.stage_step == 0:
-                ray.get(svc.learner.reset_optimizer.remote(cfg.learner.lr, length))
+                ray.get(svc.learner.reset_optimizer.remote(cfg.raft.lr if cfg.algo == "raft" else cfg.learner.lr, length))
                 run.curriculum = stage_curriculum(cfg, run.stage, run.curriculum).to_dict()
 
             def rollout_after(state: RunState, seed: int) -> Rollout:

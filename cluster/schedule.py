@@ -73,8 +73,9 @@ def stage_pool(cfg: TrainConfig, index: int, exclude: set[str]) -> list[Problem]
 
 
 def stage_length(cfg: TrainConfig, index: int, pool_size: int) -> int:
-    """Steps the stage takes at most: its epochs over its problems."""
-    return cfg.stages[index].epochs * -(-pool_size // cfg.batch_size)
+    """Steps the stage takes at most: its epochs (RAFT: `raft.cycles` when set) over its problems."""
+    passes = cfg.raft.cycles if cfg.algo == "raft" and cfg.raft.cycles else cfg.stages[index].epochs
+    return passes * -(-pool_size // cfg.batch_size)
 
 
 def epoch_batches(problems: list[Problem], batch_size: int, seed: int, stage: int, epoch: int) -> list[list[Problem]]:

@@ -102,3 +102,13 @@ def test_next_problems_never_draws_held_out_facts_and_carries_its_difficulty():
     problems = next_problems(cur, cfg, 40, "x", exclude=held)
     assert len(problems) == 40 and not held & {fact_key(p) for p in problems}
     assert {p.meta["d"] for p in problems} == {0.3}
+
+
+def test_raft_keeps_at_most_m_correct_completions_per_problem():
+    from cluster.raft import raft_selection
+
+    verdicts = [["wrong", "correct", "correct", "correct"], ["wrong", "not_final", "wrong", "wrong"], ["correct"] * 4]
+    rewards = [[0.4, 0.7, 0.9, 0.8], [0.3, 0.1, 0.2, 0.4], [0.6, 0.9, 0.7, 0.8]]
+    assert raft_selection(verdicts, rewards, "correct", 2) == [(0, 1), (0, 2), (2, 0), (2, 1)]
+    assert raft_selection(verdicts, rewards, "top_reward", 2) == [(0, 2), (0, 3), (2, 1), (2, 3)]
+    assert raft_selection(verdicts, rewards, "correct", 1) == [(0, 1), (2, 0)]

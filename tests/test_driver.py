@@ -316,3 +316,60 @@ def test_a_wedged_rollout_worker_is_reported_replaced_and_the_step_goes_on(ray_c
     assert any(line.startswith("replaced 1 rollout worker(s): rollout-2") for line in lines)
     assert step_records(tmp_path / "wedged/rollouts.msgpack") == step_records(tmp_path / "calm/rollouts.msgpack")
     assert wedged["worker_versions"] == [wedged["learner_version"]] * 2
+
+
+@pytest.mark.ray
+def test_raft_fine_tunes_on_verified_completions_through_the_same_loop(ray_cluster, tiny_model_dir, tmp_path):
+    """`algo: raft`: the same stages, rollout log, checkpoints and tracking; each step fine-tunes on at most
+    `raft.per_problem` correct completions per problem (none kept: no update), for `raft.cycles` passes."""
+    import mlflow
+
+    raft = ("algo=raft", "raft.cycles=2", "raft.per_problem=1", "sft.enabled=false", "verifier.answer_policy=lenient",
+            "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
+    out = train(tiny_config(tmp_path, tiny_model_dir, "raft", *raft), echo=lambda _: None)
+    assert out["finished"] and out["steps"] == 2
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    kept = [m.value for m in sorted(client.get_metric_history(out["run_id"], "raft/kept"), key=lambda m: m.step)]
+    records = read_records(tmp_path / "raft/rollouts.msgpack")
+    correct: dict[int, set] = {}
+    for r in records:
+        if r["reward"]["verdict"] == "correct":
+            correct.setdefault(r["step"], set()).add(r["problem_id"])
+    assert kept == [float(len(correct.get(step, ()))) for step in (1, 2)]
+    assert out["learner_version"] == sum(k > 0 for k in kept)
+
+
+@pytest.mark.ray
+def test_a_raft_step_fine_tunes_on_the_kept_completions_only(ray_cluster, tiny_model_dir, tmp_path):
+    """The RAFT learn phase on hand-judged groups: one supervised step on the kept (correct) completions, a new
+    adapter version; a step where nothing is correct leaves the learner alone."""
+    import dataclasses
+
+    import ray
+
+    from actors.records import Completion
+    from cluster.driver import BusyClock, Rollout, Services, learn_phase
+    from learner.learner import LearnerConfig, create_learner
+    from learner.policy import PolicyConfig
+    from synthesis.problem import Problem
+    from verifier_pool.reward import error_breakdown
+
+    cfg = tiny_config(tmp_path, tiny_model_dir, "unit", "algo=raft", "raft.per_problem=1")
+    learner = create_learner(LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=4, lora_alpha=8)),
+                             name="learner-raft-unit")
+    ray.get(learner.ready.remote())
+    svc = Services(learner=learner)
+
+    def judged(verdicts: list[str]) -> list:
+        return [dataclasses.replace(error_breakdown(v), total=1.0 if v == "correct" else 0.0) for v in verdicts]
+
+    problems = [Problem(id=f"p{i}", question=f"What is {i} + 1?", answer=str(i + 1)) for i in range(2)]
+    rows = [[Completion(p.id, f"{p.answer} done", [5, 6, 7], None, "stop", 0, [1, 2, 3]) for _ in range(2)]
+            for p in problems]
+    hits = Rollout(problems, rows, [judged(["correct", "correct"]), judged(["wrong", "correct"])], {}, [True, True])
+    metrics, records, weights = learn_phase(cfg, svc, hits, 0, BusyClock())
+    assert metrics["raft/kept"] == 2 and metrics["version"] == 1 and weights is not None and metrics["loss"] > 0
+    misses = Rollout(problems, rows, [judged(["wrong", "wrong"])] * 2, {}, [True, True])
+    metrics, _, weights = learn_phase(cfg, svc, misses, 1, BusyClock())
+    assert metrics["raft/kept"] == 0 and weights is None and ray.get(learner.ready.remote())["version"] == 1
+    ray.kill(learner)
