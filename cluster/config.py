@@ -327,8 +327,6 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
             raise ConfigError(f"curriculum.{key}: must be in [0, 1]{' and above 0' if key == 'smoothing' else ''}, got {value!r}")
     if cur.step_size < 0 or cur.mix_floor < 0 or cur.promote_steps < 1 or cur.resample_budget < 0:
         raise ConfigError("curriculum: step_size, mix_floor and resample_budget must be >= 0, promote_steps >= 1")
-    if cur.mode == "adaptive" and any(s.data for s in cfg.stages):
-        raise ConfigError("curriculum.mode: adaptive generates its problems; a stage with `data` needs mode fixed")
     for i, stage in enumerate(cfg.stages):
         key = f"stages[{i}]"
         if stage.difficulty not in (1, 2, 3):
@@ -342,6 +340,8 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
                 raise ConfigError(f"{key}.data: no such file {stage.data!r}")
         elif stage.problems <= 0 or (stage.topics and not any(w > 0 for w in stage.topics.values())):
             raise ConfigError(f"{key}: a stage with no data (problems={stage.problems}, topics={stage.topics})")
+    if cur.mode == "adaptive" and any(s.data for s in cfg.stages):
+        raise ConfigError("curriculum.mode: adaptive generates its problems; a stage with `data` needs mode fixed")
     from verifier_pool.reward import RewardWeights
 
     try:

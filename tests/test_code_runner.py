@@ -30,7 +30,7 @@ def test_a_program_prints_with_math_fractions_and_sympy_and_writes_its_own_files
 ])
 def test_hostile_programs_are_stopped(program, status, says):
     result = run_python(program, timeout=3)
-    assert result.status == status and says in result.stderr, result
+    assert result.status in ({status, "killed"} if status == "timeout" else {status}) and says in result.stderr, result
     assert result.seconds < 10
     assert not any(pathlib.Path("/tmp").glob("rlvr-pwned*"))
 

@@ -154,7 +154,7 @@ def test_a_resume_with_a_changed_data_setting_is_refused_naming_the_key(tmp_path
     with pytest.raises(ConfigError, match=r"^batch_size: differs .*--force"):
         train(load_config("tiny", overrides=["batch_size=16"]), resume=str(tmp_path))
     with pytest.raises(ConfigError, match=r"^curriculum: differs"):
-        train(load_config("tiny", overrides=["curriculum.mode=adaptive", "max_steps=3"]), resume=str(tmp_path))
+        train(load_config("tiny", overrides=["curriculum.mode=fixed", "max_steps=3"]), resume=str(tmp_path))
     from cluster.config import data_affecting_changes
 
     same = load_config("tiny", overrides=["max_steps=3", "learner.torch_threads=1"]).to_dict()

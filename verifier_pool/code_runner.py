@@ -74,7 +74,7 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 1024, max_o
         proc = subprocess.Popen(
             [sys.executable, "-I", str(BOX), "program.py"], cwd=workdir, env={}, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_limits(memory_mb << 20, max(1, int(timeout))))
+            preexec_fn=_limits(memory_mb << 20, int(timeout) + 2))  # the wall clock usually ends it first
         readers = [_Drain(proc.stdout, max_output), _Drain(proc.stderr, max_output)]
         try:
             proc.wait(timeout=timeout)
