@@ -134,12 +134,7 @@ def main() -> None:
     (out / f"{args.name}.md").write_text(table + "\n")
     if "adaptive" in results:
         plot(results["adaptive"], out / f"{args.name}.png")
-    start, end = f"<!-- {args.name}:start -->", f"<!-- {args.name}:end -->"
-    readme = pathlib.Path(args.readme)
-    text = readme.read_text()
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        readme.write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+    _tiny_default().replace_readme_block(pathlib.Path(args.readme), args.name, table)
     print(table)
 
 

@@ -29,7 +29,15 @@ sys.path.insert(0, str(ROOT))
 from cluster.driver import gains_over  # noqa: E402
 from cluster.rollout_log import read_records  # noqa: E402
 
-START, END = "<!-- tiny_default:start -->", "<!-- tiny_default:end -->"
+
+
+def replace_readme_block(readme: pathlib.Path, name: str, table: str) -> None:
+    """Put `table` between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->` markers (if both exist)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = readme.read_text()
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
 
 
 def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, overrides: tuple[str, ...] = (), name: str = "seed") -> dict:
@@ -149,11 +157,7 @@ def main() -> None:
                                                        "evals": {r["seed"]: r["evals"] for r in results}}, indent=1))
     (out / "tiny_default.md").write_text(table + "\n")
     plot(results, stages, out / "tiny_default.png")
-    readme = pathlib.Path(args.readme)
-    text = readme.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        readme.write_text(head + START + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+    replace_readme_block(pathlib.Path(args.readme), "tiny_default", table)
     print(table)
 
 
