@@ -72,11 +72,38 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rlvr synth: {exc}", file=sys.stderr)
         return 2
+    rows = [p.to_dict() for p in problems]
+    if args.cot == "grok":
+        rows = _grok_cot_rows(args, problems)
+        if rows is None:
+            return 2
     with open(args.out, "w", encoding="utf-8") as dst:
-        for problem in problems:
-            dst.write(json.dumps(problem.to_dict(), ensure_ascii=False) + "\n")
-    print(f"wrote {len(problems)} problems to {args.out}", file=sys.stderr)
+        for row in rows:
+            dst.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} {'chain-of-thought rows' if args.cot else 'problems'} to {args.out}", file=sys.stderr)
     return 0
+
+
+def _grok_cot_rows(args: argparse.Namespace, problems: list) -> list[dict] | None:
+    """Grok's worked solutions of `problems`, kept only where its final answer equals SymPy's; the reasons for
+    the rest are printed. None (after a message) when the resolver cannot start."""
+    import asyncio
+    from collections import Counter
+
+    from synthesis.grok import GrokCotWriter, ResolverConfig
+
+    try:
+        writer = GrokCotWriter(ResolverConfig(model=args.grok_model, api_host=args.api_host, insecure=args.insecure,
+                                              concurrency=args.concurrency))
+    except (ImportError, RuntimeError) as exc:
+        print(f"rlvr synth --cot grok: {exc}", file=sys.stderr)
+        return None
+    outcomes = asyncio.run(writer.write_many(problems))
+    rows = [o.row for o in outcomes if o.row is not None]
+    reasons = Counter(o.reason for o in outcomes if o.row is None)
+    print(f"kept {len(rows)}/{len(outcomes)} solutions whose final answer matches SymPy's"
+          + "".join(f"; {n} {reason}" for reason, n in reasons.most_common()), file=sys.stderr)
+    return rows
 
 
 def _cmd_audit_split(args: argparse.Namespace) -> int:
@@ -167,7 +194,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     prompt = args.prompt or settings.get("prompt") or PROMPT
     policy = args.policy or settings.get("answer_policy") or "lenient"
     if not ray.is_initialized():
-        ray.init(address=args.address or os.environ.get("RAY_ADDRESS"), include_dashboard=False)
+        ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False)
     model = resolve_model(args.model)
     workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker, model=model,
                                      name_prefix="eval-rollout")
@@ -234,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--topics", help="comma-separated topic[:weight] list (default: every topic equally)")
+    synth.add_argument("--cot", choices=("grok",), help="write chain-of-thought SFT rows (question, solution, answer): "
+                       "Grok's worked solutions, kept only when the final answer matches SymPy's (needs XAI_API_KEY)")
+    synth.add_argument("--grok-model", default="grok-4")
+    synth.add_argument("--api-host", default="api.x.ai")
+    synth.add_argument("--insecure", action="store_true", help="plaintext channel (a local test server)")
+    synth.add_argument("--concurrency", type=int, default=8)
     synth.set_defaults(func=_cmd_synth)
     train = sub.add_parser("train", help="run the training job (default: the tiny CPU preset)")
     train.add_argument("--preset", default="tiny", help="tiny | qwen2.5-0.5b | qwen2.5-1.5b")

@@ -79,7 +79,12 @@ class VerifierConfig:
 
 @dataclass
 class SFTConfig:
+    """The supervised warm start: generated worked solutions (`problems` of them, a share per stage), or the rows
+    of `data` (a JSONL/parquet file of chain-of-thought rows or agent turns, `synthesis.sft_data`), whose final
+    answers are checked by the verifier before training."""
+
     enabled: bool = False
+    data: str = ""
     problems: int = 512
     steps: int = 100
     batch_size: int = 32
@@ -340,6 +345,8 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
                 raise ConfigError(f"{key}.data: no such file {stage.data!r}")
         elif stage.problems <= 0 or (stage.topics and not any(w > 0 for w in stage.topics.values())):
             raise ConfigError(f"{key}: a stage with no data (problems={stage.problems}, topics={stage.topics})")
+    if cfg.sft.data and not pathlib.Path(cfg.sft.data).exists():
+        raise ConfigError(f"sft.data: no such file {cfg.sft.data!r}")
     if cur.mode == "adaptive" and any(s.data for s in cfg.stages):
         raise ConfigError("curriculum.mode: adaptive generates its problems; a stage with `data` needs mode fixed")
     from verifier_pool.reward import RewardWeights

@@ -37,7 +37,7 @@ from learner.learner import LearnerConfig, TrainBatch, create_learner
 from learner.policy import PolicyConfig
 from synthesis.generators import generate_problems
 from synthesis.problem import Problem, fact_key
-from verifier_pool.pool import VerifierPool
+from verifier_pool.pool import ScoreRequest, VerifierPool
 from verifier_pool.reward import RewardWeights
 
 SIGNALS = RewardWeights.SIGNALS
@@ -74,7 +74,11 @@ def split_audit(cfg: TrainConfig) -> dict:
         from cluster.modelzoo import pretraining_problems
 
         sources["pretraining"] = {fact_key(p) for p in pretraining_problems()}
-    if cfg.sft.enabled:
+    if cfg.sft.enabled and cfg.sft.data:
+        from synthesis.sft_data import load_sft_rows
+
+        sources["sft"] = {r.fact_key() for r in load_sft_rows(cfg.sft.data)[0] if not r.turn} - exclude  # as trained
+    elif cfg.sft.enabled:
         sources["sft"] = {fact_key(p) for p in sft_problems(cfg, exclude)}
     sources["grpo"] = {fact_key(p) for i in range(len(cfg.stages)) for p in stage_pool(cfg, i, exclude)}
     return {"heldout_facts": len(exclude), "facts": {k: len(v) for k, v in sources.items()},
@@ -97,10 +101,10 @@ def connect_ray(cfg: TrainConfig) -> None:
         return
     extra = cfg.rollout.workers * cfg.rollout.cpus_per_worker + max(1, cfg.learner.world_size)
     cpus = (os.cpu_count() or 1) + int(extra + 0.999)
-    try:
-        ray.init(num_cpus=cpus, include_dashboard=True, dashboard_host="127.0.0.1")
+    try:  # address "local": a cluster of our own, even where another job's local cluster is running
+        ray.init(address="local", num_cpus=cpus, include_dashboard=True, dashboard_host="127.0.0.1")
     except Exception:  # noqa: BLE001 - a dashboard that cannot start must not stop training
-        ray.init(num_cpus=cpus, include_dashboard=False, ignore_reinit_error=True)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, ignore_reinit_error=True)
 
 
 @dataclass
@@ -762,23 +766,56 @@ def _finish(cfg: TrainConfig, svc: Services, tracker: Tracker, run: RunState, ru
 
 
 def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> None:
-    """SFT on generated worked solutions, an equal share from each stage's difficulty and topics (so multi-step
-    solutions are seen before the stages that need them); then the adapter goes to every worker."""
+    """SFT on worked solutions — generated, an equal share from each stage's difficulty and topics (so multi-step
+    solutions are seen before the stages that need them), or the verified rows of `sft.data` — then the adapter
+    goes to every worker."""
     import ray
 
     from actors.engine import encode_prompts
 
-    problems = sft_problems(cfg, exclude)
+    if cfg.sft.data:
+        rows = verified_sft_rows(cfg, svc, exclude, tracker, echo)
+        prompts = [r.prompt if r.turn else cfg.prompt.format(question=r.prompt) for r in rows]
+        targets = [r.target for r in rows]
+    else:
+        problems = sft_problems(cfg, exclude)
+        prompts, targets = [prompt_for(p, cfg.prompt) for p in problems], [p.solution for p in problems]
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
     rng = random.Random(cfg.seed)
-    prompt_ids = encode_prompts(svc.tokenizer, [prompt_for(p, cfg.prompt) for p in problems])
+    prompt_ids = encode_prompts(svc.tokenizer, prompts)
     for step in range(1, cfg.sft.steps + 1):
-        idx = rng.sample(range(len(problems)), min(cfg.sft.batch_size, len(problems)))
-        m = ray.get(svc.learner.sft_step.remote([prompt_ids[i] for i in idx], [problems[i].solution for i in idx]))
+        idx = rng.sample(range(len(targets)), min(cfg.sft.batch_size, len(targets)))
+        m = ray.get(svc.learner.sft_step.remote([prompt_ids[i] for i in idx], [targets[i] for i in idx]))
         tracker.log_metrics({"sft/loss": m["sft_loss"], "sft/grad_norm": m["grad_norm"]}, step=step)
         if step == 1 or step % 10 == 0 or step == cfg.sft.steps:
             echo(f"[sft] step {step}/{cfg.sft.steps}  loss {m['sft_loss']:.3f}  {m['target_tokens'] / m['sft_seconds']:.0f} tok/s")
     push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
+
+
+def verified_sft_rows(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> list:
+    """The rows of `sft.data` fit to train on: readable, not a held-out fact, and — for chain-of-thought rows —
+    a solution whose own final answer the verifier (lenient policy, in the pool) judges equal to the row's
+    answer. Every dropped row is counted by reason, logged (`sft/data_*`) and printed; no usable row is an error."""
+    from synthesis.sft_data import load_sft_rows
+
+    try:
+        rows, unreadable = load_sft_rows(cfg.sft.data)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"sft.data: {exc}") from exc
+    fresh = [r for r in rows if r.turn or r.fact_key() not in exclude]
+    cot = [r for r in fresh if not r.turn]
+    verdicts = svc.pool.score([ScoreRequest(f"sft/{i}", r.solution, r.prompt, r.answer, {}, "lenient")
+                               for i, r in enumerate(cot)])
+    dropped = collections.Counter(v.verdict for v in verdicts if v.verdict != "correct")
+    kept = [r for r, v in zip(cot, verdicts) if v.verdict == "correct"] + [r for r in fresh if r.turn]
+    counts = {"rows": len(rows) + unreadable, "unreadable": unreadable, "heldout": len(rows) - len(fresh),
+              "cot_kept": len(kept) - (len(fresh) - len(cot)), "turns": len(fresh) - len(cot),
+              **{f"dropped_{k}": n for k, n in sorted(dropped.items())}}
+    tracker.log_metrics({f"sft/data_{k}": float(v) for k, v in counts.items()}, step=0)
+    echo("[sft] " + cfg.sft.data + ": " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if not kept:
+        raise ConfigError(f"sft.data {cfg.sft.data}: no row is fit to train on ({counts})")
+    return kept
 
 
 def _last_logged(log_path: pathlib.Path, stage: str, n: int) -> list[dict]:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from synthesis.problem import Problem, question_key
-from verifier_pool import answers_match, sandbox
+from verifier_pool import answers_match, extract_answer, sandbox
 from verifier_pool.tools import TOOL_SPECS, ToolError
 
 DEFAULT_MODEL = "grok-4"
@@ -192,6 +192,69 @@ class GrokResolver:
                     outcome.problem, outcome.reason = None, "duplicate question"
                 seen.add(key)
         return list(outcomes)
+
+
+COT_SYSTEM = ("You solve math problems step by step: one step per line, each computing one thing, then a last "
+              "line 'The answer is: <answer>' with the exact answer.")
+MAX_COT_CHARS = 6_000
+
+
+@dataclass
+class CotOutcome:
+    """A chain-of-thought solution asked of the model for a problem SymPy answered: kept only when the
+    solution's own final answer equals SymPy's (`row`, an `sft.data` row), else why not."""
+
+    problem: Problem
+    row: dict | None = None
+    reason: str = ""
+    stated: str | None = None
+    retries: int = 0
+
+
+class GrokCotWriter(GrokResolver):
+    """Worked solutions for generated problems (`rlvr synth --cot grok`): one tool-free call per problem; the
+    model's final answer is extracted from its text (the verifier's extractor, on at most `MAX_COT_CHARS`) and
+    compared with SymPy's answer under a deadline (`answers_match`). The model's text is the SFT target, never
+    the source of the answer."""
+
+    async def write(self, problem: Problem, semaphore: asyncio.Semaphore) -> CotOutcome:
+        from xai_sdk.chat import system, user
+
+        outcome, retries = CotOutcome(problem), [0]
+        async with semaphore:
+            try:
+                chat = self._client.chat.create(model=self.config.model,
+                                                messages=[system(COT_SYSTEM), user(problem.question)])
+                text = str((await self._sample(chat, retries)).content or "")
+            except Exception as exc:  # noqa: BLE001 - a failed request is an outcome, never a crashed batch
+                outcome.reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+                return outcome
+            finally:
+                outcome.retries = retries[0]
+        if len(text) > MAX_COT_CHARS:
+            outcome.reason = f"solution longer than {MAX_COT_CHARS} characters"
+            return outcome
+        outcome.stated = extract_answer(text)
+        if outcome.stated is None:
+            outcome.reason = "no final answer"
+        elif not await asyncio.to_thread(answers_match, outcome.stated, problem.answer):
+            outcome.reason = "final answer differs from SymPy's"
+        else:
+            outcome.row = {"question": problem.question, "solution": text.strip(), "answer": problem.answer,
+                           "topic": problem.topic, "difficulty": problem.difficulty, "meta": problem.meta,
+                           "source": "grok-cot", "model": self.config.model}
+        return outcome
+
+    async def write_many(self, problems: list[Problem]) -> list[CotOutcome]:
+        from xai_sdk import AsyncClient
+
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+        self._client = AsyncClient(api_key=self._key, api_host=self.config.api_host,
+                                   use_insecure_channel=self.config.insecure)
+        try:
+            return list(await asyncio.gather(*(self.write(p, semaphore) for p in problems)))
+        finally:
+            await self._client.close()
 
 
 def _question(text: str) -> str:

@@ -13,6 +13,7 @@ pytest.importorskip("xai_sdk")
 from xai_sdk.proto import chat_pb2, chat_pb2_grpc  # noqa: E402
 
 from synthesis.grok import GrokResolver, ResolverConfig, ToolError, run_tool  # noqa: E402
+from synthesis.problem import fact_key  # noqa: E402
 
 KEY = "xai-test-secret-key"
 
@@ -135,3 +136,58 @@ def test_missing_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("XAI_API_KEY", raising=False)
     with pytest.raises(RuntimeError, match="XAI_API_KEY"):
         GrokResolver(ResolverConfig())
+
+
+class FakeCotChat(chat_pb2_grpc.ChatServicer):
+    """Answers each question with the scripted worked solution; the first call for a rate-limited one is refused."""
+
+    def __init__(self, scripts: dict[str, str], ratelimited: str) -> None:
+        self.scripts, self.ratelimited, self.calls = scripts, ratelimited, {}
+        self.lock = threading.Lock()
+
+    def GetCompletion(self, request, context):
+        question = next(m.content[0].text for m in request.messages if m.role == chat_pb2.MessageRole.ROLE_USER)
+        assert not request.tools  # a worked solution, written without tools
+        with self.lock:
+            self.calls[question] = self.calls.get(question, 0) + 1
+            first = self.calls[question] == 1
+        if question == self.ratelimited and first:
+            context.set_trailing_metadata((("retry-after", "0.05"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate limited")
+        return reply(self.scripts[question])
+
+
+def test_synth_cot_grok_keeps_only_solutions_whose_final_answer_is_sympys(tmp_path, monkeypatch, capsys):
+    """`rlvr synth --cot grok` against a fake xAI server: right, wrong, answerless, oversized and hostile
+    solutions; only the right ones (one after a rate limit) are written, as `sft.data` rows."""
+    from cluster.cli import main
+    from synthesis.generators import generate_problems
+    from synthesis.sft_data import load_sft_rows
+
+    problems = generate_problems(6, 1, topics={"mental_math": 1.0}, seed=3)  # as the CLI parses `--topics`
+    p = problems
+    scripts = {p[0].question: f"Work it out.\nThe answer is: {p[0].answer}",
+               p[1].question: f"Work it out.\nThe answer is: {p[1].answer}1",
+               p[2].question: "I am not sure how to do this one.",
+               p[3].question: "step\n" * 2000 + f"The answer is: {p[3].answer}",
+               p[4].question: f"Line one.\nThe answer is: {p[4].answer}",
+               p[5].question: "The answer is: 9^9^9^9^9^9"}
+    servicer = FakeCotChat(scripts, ratelimited=p[4].question)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    chat_pb2_grpc.add_ChatServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    out = tmp_path / "cot.jsonl"
+    try:
+        assert main(["synth", "--cot", "grok", "--n", "6", "--difficulty", "1", "--topics", "mental_math",
+                     "--seed", "3", "--out", str(out), "--api-host", f"127.0.0.1:{port}", "--insecure"]) == 0
+    finally:
+        server.stop(0)
+    err = capsys.readouterr().err
+    assert "kept 2/6" in err and "2 final answer differs from SymPy's" in err and "1 no final answer" in err
+    rows, skipped = load_sft_rows(str(out))
+    assert skipped == 0 and [r.prompt for r in rows] == [p[0].question, p[4].question]
+    assert [r.answer for r in rows] == [p[0].answer, p[4].answer] and servicer.calls[p[4].question] == 2
+    assert all(r.kind == "cot" and r.fact_key() == fact for r, fact in
+               zip(rows, [fact_key(p[0]), fact_key(p[4])]))
