@@ -178,14 +178,26 @@ def merged_adapters(adapter: str) -> list:
     return [AdapterWeights.load(p, version=500 + i) for i, p in enumerate(sorted(folder.iterdir(), key=lambda p: int(p.name)))]
 
 
+def _eval_workers(args: argparse.Namespace, model: str, adapter: str | None, prefix: str) -> list:
+    """Rollout workers serving `model` with `adapter` (and the adapters its checkpoint had merged) applied."""
+    from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
+    from cluster.driver import resolve_model
+    from learner.adapter import AdapterWeights
+
+    workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker,
+                                     model=resolve_model(model), name_prefix=prefix)
+    if adapter:
+        for merged in merged_adapters(adapter):
+            merge_adapter_everywhere(workers, merged)
+        push_adapter(workers, AdapterWeights.load(adapter, version=1000))
+    return workers
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import ray
 
-    from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
     from cluster.config import PROMPT
-    from cluster.driver import resolve_model
     from cluster.evaluate import evaluate
-    from learner.adapter import AdapterWeights
     from synthesis.datasets import load_problems
     from verifier_pool.pool import VerifierPool
 
@@ -195,21 +207,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     policy = args.policy or settings.get("answer_policy") or "lenient"
     if not ray.is_initialized():
         ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False)
-    model = resolve_model(args.model)
-    workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker, model=model,
-                                     name_prefix="eval-rollout")
-    if args.adapter:
-        for merged in merged_adapters(args.adapter):
-            merge_adapter_everywhere(workers, merged)
-        push_adapter(workers, AdapterWeights.load(args.adapter, version=1000))
-    pool = VerifierPool("auto", name_prefix="eval-verifier")
+    started: list = []
+    pool = None
     try:
-        result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature, max_tokens=args.max_tokens,
-                          policy=policy, template=prompt)
+        started += (workers := _eval_workers(args, args.model, args.adapter, "eval-rollout"))
+        pool = VerifierPool("auto", name_prefix="eval-verifier")
+        if args.agent:
+            checkers = workers
+            if args.verifier_model or args.verifier_adapter:
+                started += (checkers := _eval_workers(args, args.verifier_model or args.model, args.verifier_adapter,
+                                                      "eval-checker"))
+            result = run_agent(args, problems, workers, checkers, pool, prompt, policy)
+        else:
+            result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature,
+                              max_tokens=args.max_tokens, policy=policy, template=prompt)
     finally:
-        pool.shutdown()
-        for worker in workers:
+        if pool is not None:
+            pool.shutdown()
+        for worker in started:
             ray.kill(worker)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({k: v for k, v in result.items() if k != "per_problem"}, indent=1))
+    if args.agent:
+        print_agent_report(result)
+        return 0
     shown = {"accuracy": result["accuracy"], "accuracy_ci95": "[{:.4f},{:.4f}]".format(*result["ci"]),
              f"pass@{result['k']}": result["pass@k"], f"maj@{result['k']}": result["maj@k"],
              "problems": result["problems"], "policy": policy}
@@ -218,6 +239,44 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for key, value in shown.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     return 0
+
+
+def run_agent(args: argparse.Namespace, problems: list, workers: list, checkers: list, pool, prompt: str,
+              policy: str) -> dict:
+    """`--agent`: the loop of `cluster.agents` over the rollout workers, the verifier pool and the code runner."""
+    from actors.records import SamplingConfig
+    from actors.worker import generate_across
+    from cluster.agents import code_feedback, solver_verifier
+    from verifier_pool.code_runner import run_python
+    from verifier_pool.pool import ScoreRequest
+
+    sampling = SamplingConfig(temperature=args.temperature, max_tokens=args.max_tokens, logprobs=False, seed=0)
+
+    def generate_on(targets: list):
+        def generate(prompts: list[str]) -> list[str]:
+            return [row[0].text for row in generate_across(targets, prompts, 1, sampling)] if prompts else []
+        return generate
+
+    def score(batch, texts: list[str]) -> list[bool]:
+        requests = [ScoreRequest(f"{p.id}/agent", text, p.question, p.answer, {}, policy, p.form)
+                    for p, text in zip(batch, texts)]
+        return [b.verdict == "correct" for b in pool.score(requests)] if requests else []
+
+    if args.agent == "solver-verifier":
+        return solver_verifier(problems, [prompt.format(question=p.question) for p in problems], generate_on(workers),
+                               generate_on(checkers), score, args.max_iterations)
+    return code_feedback(problems, generate_on(workers), lambda program: run_python(program, timeout=args.code_timeout),
+                         score, args.max_iterations)
+
+
+def print_agent_report(result: dict) -> None:
+    print(f"{result['agent']} on {result['problems']} problems")
+    print(f"{'iteration':<10} {'accuracy':>9}  95% CI")
+    for row in result["iterations"]:
+        print(f"{row['iteration']:<10} {row['accuracy']:>9.4f}  [{row['ci'][0]:.4f},{row['ci'][1]:.4f}]")
+    counts = result.get("verifier") or result.get("programs") or {}
+    print(("verifier turns: " if "verifier" in result else "programs: ")
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def _cmd_rescore(args: argparse.Namespace) -> int:
@@ -296,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=1)
     ev.add_argument("--gpus-per-worker", type=float, default=0.0)
     ev.add_argument("--address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    ev.add_argument("--agent", choices=("solver-verifier", "code-feedback"),
+                    help="evaluate a loop in which the model checks (solver-verifier) or runs (code-feedback) its work; "
+                         "one trajectory per problem, accuracy per iteration")
+    ev.add_argument("--max-iterations", type=int, default=3, help="answers per problem in an --agent loop")
+    ev.add_argument("--verifier-model", help="solver-verifier: the checking model (default: the solver's)")
+    ev.add_argument("--verifier-adapter", help="solver-verifier: the checking model's adapter (default: the solver's)")
+    ev.add_argument("--code-timeout", type=float, default=10.0, help="code-feedback: wall-clock seconds per program")
+    ev.add_argument("--json", help="also write the figures to this JSON file")
     ev.set_defaults(func=_cmd_eval)
     rescore = sub.add_parser("rescore", help="recompute the rewards of a rollout log under other weights")
     rescore.add_argument("log")

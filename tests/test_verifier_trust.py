@@ -303,3 +303,12 @@ def test_equivalence_families(source, pred, gold, label):
 def test_identical_normalised_strings_are_equal():
     for s in ["12:00", "\\text{Evelyn}", "204_5", "f(2) < f(1) < f(4)", "\\frac{\\pi r}{h+r}"]:
         assert compare(s, s).equal and compare(f"${s}$", s).equal
+
+
+@pytest.mark.parametrize("pred, gold, equal", [
+    ("1000001", "1000000", False), ("3793093/197120", "3793091/197120", False),
+    ("\\frac{3793093}{197120}", "3793091/197120", False), ("-123456789", "-123456788", False),
+    ("6/4", "3/2", True), ("1000000", "1000000", True), ("1.000001", "1", True), ("0.3333333", "1/3", True)])
+def test_exactly_written_numbers_compare_exactly(pred, gold, equal):
+    """No tolerance between two exact numbers: a big answer off by one is wrong, not within 1e-6 of right."""
+    assert compare(pred, gold).equal is equal and compare(pred, gold, policy="strict").equal is (equal and pred != "6/4")

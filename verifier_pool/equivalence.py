@@ -31,7 +31,7 @@ from verifier_pool.parse import (
     parse_plain, parse_tree, plain_number, product_factors, tree_has_symbols, tree_size,
 )
 
-VERIFIER_VERSION = "2"  # bump whenever any verdict can change; stamped on every RewardBreakdown
+VERIFIER_VERSION = "3"  # bump whenever any verdict can change; stamped on every RewardBreakdown
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
 VERDICTS = ("correct", "wrong", "not_final", "unparsable", "timeout", "error")
@@ -275,14 +275,26 @@ def _exact_number(s: str) -> Fraction | None:
 
 
 def numbers_equal(pred: Decimal | Fraction, gold: Decimal | Fraction) -> tuple[bool, float]:
-    """Plain numbers within the tolerance, in exact decimal arithmetic (cheap for any exponent)."""
+    """Plain numbers: exactly equal when both are written exactly (integers, `a/b`), else within the tolerance
+    (a decimal or scientific spelling may be a rounding), in exact decimal arithmetic (cheap for any exponent).
+    Without the exact case, 1000001 would pass for 1000000 and 3793093/197120 for 3793091/197120."""
     with localcontext(DECIMAL_CONTEXT):
         a, b = _as_decimal(pred), _as_decimal(gold)
         diff = abs(a - b)
         scale = abs(b)
         tolerance = max(Decimal(str(REL_TOL)) * scale, Decimal(str(ABS_TOL)))
         err = diff / scale if scale > Decimal(str(ABS_TOL)) else diff
+        if _written_exactly(pred) and _written_exactly(gold):
+            return _as_fraction(pred) == _as_fraction(gold), float(err)
         return bool(diff <= tolerance), float(err)
+
+
+def _written_exactly(x: Decimal | Fraction) -> bool:
+    return isinstance(x, Fraction) or (x.is_finite() and x.as_tuple().exponent == 0)
+
+
+def _as_fraction(x: Decimal | Fraction) -> Fraction:
+    return x if isinstance(x, Fraction) else Fraction(int(x))
 
 
 def _as_decimal(x: Decimal | Fraction) -> Decimal:
@@ -323,6 +335,8 @@ def _expressions_equal(pred, gold) -> tuple[bool, float | None]:
         if not (isinstance(pred, sympy.MatrixBase) and isinstance(gold, sympy.MatrixBase)) or pred.shape != gold.shape:
             return False, None
         return all(_expressions_equal(a, b)[0] for a, b in zip(pred, gold)), None
+    if pred.is_Rational and gold.is_Rational:  # exact numbers: no tolerance (see `numbers_equal`)
+        return pred == gold, relative_error(complex(pred), complex(gold))
     pv, gv = _numeric_value(pred), _numeric_value(gold)
     if pv is not None and gv is not None:
         if any(math.isnan(v) for v in (pv.real, pv.imag, gv.real, gv.imag)):
