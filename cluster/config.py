@@ -64,6 +64,7 @@ class LearnerSection:
     world_size: int = 0  # data-parallel learner ranks (0: one per whole GPU of `gpus`, else 1; ≥ 2 on CPUs: gloo)
     liger: str = "auto"  # Liger's fused RMSNorm/SwiGLU/RoPE kernels: auto (CUDA + installed), true, false
     torch_threads: int = 0  # CPU threads for the learner (0: every core)
+    restarts: int = 1  # a learner that dies is restarted from the last checkpoint this many times per run
 
 
 @dataclass

@@ -147,6 +147,29 @@ class JobFailed(RuntimeError):
                          f"resume from the last checkpoint with: rlvr train --resume {run_dir}")
 
 
+class LearnerDied(RuntimeError):
+    """The learner's process died (killed, out of memory): what the job started is gone; `train` restarts the
+    job from the last checkpoint (`learner.restarts`)."""
+
+    def __init__(self, phase: str, run_dir: pathlib.Path, error: BaseException) -> None:
+        self.phase, self.run_dir, self.error = phase, run_dir, error
+        super().__init__(f"the learner died in {phase}: {type(error).__name__}")
+
+
+def learner_died(svc: Services, error: BaseException) -> bool:
+    """Whether `error` is the learner's death (an actor error, and the learner no longer answers)."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    if svc.learner is None or not isinstance(error, RayActorError):
+        return False
+    try:
+        ray.get(svc.learner.ready.remote(), timeout=30)
+    except Exception:  # noqa: BLE001 - dead, or unable to answer: either way not a learner to go on with
+        return True
+    return False
+
+
 class Phase:
     """The loop's current phase, for the failure message (and the test hook `RLVR_TEST_FAIL_IN=<phase>`)."""
 
@@ -387,7 +410,25 @@ def _reward_metrics(correct: list[list[float]], breakdowns, rows) -> dict[str, f
 
 
 def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool = False) -> dict:
-    """Run (or resume) the whole job; returns the per-stage evaluation table.
+    """Run (or resume) the whole job (`run_job`); returns the per-stage evaluation table. A learner that dies is
+    restarted with the whole job from the last checkpoint, `learner.restarts` times per call (the exact-resume
+    path: the steps since the checkpoint are sampled and learned again, identically); past that, or with no
+    checkpoint yet, the job fails with the resume command."""
+    restarts = 0
+    while True:
+        try:
+            return run_job(cfg, resume, echo, force)
+        except LearnerDied as died:
+            if restarts >= cfg.learner.restarts or not (died.run_dir / "checkpoint").exists():
+                raise JobFailed(died.phase, died.run_dir, died.error) from died.error
+            restarts += 1
+            echo(f"{died} ({str(died.error).splitlines()[0][:200]}); restart {restarts}/{cfg.learner.restarts} "
+                 f"from the last checkpoint of {died.run_dir}")
+            resume, force = str(died.run_dir), False
+
+
+def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool = False) -> dict:
+    """Run (or resume) the whole job once; returns the per-stage evaluation table.
 
     SFT warm start (merged into the base: the KL reference), then one loop over GRPO steps. Step n: the
     schedule names its problems (from the run state), the workers sample and the pool scores them, the
@@ -543,10 +584,15 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
                               and sum(rolling) / len(rolling) >= stage.advance_accuracy))
             done = dataclasses.replace(run, step=step, stage_step=run.stage_step + 1, curriculum=curriculum.to_dict(),
                                        rolling=list(rolling), history=run.history + [{"step": step, **snapshot(curriculum)}])
-            if cfg.async_steps and not stage_over and step != cfg.max_steps:
+            if cfg.async_steps and not stage_over and step != cfg.max_steps and step % cfg.checkpoint_every:
+                # a checkpoint step is a sync point (the next step samples under this step's adapter, as it will
+                # after a resume from this checkpoint), so a resumed async run repeats the same data
                 pending = prefetch.submit(rollout_after, done, cfg.seed * 100_003 + step + 1)
 
             phase("learning")
+            if os.environ.get("RLVR_TEST_KILL_LEARNER_AT") == str(step):  # test hook: the learner dies, once
+                os.environ.pop("RLVR_TEST_KILL_LEARNER_AT")
+                svc.learner.kill() if hasattr(svc.learner, "kill") else ray.kill(svc.learner, no_restart=True)
             metrics, records, weights = learn_phase(cfg, svc, rollout, version, busy, watchdog.deadline("learning"))
             if "learn_seconds" in metrics:
                 watchdog.record("learning", metrics["learn_seconds"])
@@ -609,7 +655,11 @@ def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool =
         return _finish(cfg, svc, tracker, run, run_dir, final=True, echo=echo)
     except BaseException as exc:
         prefetch.shutdown(wait=False, cancel_futures=True)
+        died = learner_died(svc, exc)
         release(svc)
+        if died:
+            tracker.suspend(f"{phase.now}: the learner died: {type(exc).__name__}")
+            raise LearnerDied(phase.now, run_dir, exc) from exc
         tracker.fail(f"{phase.now}: {type(exc).__name__}: {exc}")
         if isinstance(exc, Exception):
             raise JobFailed(phase.now, run_dir, exc) from exc

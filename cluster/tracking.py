@@ -100,6 +100,13 @@ class Tracker:
     def close(self) -> None:
         self.mlflow.end_run()
 
+    def suspend(self, reason: str) -> None:
+        """End this process's hold on the run (KILLED, with the reason as a tag) so it can be resumed by id."""
+        try:
+            self.mlflow.set_tag("restarted", reason[:5000])
+        finally:
+            self.mlflow.end_run(status="KILLED")
+
     def fail(self, error: str) -> None:
         """End the run as FAILED with the error as a tag."""
         try:

@@ -121,8 +121,8 @@ def test_async_overlap_keeps_data_order_and_samples_one_version_behind(ray_clust
     one_stage = ("stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
     sync = train(tiny_config(tmp_path, tiny_model_dir, "sync", "sft.enabled=false", one_stage), echo=lambda _: None)
     lines: list[str] = []
-    overlap = train(tiny_config(tmp_path, tiny_model_dir, "async", "sft.enabled=false", one_stage, "async_steps=1"),
-                    echo=lines.append)
+    overlap = train(tiny_config(tmp_path, tiny_model_dir, "async", "sft.enabled=false", one_stage, "async_steps=1",
+                                "checkpoint_every=10"), echo=lines.append)  # a checkpoint step is a sync point
     assert overlap["steps"] == sync["steps"] == 4 and overlap["finished"]
     assert step_problems(tmp_path / "async/rollouts.msgpack") == step_problems(tmp_path / "sync/rollouts.msgpack")
     assert step_versions(tmp_path / "sync/rollouts.msgpack") == {1: {0}, 2: {1}, 3: {2}, 4: {3}}
@@ -373,3 +373,42 @@ def test_a_raft_step_fine_tunes_on_the_kept_completions_only(ray_cluster, tiny_m
     metrics, _, weights = learn_phase(cfg, svc, misses, 1, BusyClock())
     assert metrics["raft/kept"] == 0 and weights is None and ray.get(learner.ready.remote())["version"] == 1
     ray.kill(learner)
+
+
+@pytest.mark.ray
+def test_a_killed_learner_is_restarted_from_the_checkpoint_and_an_async_run_repeats_its_data(
+        ray_cluster, tiny_model_dir, tmp_path, monkeypatch):
+    """The learner actor killed mid-step (async run, checkpoint every 2 steps, a checkpoint step is a sync
+    point): the job restarts from the checkpoint of step 2 and finishes with the same rollout log and metrics as
+    a run never interrupted, each step once. With `learner.restarts=0`, or before any checkpoint, the run stops
+    with the resume command."""
+    import time
+
+    import mlflow
+
+    from cluster.driver import JobFailed
+
+    one_stage = ("sft.enabled=false", "async_steps=1", "checkpoint_every=2",
+                 "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full", *one_stage), echo=lambda _: None)
+    assert step_versions(tmp_path / "full/rollouts.msgpack") == {1: {0}, 2: {0}, 3: {2}, 4: {2}}
+    monkeypatch.setenv("RLVR_TEST_KILL_LEARNER_AT", "4")
+    lines: list[tuple[float, str]] = []
+    out = train(tiny_config(tmp_path, tiny_model_dir, "killed", *one_stage),
+                echo=lambda line: lines.append((time.perf_counter(), line)))
+    died = next(i for i, (_, line) in enumerate(lines) if line.startswith("the learner died in learning"))
+    assert "restart 1/1 from the last checkpoint" in lines[died][1]
+    recovered = next(t for t, line in lines[died:] if line.startswith("[one") and " step 3 " in line)
+    print(f"learner killed at step 4: recovered to a new step 3 in {recovered - lines[died][0]:.1f}s")
+    assert out["finished"] and out["steps"] == full["steps"] == 4
+    assert step_records(tmp_path / "killed/rollouts.msgpack") == step_records(tmp_path / "full/rollouts.msgpack")
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_run(out["run_id"]).info.status == "FINISHED"
+    for key in ("accuracy", "loss", "staleness"):
+        ours = sorted((m.step, m.value) for m in client.get_metric_history(out["run_id"], key))
+        theirs = sorted((m.step, m.value) for m in client.get_metric_history(full["run_id"], key))
+        assert [s for s, _ in ours] == [1, 2, 3, 4] and [v for _, v in ours] == pytest.approx([v for _, v in theirs])
+
+    monkeypatch.setenv("RLVR_TEST_KILL_LEARNER_AT", "3")
+    with pytest.raises(JobFailed, match="(?s)failed in learning: .*rlvr train --resume .*no_restart"):
+        train(tiny_config(tmp_path, tiny_model_dir, "no_restart", *one_stage, "learner.restarts=0"), echo=lambda _: None)
