@@ -25,6 +25,11 @@ class RolloutWorker:
         self._generate_lock = threading.Lock()
         self.last_tokens_per_s = 0.0
         self._hang_seconds, self._hang_calls = 0.0, 0
+        self._hang_load = 0.0
+
+    def hang_next_load(self, seconds: float) -> None:
+        """Test hook: the next `load_adapter` call sleeps this long first."""
+        self._hang_load = seconds
 
     def hang_next_generate(self, seconds: float, calls: int = 1) -> None:
         """Test hook: the next `calls` `generate` calls sleep this long first."""
@@ -47,6 +52,9 @@ class RolloutWorker:
             return out
 
     def load_adapter(self, weights: Any) -> int:
+        if self._hang_load:  # test hook: a wedged weight push
+            seconds, self._hang_load = self._hang_load, 0.0
+            time.sleep(seconds)
         self.engine.load_adapter(weights)
         return weights.version
 
@@ -173,10 +181,36 @@ def merge_adapter_everywhere(workers: list, weights: Any) -> list[int]:
     return ray.get([w.merge_adapter.remote(ref) for w in workers])
 
 
-def push_adapter(workers: list, weights: Any) -> list[int]:
+def push_adapter(workers: list, weights: Any, *, stall_seconds: float | None = None, report=print) -> list[int]:
     """Send one adapter version (the weights, or the learner's ObjectRef to them) to every worker, one
-    object-store copy; return the versions they hold."""
+    object-store copy; return the versions the workers hold. A worker that has not loaded it within
+    `stall_seconds` is reported with its Python stacks, and it and any worker that died are removed from
+    `workers` for the caller to replace (`RolloutStalled` when none would be left)."""
     import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
 
     ref = weights if isinstance(weights, ray.ObjectRef) else ray.put(weights)
-    return ray.get([w.load_adapter.remote(ref) for w in workers])
+    calls = {w.load_adapter.remote(ref): w for w in workers}
+    done, late = ray.wait(list(calls), num_returns=len(calls), timeout=stall_seconds)
+    versions, lost = [], []
+    for r in late:
+        try:
+            stack = ray.get(calls[r].stacks.remote(), timeout=10)
+        except (GetTimeoutError, RayActorError) as exc:
+            stack = f"(no stacks: {type(exc).__name__})"
+        report(f"weight push stalled: {_name(calls[r])} did not load adapter in {stall_seconds:.0f}s; "
+               f"its stacks:\n{stack}")
+        lost.append(calls[r])
+    for r in done:
+        try:
+            versions.append(ray.get(r))
+        except RayActorError:
+            report(f"rollout worker {_name(calls[r])} died while loading an adapter")
+            lost.append(calls[r])
+    if lost and len(lost) == len(workers):
+        raise RolloutStalled(f"no rollout worker loaded the adapter ({', '.join(map(_name, lost))})")
+    for worker in lost:
+        workers.remove(worker)
+    return versions
+
+

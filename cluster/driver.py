@@ -486,17 +486,30 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
         check_canaries(cfg, svc, tracker, run.step, echo)
         sampled_at = {"sft" if cfg.sft.enabled else "start", cfg.stages[-1].name}  # the two ends of the curve
 
+        watchdog = Watchdog(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds)
+        hang = os.environ.get("RLVR_TEST_HANG_IN", "")  # test hook: "PHASE:SECONDS", PHASE rollout|learning|push|evaluation
+        if hang.startswith("evaluation:"):
+            ray.get(svc.workers[0].hang_next_generate.remote(float(hang.split(":")[1])))
+
+        def timed_evaluate(kind: str, problems: list[Problem], **kwargs) -> dict:
+            """`evaluate` under the watchdog's deadline for this kind of evaluation (greedy or sampled)."""
+            begin = time.perf_counter()
+            result = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens, template=cfg.prompt,
+                              policy=cfg.verifier.answer_policy, stall_seconds=watchdog.deadline(kind), report=echo,
+                              **kwargs)
+            watchdog.record(kind, time.perf_counter() - begin)
+            restore_workers(cfg, svc, model_path, echo)
+            return result
+
         def evaluate_all(label: str) -> None:
             phase("evaluation")
             row = {"checkpoint": label, "minutes": round((time.perf_counter() - started) / 60, 2)}
             for name, problems in held_out.items():
-                greedy = evaluate(svc.workers, svc.pool, problems, max_tokens=cfg.rollout.max_tokens,
-                                  template=cfg.prompt, policy=cfg.verifier.answer_policy)
+                greedy = timed_evaluate("evaluation", problems)
                 row.update({name: greedy["accuracy"], f"{name}_ci": greedy["ci"], f"{name}_per_problem": greedy["per_problem"]})
                 if cfg.eval_samples and label in sampled_at:
-                    sampled = evaluate(svc.workers, svc.pool, problems, k=cfg.eval_samples,
-                                       temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens,
-                                       template=cfg.prompt, policy=cfg.verifier.answer_policy)
+                    sampled = timed_evaluate("evaluation_sampled", problems, k=cfg.eval_samples,
+                                             temperature=cfg.rollout.temperature)
                     row.update({f"{name}~": sampled["accuracy"], f"{name}_pass@{cfg.eval_samples}": sampled["pass@k"],
                                 f"{name}_maj@{cfg.eval_samples}": sampled["maj@k"]})
             run.evals.append(row)
@@ -528,11 +541,21 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
         rolling: collections.deque[float] = collections.deque(run.rolling, maxlen=cfg.rolling_window)
         recent: collections.deque[dict] = collections.deque(maxlen=cfg.log_samples)
         busy = BusyClock()
-        watchdog = Watchdog(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds)
-        if os.environ.get("RLVR_TEST_HANG_IN"):  # test hook: "rollout:SECONDS" or "learning:SECONDS"
-            where, seconds = os.environ["RLVR_TEST_HANG_IN"].split(":")
-            target = svc.workers[0].hang_next_generate if where == "rollout" else svc.learner.hang_next_step
+        if hang.split(":")[0] in ("rollout", "learning", "push"):
+            where, seconds = hang.split(":")
+            target = {"rollout": svc.workers[0].hang_next_generate, "learning": svc.learner.hang_next_step,
+                      "push": svc.workers[0].hang_next_load}[where]
             ray.get(target.remote(float(seconds)))
+
+        def push(weights) -> float:
+            """The adapter to every worker under the push deadline; a worker that stalls or dies is replaced."""
+            phase("push")
+            begin = time.perf_counter()
+            push_adapter(svc.workers, weights, stall_seconds=watchdog.deadline("push"), report=echo)
+            seconds = time.perf_counter() - begin
+            watchdog.record("push", seconds)
+            restore_workers(cfg, svc, model_path, echo)
+            return seconds
         timeout_shares: collections.deque[float] = collections.deque(maxlen=20)
         version = ray.get(svc.learner.ready.remote())["version"]
         pending, unpushed = None, None  # the next step's rollout (async_steps: 1), an adapter not yet pushed
@@ -566,10 +589,7 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
             busy.add(rollout.timings["rollout_span"])
             push_seconds = 0.0
             if unpushed is not None:  # the workers are done sampling this step under the adapter before: now push
-                phase("push")
-                push_start = time.perf_counter()
-                push_adapter(svc.workers, unpushed)
-                unpushed, push_seconds = None, time.perf_counter() - push_start
+                push_seconds, unpushed = push(unpushed), None
 
             curriculum = observe(Curriculum.from_dict(run.curriculum), cfg.curriculum,
                                  [(p, [b.verdict == "correct" for b in brow])
@@ -608,10 +628,7 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
                 if pending is not None:
                     unpushed = weights
                 else:
-                    phase("push")
-                    push_start = time.perf_counter()
-                    push_adapter(svc.workers, weights)
-                    push_seconds += time.perf_counter() - push_start
+                    push_seconds += push(weights)
             now = time.perf_counter()
             run = dataclasses.replace(done, stage_seconds=run.stage_seconds + now - window)
             metrics.update(snapshot(curriculum), stage_index=run.stage, push_seconds=push_seconds,
@@ -626,7 +643,7 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
 
             if stage_over:
                 if unpushed is not None:
-                    push_adapter(svc.workers, unpushed)
+                    push(unpushed)
                     unpushed = None
                 if run.stage_step < length:
                     why = ("promoted: the top difficulty passed for "

@@ -93,10 +93,13 @@ def sample_and_score(workers: list, pool: VerifierPool, problems: list[Problem],
 
 
 def evaluate(workers: list, pool: VerifierPool, problems: list[Problem], *, k: int = 1, temperature: float = 0.0,
-             max_tokens: int = 256, template: str = PROMPT, policy: str = "strict") -> dict[str, float]:
+             max_tokens: int = 256, template: str = PROMPT, policy: str = "strict", stall_seconds: float | None = None,
+             report=print) -> dict[str, float]:
     """Accuracy, pass@k and maj@k of the workers' current adapter on `problems` (greedy when temperature is 0),
-    under the answer `policy` (lenient for external benchmarks, the training policy on held-out problems)."""
+    under the answer `policy` (lenient for external benchmarks, the training policy on held-out problems). A chunk
+    silent for `stall_seconds` is sampled again elsewhere (`generate_across`)."""
     sampling = SamplingConfig(temperature=temperature, max_tokens=max_tokens, logprobs=False, seed=0)
-    _, breakdowns = sample_and_score(workers, pool, problems, k, sampling, template, policy=policy)
+    _, breakdowns = sample_and_score(workers, pool, problems, k, sampling, template, policy=policy,
+                                     stall_seconds=stall_seconds, report=report)
     return group_metrics([[b.verdict for b in row] for row in breakdowns],
                          [[b.extracted for b in row] for row in breakdowns])

@@ -300,19 +300,26 @@ def test_a_wedged_learner_stops_the_run_with_its_stack(ray_cluster, tiny_model_d
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("phase, report", [("rollout", "rollout stalled: rollout-"),
+                                           ("evaluation", "rollout stalled: rollout-"),
+                                           ("push", "weight push stalled: rollout-")])
 def test_a_wedged_rollout_worker_is_reported_replaced_and_the_step_goes_on(ray_cluster, tiny_model_dir, tmp_path,
-                                                                        monkeypatch):
-    """Stall detection, rollout: the wedged worker is named with its stack, its chunk is sampled again by the
-    other worker (same seed, so the same completions as a run without the stall) and a new worker takes its
-    place with the current weights."""
+                                                                        monkeypatch, phase, report):
+    """Stall detection in the phases a rollout worker holds (sampling, held-out evaluation, weight push): the
+    wedged worker is named with its stack; a chunk of prompts is sampled again by the other worker (same seed, so
+    the same completions as a run without the stall); a new worker takes its place with the current weights."""
     one_stage = ("sft.enabled=false", "watchdog.first_seconds=6",
                  "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 4}]")
     calm = train(tiny_config(tmp_path, tiny_model_dir, "calm", *one_stage), echo=lambda _: None)
-    monkeypatch.setenv("RLVR_TEST_HANG_IN", "rollout:40")
+    monkeypatch.setenv("RLVR_TEST_HANG_IN", f"{phase}:40")
     lines: list[str] = []
     wedged = train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lines.append)
     assert wedged["finished"] and wedged["steps"] == calm["steps"] == 2
-    assert any(line.startswith("rollout stalled: rollout-") and "stacks:" in line for line in lines)
+    assert any(line.startswith(report) and "stacks:" in line for line in lines)
+    def scores(evals):
+        return [{k: v for k, v in row.items() if k != "minutes"} for row in evals]
+
+    assert scores(wedged["evals"]) == scores(calm["evals"])
     assert any(line.startswith("replaced 1 rollout worker(s): rollout-2") for line in lines)
     assert step_records(tmp_path / "wedged/rollouts.msgpack") == step_records(tmp_path / "calm/rollouts.msgpack")
     assert wedged["worker_versions"] == [wedged["learner_version"]] * 2
