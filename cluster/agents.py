@@ -5,8 +5,9 @@ Both loops are pure: they take the model as `generate(prompts) -> texts`, the Sy
 scripted functions; the command line plugs in the rollout workers, the verifier pool and the contained runner.
 
 - **solver–verifier**: iteration 1 is the solver's answer to the plain prompt. A verifier turn (the same model or
-  another) reads each solution and replies CORRECT or a critique; an approved solution is final, a rejected one is
-  rewritten from the critique, which is iteration 2, and so on up to `max_iterations` answers.
+  another) reads each solution, works it again and ends with its verdict, CORRECT or WRONG; an approved solution is
+  final, a rejected one is rewritten with the verifier's reply as the critique, which is iteration 2, and so on up
+  to `max_iterations` answers.
 - **code feedback**: each iteration the model writes a program (after the first, shown its failed program and the
   error), the program runs contained (`verifier_pool.code_runner`), and the model answers from the output; a
   program that ran ends the loop. How often programs ran, failed, timed out or were missing is counted.
@@ -22,7 +23,7 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from cluster.evaluate import bootstrap_interval
-from synthesis.agent_data import (APPROVAL, CHECK_PROMPT, CODE_ANSWER_PROMPT, CODE_PROMPT, CODE_RETRY_PROMPT,
+from synthesis.agent_data import (APPROVAL, CHECK_PROMPT, REJECTION, CODE_ANSWER_PROMPT, CODE_PROMPT, CODE_RETRY_PROMPT,
                                   REVISE_PROMPT, output_feedback, shown)
 from synthesis.problem import Problem
 
@@ -32,8 +33,10 @@ MAX_READ_CHARS = 20_000  # of a completion, before any search in it
 
 
 def approves(reply: str) -> bool:
-    """A verifier reply that accepts the solution: it starts with CORRECT."""
-    return reply[:64].strip().upper().startswith(APPROVAL)
+    """A verifier reply that accepts the solution: its last verdict word is CORRECT (INCORRECT counts as WRONG);
+    a reply with neither rejects."""
+    text = reply[-MAX_READ_CHARS:].upper().replace("IN" + APPROVAL, REJECTION)
+    return text.rfind(APPROVAL) > text.rfind(REJECTION)
 
 
 def extract_program(text: str) -> str | None:

@@ -1,7 +1,8 @@
 """The agents' conversation formats and SFT turns that teach a small model to take part in them.
 
 Two agents (`cluster.agents` runs them): a solver–verifier loop (the model's solution is read by a verifier turn
-that replies CORRECT or WRONG with a critique; a rejected solution is revised) and code feedback (the model writes
+that works the problem again and ends with its verdict, CORRECT or WRONG; a rejected solution is revised with that
+working as the critique) and code feedback (the model writes
 a Python program, the project runs it contained and shows the output, the model then answers). Each turn is one
 user message built from the templates below, so training rows and evaluation prompts are the same text.
 
@@ -11,8 +12,10 @@ from generated problems whose answer SymPy computed from an arithmetic expressio
 - code: the program `print(EXPR)` (integers as `Rational` when the expression divides, so it prints an exact
   fraction) → answering from its output; a program missing its closing parenthesis, the error it raises, and
   the corrected program;
-- check: a right worked solution → `CORRECT`; the same solution with a wrong last step → `WRONG:` and the right
-  working; revise: the wrong solution and that critique → the right solution.
+- check: a worked solution (right, or with a wrong last step) → the right working, then `CORRECT` or `WRONG`: the
+  verdict comes after the verifier's own computation (a generative verifier), so judging is comparing two results,
+  which a small model can learn, rather than a first-token guess; revise: the wrong solution and that critique →
+  the right solution.
 """
 from __future__ import annotations
 
@@ -25,9 +28,9 @@ from synthesis.problem import Problem, worked_solution
 CODE_PROMPT = "{question}\nWrite a Python program that prints the answer."
 CODE_RETRY_PROMPT = "{question}\n```python\n{program}\n```\n{feedback}\nWrite a corrected Python program that prints the answer."
 CODE_ANSWER_PROMPT = "{question}\n```python\n{program}\n```\n{feedback}\nGive the final answer."
-CHECK_PROMPT = "{question}\nProposed solution:\n{solution}\nIs it correct? Reply CORRECT, or WRONG and why."
+CHECK_PROMPT = "{question}\nProposed solution:\n{solution}\nCheck it step by step, then say CORRECT or WRONG."
 REVISE_PROMPT = "{question}\nProposed solution:\n{solution}\nCritique: {critique}\nWrite a corrected solution."
-APPROVAL = "CORRECT"
+APPROVAL, REJECTION = "CORRECT", "WRONG"
 MAX_SHOWN_CHARS = 600  # of a solution, program or output put into the next prompt
 
 
@@ -111,9 +114,9 @@ def agent_turns(problems: list[Problem], seed: int = 0) -> list[dict]:
         except (AttributeError, ValueError):  # not a worked solution ending in a rational answer
             continue
         working = re.search(r"<reasoning>(.*?)</reasoning>", right, re.S).group(1).replace("\n", "; ")
-        critique = f"WRONG: {working}"
-        rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(right)), "target": APPROVAL,
-                     "kind": "check"})
+        critique = f"{working}\n{REJECTION}"
+        rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(right)),
+                     "target": f"{working}\n{APPROVAL}", "kind": "check"})
         rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(wrong)), "target": critique,
                      "kind": "check"})
         rows.append({"prompt": REVISE_PROMPT.format(question=q, solution=shown(wrong), critique=shown(critique)),

@@ -31,8 +31,9 @@ def test_reading_programs_and_verdicts_from_hostile_text():
     assert extract_program("no code at all") is None and extract_program("```python\nprint(1)") is None
     assert extract_program("```python\n\n```") is None
     assert extract_program("x" * 50_000 + "```python\nprint(1)\n```") is None  # past the read bound
-    assert approves("CORRECT") and approves("  correct, well done") and not approves("WRONG: 2 + 2 = 4")
-    assert not approves("It is CORRECT") and not approves("")
+    assert approves("CORRECT") and approves("2 + 2 = 4\nCORRECT") and approves("wrong at first, but correct")
+    assert not approves("2 + 2 = 4\nWRONG") and not approves("incorrect") and not approves("")
+    assert not approves("I cannot tell") and not approves("CORRECT? no, WRONG")
 
 
 def test_solver_verifier_revises_rejected_answers_and_counts_the_verifiers_judgements():
@@ -40,7 +41,8 @@ def test_solver_verifier_revises_rejected_answers_and_counts_the_verifiers_judge
     cannot fix). p4: right, rejected, revised wrong, then rejected again and revised right at iteration 3."""
     first = {"1": "2", "2": "5", "3": "7", "4": "8"}
     revisions = {"2": ["4"], "4": ["9", "8"]}
-    checks = {"1": ["CORRECT"], "2": ["WRONG: 2 + 2 = 4", "CORRECT"], "3": ["CORRECT"], "4": ["WRONG: look again", "WRONG: no"]}
+    checks = {"1": ["2 + 2 = 4\nCORRECT"], "2": ["2 + 2 = 4\nWRONG", "CORRECT"], "3": ["CORRECT"],
+              "4": ["look again: WRONG", "no, incorrect"]}
 
     def pid(prompt: str) -> str:
         return re.search(r"What is (\d)", prompt).group(1)
@@ -53,7 +55,7 @@ def test_solver_verifier_revises_rejected_answers_and_counts_the_verifiers_judge
         return out
 
     def check(prompts):
-        assert all(p.endswith("Reply CORRECT, or WRONG and why.") for p in prompts)
+        assert all(p.endswith("Check it step by step, then say CORRECT or WRONG.") for p in prompts)
         return [checks[pid(p)].pop(0) for p in prompts]
 
     report = solver_verifier(PROBLEMS, [p.question for p in PROBLEMS], generate, check, score, max_iterations=3)
@@ -103,8 +105,10 @@ def test_agent_turns_teach_programs_that_print_the_answer_and_critiques_of_wrong
         code = prompts[CODE_PROMPT.format(question=problem.question)]
         assert code["target"] == f"```python\n{program_for(expression_of(problem))}\n```"
         checks = [r for r in prompts.values() if r["kind"] == "check"]
-        right = next(r for r in checks if r["target"] == "CORRECT")
-        wrong = next(r for r in checks if r["target"].startswith("WRONG: "))
+        right = next(r for r in checks if r["target"].endswith("\nCORRECT"))
+        wrong = next(r for r in checks if r["target"].endswith("\nWRONG"))
+        working = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).replace("\n", "; ")
+        assert right["target"] == working + "\nCORRECT" and wrong["target"] == working + "\nWRONG"
         assert right["prompt"] == CHECK_PROMPT.format(question=problem.question, solution=problem.solution)
         shown_wrong = wrong["prompt"].split("Proposed solution:\n")[1].rsplit("\nIs it correct?", 1)[0]
         assert not compare(extract_answer(shown_wrong), problem.answer).equal
