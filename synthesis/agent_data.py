@@ -75,12 +75,12 @@ def program_for(expression: str) -> str:
     return f"from sympy import Rational as R\nprint({exact})"
 
 
-def _wrong_solution(problem: Problem, rng: random.Random) -> tuple[str, str]:
+def _wrong_solution(problem: Problem, rng: random.Random) -> str:
     """The worked solution with its last step's result (and so the final answer) off by a small amount."""
     lines = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).splitlines()
     wrong = _off_by(problem.answer, rng)
     head, _, _ = lines[-1].rpartition("= ")
-    return worked_solution(lines[:-1] + [f"{head}= {wrong}"], wrong), wrong
+    return worked_solution(lines[:-1] + [f"{head}= {wrong}"], wrong)
 
 
 def _off_by(answer: str, rng: random.Random) -> str:
@@ -110,7 +110,7 @@ def agent_turns(problems: list[Problem], seed: int = 0) -> list[dict]:
                          "target": f"```python\n{program}\n```", "kind": "code_retry"})
         right = problem.solution
         try:
-            wrong, _ = _wrong_solution(problem, rng)
+            wrong = _wrong_solution(problem, rng)
         except (AttributeError, ValueError):  # not a worked solution ending in a rational answer
             continue
         working = re.search(r"<reasoning>(.*?)</reasoning>", right, re.S).group(1).replace("\n", "; ")
