@@ -412,14 +412,14 @@ def _reward_metrics(correct: list[list[float]], breakdowns, rows) -> dict[str, f
 def train(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool = False) -> dict:
     """Run (or resume) the whole job (`run_job`); returns the per-stage evaluation table. A learner that dies is
     restarted with the whole job from the last checkpoint, `learner.restarts` times per call (the exact-resume
-    path: the steps since the checkpoint are sampled and learned again, identically); past that, or with no
-    checkpoint yet, the job fails with the resume command."""
+    path: the steps since the checkpoint, or since the start, are sampled and learned again, identically); past
+    that the job fails with the resume command."""
     restarts = 0
     while True:
         try:
             return run_job(cfg, resume, echo, force)
         except LearnerDied as died:
-            if restarts >= cfg.learner.restarts or not (died.run_dir / "checkpoint").exists():
+            if restarts >= cfg.learner.restarts:
                 raise JobFailed(died.phase, died.run_dir, died.error) from died.error
             restarts += 1
             echo(f"{died} ({str(died.error).splitlines()[0][:200]}); restart {restarts}/{cfg.learner.restarts} "
@@ -447,18 +447,22 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
             raise ConfigError(f"{changed[0]}: differs from the run's saved config.yaml; resuming with it would not "
                               f"continue the same data order (changed: {', '.join(changed)}; --force accepts it)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "state.json"
+    state_path, checkpoint = run_dir / "state.json", run_dir / "checkpoint"
     run = RunState.load(state_path)
+    if resume and (checkpoint / RUN_STATE).exists():  # the run state saved with the learner's, not a later one
+        saved = RunState.load(checkpoint / RUN_STATE)
+        run = dataclasses.replace(saved, run_id=saved.run_id or run.run_id)
     (run_dir / "config.yaml").write_text(dump(cfg))
     echo(f"resolved config:\n{dump(cfg)}")
     started = time.perf_counter() - run.elapsed
     model_path = resolve_model(cfg.model.name)  # builds/pretrains the tiny model before Ray takes the cores
     connect_ray(cfg)
     tracker = Tracker(cfg.tracking_uri, cfg.experiment, run_id=run.run_id, run_name=run_dir.name)
-    if run.run_id is None:
+    if run.run_id is None:  # from here on a kill at any moment leaves a run dir that resumes into this MLflow run
         tracker.log_params(cfg.to_dict())
         tracker.log_artifact(run_dir / "config.yaml")
-    run.run_id = tracker.run_id
+        run.run_id = tracker.run_id
+        run.save(state_path)
     svc, phase = Services(), Phase()
     prefetch = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="next-rollout")
     try:
@@ -466,18 +470,16 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
         start_services(cfg, model_path, svc)
         held_out = held_out_problems(cfg)
         exclude = {fact_key(p) for problems in held_out.values() for p in problems}
-        checkpoint = run_dir / "checkpoint"
-        if resume and checkpoint.exists():
-            if (checkpoint / RUN_STATE).exists():  # the run state saved with the learner's, not a later one
-                run = RunState.load(checkpoint / RUN_STATE)
-                run.run_id = tracker.run_id
-            resumed = ray.get(svc.learner.load.remote(str(checkpoint)))
-            for merged in ray.get(svc.learner.merged_adapters.remote()):
-                merge_adapter_everywhere(svc.workers, merged)
-            push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
+        if resume:  # the steps after the checkpoint (all of them, killed before the first) are replayed
+            adapter = 0
+            if checkpoint.exists():
+                adapter = ray.get(svc.learner.load.remote(str(checkpoint)))["version"]
+                for merged in ray.get(svc.learner.merged_adapters.remote()):
+                    merge_adapter_everywhere(svc.workers, merged)
+                push_adapter(svc.workers, ray.get(svc.learner.export_adapter.remote()))
             dropped = truncate_after(run_dir / "rollouts.msgpack", run.step)
             tracker.skip_logged()
-            echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{resumed['version']}); "
+            echo(f"resumed {run_dir} at stage {run.stage} step {run.step} (adapter v{adapter}); "
                  f"{dropped} rollout-log records of replayed steps dropped")
         log_path = run_dir / "rollouts.msgpack"
         if os.environ.get("RLVR_TEST_MISJUDGE"):  # test hook: a verifier that starts misjudging

@@ -270,6 +270,41 @@ def test_kill_9_of_the_driver_at_a_random_step_then_resume_equals_the_uninterrup
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("window", ["checkpoint renamed, state.json not yet written", "before the first checkpoint"])
+def test_a_kill_in_either_window_around_a_checkpoint_resumes_into_the_same_mlflow_run(
+        ray_cluster, tiny_model_dir, tmp_path, window):
+    """The two moments a random `kill -9` rarely hits, made exact: the checkpoint directory is in place but
+    state.json still holds the step before (the run id must come from the checkpoint), and no checkpoint
+    yet (the resume replays from step 0, dropping the logged steps' rollout records and MLflow repeats)."""
+    import mlflow
+
+    from cluster.schedule import RunState
+
+    one_stage = ("sft.enabled=false", "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full", *one_stage), echo=lambda _: None)
+    stopped = train(tiny_config(tmp_path, tiny_model_dir, "killed", *one_stage, "max_steps=2"), echo=lambda _: None)
+    run_dir = tmp_path / "killed"
+    if window.startswith("checkpoint renamed"):
+        (run_dir / "state.json").unlink()
+    else:
+        RunState(run_id=stopped["run_id"]).save(run_dir / "state.json")
+        for path in sorted((run_dir / "checkpoint").rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        (run_dir / "checkpoint").rmdir()
+    lines: list[str] = []
+    resumed = train(tiny_config(tmp_path, tiny_model_dir, "killed", *one_stage), resume=str(run_dir), echo=lines.append)
+    assert resumed["run_id"] == stopped["run_id"] and resumed["finished"] and resumed["steps"] == 4
+    replayed = 0 if window.startswith("checkpoint renamed") else 2
+    assert any(line.startswith(f"resumed {run_dir} at stage 0 step {2 - replayed} ") for line in lines)
+    assert step_records(run_dir / "rollouts.msgpack") == step_records(tmp_path / "full/rollouts.msgpack")
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for key in ("accuracy", "loss"):
+        ours = sorted((m.step, m.value) for m in client.get_metric_history(resumed["run_id"], key))
+        theirs = sorted((m.step, m.value) for m in client.get_metric_history(full["run_id"], key))
+        assert [s for s, _ in ours] == [1, 2, 3, 4] and [v for _, v in ours] == pytest.approx([v for _, v in theirs])
+
+
+@pytest.mark.ray
 def test_a_verifier_that_misjudges_its_canaries_stops_the_run(ray_cluster, tiny_model_dir, tmp_path, monkeypatch):
     """`canary_fail: stop`: the canaries run in every verifier actor at the start; a wrong verdict stops the run
     (FAILED, in phase `canary`) before a single step learns from it; `warn` logs it and goes on."""
