@@ -10,8 +10,10 @@ Per seed, from an empty cache directory:
    critiques, revisions);
 2. `rlvr train --preset tiny --set sft.data=… --set sft.steps=N` (then the preset's GRPO stages, plain prompts);
 3. on the run's own held-out problems (every stage, 300 each): `rlvr eval --agent solver-verifier
-   --max-iterations 3` and `rlvr eval --agent code-feedback --max-iterations 2`, greedy, on the last stage's
-   adapter. Iteration 1 of the solver–verifier loop is the plain greedy answer.
+   --max-iterations 3` and `rlvr eval --agent code-feedback --max-iterations 2`, greedy, twice: with the SFT
+   adapter (the checkpoint's `merged/0`, what the agent turns taught) and with the last stage's adapter (after
+   GRPO, which trains on plain prompts only and so may wear the agent turns down). Iteration 1 of the
+   solver–verifier loop is the plain greedy answer.
 
 Writes `agents.json` and `agents.md` under `--out` and the README's table between the `agents` markers.
 """
@@ -65,7 +67,7 @@ def eval_agent(agent: str, iterations: int, adapter: pathlib.Path, data: pathlib
                env: dict) -> dict:
     cmd = [sys.executable, "-m", "cluster.cli", "eval", "--model", "tiny", "--adapter", str(adapter), "--data",
            str(data), "--agent", agent, "--max-iterations", str(iterations), "--temperature", "0",
-           "--max-tokens", "96", "--json", str(out)]
+           "--max-tokens", "96", "--prompt", "{question}", "--policy", "strict", "--json", str(out)]
     start = time.perf_counter()
     with open(out.with_suffix(".log"), "w") as log:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -82,29 +84,35 @@ def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, sft_steps: int)
     cfg = load_config("tiny", overrides=[f"seed={seed}"])
     problems = [p for stage in held_out_problems(cfg).values() for p in stage]
     heldout.write_text("\n".join(json.dumps(p.to_dict()) for p in problems) + "\n")
-    adapter = work / f"agents{seed}" / "stages" / cfg.stages[-1].name / "adapter"
+    adapters = {"SFT": work / f"agents{seed}" / "checkpoint" / "merged" / "0",
+                "GRPO": work / f"agents{seed}" / "stages" / cfg.stages[-1].name / "adapter"}
     env = dict(os.environ, SYMPY_RLVR_CACHE=str(cache), RAY_DEDUP_LOGS="0")
     return {"seed": seed, "sft_rows": kinds, "train_minutes": train["minutes"], "heldout": len(problems),
-            "solver_verifier": eval_agent("solver-verifier", 3, adapter, heldout, work / f"sv{seed}.json", env),
-            "code_feedback": eval_agent("code-feedback", 2, adapter, heldout, work / f"code{seed}.json", env)}
+            "after": {after: {"solver_verifier": eval_agent("solver-verifier", 3, adapter, heldout,
+                                                            work / f"sv{seed}-{after}.json", env),
+                              "code_feedback": eval_agent("code-feedback", 2, adapter, heldout,
+                                                          work / f"code{seed}-{after}.json", env)}
+                      for after, adapter in adapters.items()}}
 
 
 def table(results: list[dict]) -> str:
     def cell(row: dict) -> str:
         return f"{row['accuracy']:.3f} [{row['ci'][0]:.3f}, {row['ci'][1]:.3f}]"
 
-    lines = ["| seed | loop | iteration 1 | iteration 2 | iteration 3 | what the loop did |", "|---|---|---|---|---|---|"]
+    lines = ["| seed | after | loop | iteration 1 | iteration 2 | iteration 3 | what the loop did |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
-        sv, code = r["solver_verifier"], r["code_feedback"]
-        v = sv["verifier"]
-        lines.append(f"| {r['seed']} | solver–verifier (iteration 1 = plain answer) | "
-                     + " | ".join(cell(x) for x in sv["iterations"])
-                     + f" | verifier: approved {v['approved_right']} right / {v['approved_wrong']} wrong, rejected "
-                       f"{v['rejected_right']} right / {v['rejected_wrong']} wrong |")
-        p = code["programs"]
-        lines.append(f"| {r['seed']} | code feedback | " + " | ".join(cell(x) for x in code["iterations"])
-                     + f" | – | programs: {p['ok']} ran, {p['error'] + p['killed']} failed, {p['timeout']} timed out, "
-                       f"{p['no_code']} missing |")
+        for after, loops in r["after"].items():
+            sv, code = loops["solver_verifier"], loops["code_feedback"]
+            v = sv["verifier"]
+            lines.append(f"| {r['seed']} | {after} | solver–verifier (iteration 1 = plain answer) | "
+                         + " | ".join(cell(x) for x in sv["iterations"])
+                         + f" | verifier: approved {v['approved_right']} right / {v['approved_wrong']} wrong, rejected "
+                           f"{v['rejected_right']} right / {v['rejected_wrong']} wrong |")
+            p = code["programs"]
+            lines.append(f"| {r['seed']} | {after} | code feedback | " + " | ".join(cell(x) for x in code["iterations"])
+                         + f" | – | programs: {p['ok']} ran, {p['error'] + p['killed']} failed, {p['timeout']} timed "
+                           f"out, {p['no_code']} missing |")
     return "\n".join(lines)
 
 

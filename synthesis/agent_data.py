@@ -12,10 +12,11 @@ from generated problems whose answer SymPy computed from an arithmetic expressio
 - code: the program `print(EXPR)` (integers as `Rational` when the expression divides, so it prints an exact
   fraction) → answering from its output; a program missing its closing parenthesis, the error it raises, and
   the corrected program;
-- check: a worked solution (right, or with a wrong last step) → the right working, then `CORRECT` or `WRONG`: the
-  verdict comes after the verifier's own computation (a generative verifier), so judging is comparing two results,
-  which a small model can learn, rather than a first-token guess; revise: the wrong solution and that critique →
-  the right solution.
+- check: a worked solution (right, or with a wrong last step) → the right working, then the two results side by
+  side ("The solution says X; I get Y.") and `CORRECT` or `WRONG` (`check_reply`): the verdict comes after the
+  verifier's own computation (a generative verifier) and right next to both numbers, so judging is comparing two
+  adjacent results, which a small model can learn, rather than a first-token guess or a comparison with a number
+  a hundred tokens back; revise: the wrong solution and that critique → the right solution.
 """
 from __future__ import annotations
 
@@ -75,6 +76,12 @@ def program_for(expression: str) -> str:
     return f"from sympy import Rational as R\nprint({exact})"
 
 
+def check_reply(working: str, proposed: str, found: str) -> str:
+    """A verifier turn's target: its own working, both results, then the verdict they imply."""
+    verdict = APPROVAL if proposed == found else REJECTION
+    return f"{working}\nThe solution says {proposed}; I get {found}. {verdict}"
+
+
 def _wrong_solution(problem: Problem, rng: random.Random) -> str:
     """The worked solution with its last step's result (and so the final answer) off by a small amount."""
     lines = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).splitlines()
@@ -114,9 +121,9 @@ def agent_turns(problems: list[Problem], seed: int = 0) -> list[dict]:
         except (AttributeError, ValueError):  # not a worked solution ending in a rational answer
             continue
         working = re.search(r"<reasoning>(.*?)</reasoning>", right, re.S).group(1).replace("\n", "; ")
-        critique = f"{working}\n{REJECTION}"
+        critique = check_reply(working, re.search(r"<final_answer>(.*?)</final_answer>", wrong, re.S).group(1), answer)
         rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(right)),
-                     "target": f"{working}\n{APPROVAL}", "kind": "check"})
+                     "target": check_reply(working, answer, answer), "kind": "check"})
         rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(wrong)), "target": critique,
                      "kind": "check"})
         rows.append({"prompt": REVISE_PROMPT.format(question=q, solution=shown(wrong), critique=shown(critique)),

@@ -105,10 +105,13 @@ def test_agent_turns_teach_programs_that_print_the_answer_and_critiques_of_wrong
         code = prompts[CODE_PROMPT.format(question=problem.question)]
         assert code["target"] == f"```python\n{program_for(expression_of(problem))}\n```"
         checks = [r for r in prompts.values() if r["kind"] == "check"]
-        right = next(r for r in checks if r["target"].endswith("\nCORRECT"))
-        wrong = next(r for r in checks if r["target"].endswith("\nWRONG"))
+        right = next(r for r in checks if approves(r["target"]))
+        wrong = next(r for r in checks if not approves(r["target"]))
         working = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).replace("\n", "; ")
-        assert right["target"] == working + "\nCORRECT" and wrong["target"] == working + "\nWRONG"
+        assert right["target"] == f"{working}\nThe solution says {problem.answer}; I get {problem.answer}. CORRECT"
+        proposed = re.search(r"The solution says (.*); I get", wrong["target"]).group(1)
+        assert wrong["target"] == f"{working}\nThe solution says {proposed}; I get {problem.answer}. WRONG"
+        assert proposed != problem.answer and f"<final_answer>{proposed}</final_answer>" in wrong["prompt"]
         assert right["prompt"] == CHECK_PROMPT.format(question=problem.question, solution=problem.solution)
         shown_wrong = wrong["prompt"].split("Proposed solution:\n")[1].rsplit("\nIs it correct?", 1)[0]
         assert not compare(extract_answer(shown_wrong), problem.answer).equal
