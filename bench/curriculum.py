@@ -9,7 +9,7 @@ sampling and learning:
 
 - fixed: the preset's stages over their own generated problems (`curriculum.mode=fixed`);
 - adaptive: difficulty steered per topic to a 0.5 pass rate, promotion, siblings of half-solved problems and
-  dynamic sampling (`curriculum.mode=adaptive`, `curriculum.resample_budget=BATCH/2`);
+  dynamic sampling (`curriculum.mode=adaptive`, `curriculum.resample_budget=BATCH`, as in the preset);
 - raft: the adaptive arm with `algo=raft` (fine-tuning on verified completions instead of GRPO updates).
 
 Reported per run: the share of trained groups whose correctness had no spread (and of all sampled groups),
@@ -52,7 +52,7 @@ run_seed = _tiny_default().run_seed
 
 def arms(batch_size: int, minutes: float) -> dict[str, tuple[str, ...]]:
     budget = (f"grpo_minutes={minutes}",)
-    adaptive = budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={batch_size // 2}")
+    adaptive = budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={batch_size}")
     return {"fixed": budget + ("curriculum.mode=fixed", "curriculum.resample_budget=0"), "adaptive": adaptive,
             "raft": adaptive + ("algo=raft",)}
 
