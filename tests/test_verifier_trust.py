@@ -116,6 +116,26 @@ def test_sandbox_child_has_empty_environment_and_limits(monkeypatch):
         box.kill()
 
 
+
+def test_a_sandbox_killed_while_starting_costs_no_result_one_that_crashes_serving_gets_one_retry(monkeypatch):
+    """Deaths before the child saw the call (killed from outside, as under a loaded machine) are replaced without
+    counting; a child that dies on the call itself is retried once, then the call fails (a verdict, upstream)."""
+    real_spawn, spawned = sandbox.SandboxProcess._spawn, []
+
+    def spawn_dying_twice(self) -> None:
+        real_spawn(self)
+        spawned.append(self.proc.pid)
+        if len(spawned) <= 2:
+            self.proc.kill()
+            self.proc.wait()
+
+    monkeypatch.setattr(sandbox.SandboxProcess, "_spawn", spawn_dying_twice)
+    monkeypatch.setattr(sandbox, "_idle", __import__("queue").LifoQueue())
+    assert sandbox.run("ping", (), timeout=30) == "pong" and len(spawned) == 3
+    with pytest.raises(sandbox.SandboxDied):
+        sandbox.run("crash", (), timeout=30)
+    assert len(spawned) == 5  # the crash, its one retry
+
 HOSTILE = [
     "1 " + "m" * 40 + "!",
     "1e10000000",

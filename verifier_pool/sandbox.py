@@ -25,11 +25,17 @@ import msgpack
 
 IN_SANDBOX = False
 STARTUP_TIMEOUT = 120.0
+STARTUP_RETRIES = 2  # children that die before they see the call (killed from outside), replaced for free
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 
 
 class SandboxDied(RuntimeError):
-    """The child process exited (crashed or was killed) before answering."""
+    """The child process exited (crashed or was killed) before answering; `starting` when it died before it was
+    given the call (so the input cannot have caused it)."""
+
+    def __init__(self, message: str, starting: bool = False) -> None:
+        super().__init__(message)
+        self.starting = starting
 
 
 class SandboxTimeout(TimeoutError):
@@ -87,8 +93,9 @@ class SandboxProcess:
             self.restart()
             raise
         except (SandboxDied, BrokenPipeError, OSError, ValueError) as exc:
+            starting = not self._ready
             self.restart()
-            raise SandboxDied(str(exc)) from exc
+            raise SandboxDied(str(exc), starting=starting) from exc
         if not ok:
             raise RuntimeError(result)
         return result
@@ -117,17 +124,24 @@ def total_restarts() -> int:
 
 def run(op: str, args: tuple, *, timeout: float) -> Any:
     """Run a verifier op in an idle sandbox (one per concurrent caller) with a hard deadline.
-    A crashed child is replaced and the call retried once; raises SandboxTimeout, SandboxDied or RuntimeError."""
+    A child that dies while serving the call is replaced and the call retried once; one that dies while starting
+    (before it saw the input: killed from outside, out of memory) is replaced up to `STARTUP_RETRIES` times
+    without counting against the call. Raises SandboxTimeout, SandboxDied or RuntimeError."""
     try:
         box = _idle.get_nowait()
     except queue.Empty:
         box = SandboxProcess()
         _boxes.append(box)
+    serving_deaths = starting_deaths = 0
     try:
-        try:
-            return box.call(op, list(args), timeout)
-        except SandboxDied:
-            return box.call(op, list(args), timeout)
+        while True:
+            try:
+                return box.call(op, list(args), timeout)
+            except SandboxDied as died:
+                starting_deaths += died.starting
+                serving_deaths += not died.starting
+                if serving_deaths > 1 or starting_deaths > STARTUP_RETRIES:
+                    raise
     finally:
         _idle.put(box)
 
