@@ -50,9 +50,9 @@ run_seed = _tiny_default().run_seed
 
 
 
-def arms(batch_size: int, minutes: float) -> dict[str, tuple[str, ...]]:
+def arms(resample_budget: int, minutes: float) -> dict[str, tuple[str, ...]]:
     budget = (f"grpo_minutes={minutes}",)
-    adaptive = budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={batch_size}")
+    adaptive = budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={resample_budget}")
     return {"fixed": budget + ("curriculum.mode=fixed", "curriculum.resample_budget=0"), "adaptive": adaptive,
             "raft": adaptive + ("algo=raft",)}
 
@@ -67,7 +67,8 @@ def row(arm: str, result: dict, stages: list[str]) -> dict:
             "final": {s: result["evals"][-1][s] for s in stages}, "sft": {s: result["evals"][0][s] for s in stages}}
 
 
-def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: str, arm_names: list[str]) -> str:
+def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: str, arm_names: list[str],
+             resample_budget: int | None = None) -> str:
     lines = ["| arm | seed | GRPO steps | minutes (whole run) | zero-spread groups trained / sampled | "
              "mean held-out gain over SFT [95% CI] |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -76,6 +77,7 @@ def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: st
                      f"{r['zero_spread_trained']:.2f} / {r['zero_spread_sampled']:.2f} | "
                      f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
     command = f"python bench/curriculum.py --minutes {minutes} --arms {' '.join(arm_names)} --name {name}"
+    command += f" --resample-budget {resample_budget}" if resample_budget is not None else ""
     lines += ["", f"Produced by `{command}` on {machine}, {date}, from an empty cache: the tiny preset, {minutes} "
               "training minutes per run for every arm (evaluation not counted; the first run's minutes include "
               "building and pretraining the tiny model), 300 held-out problems per stage, greedy; intervals are "
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
     parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"], choices=["fixed", "adaptive", "raft"])
     parser.add_argument("--name", default="curriculum", help="output files NAME.{json,md,png}, README markers NAME")
+    parser.add_argument("--resample-budget", type=int, default=None,
+                        help="the adaptive and raft arms' curriculum.resample_budget (default: one batch, the preset's)")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
@@ -120,13 +124,14 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for arm in args.arms:
-            result = run_seed(seed, work, cache, arms(cfg.batch_size, args.minutes)[arm], name=arm)
+            budget = cfg.batch_size if args.resample_budget is None else args.resample_budget
+            result = run_seed(seed, work, cache, arms(budget, args.minutes)[arm], name=arm)
             results.setdefault(arm, []).append(result)
             rows.append(row(arm, result, stages))
             print(json.dumps(rows[-1]))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
     date = time.strftime("%Y-%m-%d")
-    table = markdown(rows, args.minutes, machine, date, args.name, args.arms)
+    table = markdown(rows, args.minutes, machine, date, args.name, args.arms, args.resample_budget)
     out = pathlib.Path(args.out)
     (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "minutes": args.minutes,
                                                      "rows": rows, "history": {a: [r["history"] for r in rs]
