@@ -87,6 +87,7 @@ def run_ours(model: str, args, problems_n: int) -> dict:
         f"model.lora_rank={args.lora_rank}", f"model.lora_alpha={2 * args.lora_rank}", f"batch_size={args.prompts}",
         f"group_size={args.group}", f"rollout.max_tokens={args.max_tokens}", f"learner.lr={args.lr}", "learner.beta=0.0",
         "sft.enabled=false", "eval_problems=8", "eval_samples=0", "checkpoint_every=1000", f"max_steps={args.steps}",
+        "curriculum.mode=fixed", "curriculum.resample_budget=0",  # the same prompts and groups as TRL, no resampling
         f"stages=[{{name: race, difficulty: 1, topics: {{mental_math: 1}}, epochs: 1, problems: {problems_n}}}]",
     ] + (["model.dtype=bfloat16", "rollout.workers=1", "rollout.gpus_per_worker=0.45", "learner.gpus=0.45",
           "rollout.gpu_memory_utilization=0.3", "learner.micro_batch_size=32", "rollout.max_num_seqs=512"]
