@@ -122,9 +122,9 @@ def main() -> None:
     cache = work / "cache"
     results: dict[str, list[dict]] = {}
     rows = []
+    budget = cfg.batch_size if args.resample_budget is None else args.resample_budget
     for seed in args.seeds:
         for arm in args.arms:
-            budget = cfg.batch_size if args.resample_budget is None else args.resample_budget
             result = run_seed(seed, work, cache, arms(budget, args.minutes)[arm], name=arm)
             results.setdefault(arm, []).append(result)
             rows.append(row(arm, result, stages))

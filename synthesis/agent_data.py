@@ -82,12 +82,13 @@ def check_reply(working: str, proposed: str, found: str) -> str:
     return f"{working}\nThe solution says {proposed}; I get {found}. {verdict}"
 
 
-def _wrong_solution(problem: Problem, rng: random.Random) -> str:
-    """The worked solution with its last step's result (and so the final answer) off by a small amount."""
+def _wrong_solution(problem: Problem, rng: random.Random) -> tuple[str, str]:
+    """The worked solution with its last step's result (and so the final answer) off by a small amount, and that
+    wrong answer."""
     lines = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).splitlines()
     wrong = _off_by(problem.answer, rng)
     head, _, _ = lines[-1].rpartition("= ")
-    return worked_solution(lines[:-1] + [f"{head}= {wrong}"], wrong)
+    return worked_solution(lines[:-1] + [f"{head}= {wrong}"], wrong), wrong
 
 
 def _off_by(answer: str, rng: random.Random) -> str:
@@ -117,11 +118,11 @@ def agent_turns(problems: list[Problem], seed: int = 0) -> list[dict]:
                          "target": f"```python\n{program}\n```", "kind": "code_retry"})
         right = problem.solution
         try:
-            wrong = _wrong_solution(problem, rng)
+            wrong, wrong_answer = _wrong_solution(problem, rng)
         except (AttributeError, ValueError):  # not a worked solution ending in a rational answer
             continue
         working = re.search(r"<reasoning>(.*?)</reasoning>", right, re.S).group(1).replace("\n", "; ")
-        critique = check_reply(working, re.search(r"<final_answer>(.*?)</final_answer>", wrong, re.S).group(1), answer)
+        critique = check_reply(working, wrong_answer, answer)
         rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(right)),
                      "target": check_reply(working, answer, answer), "kind": "check"})
         rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(wrong)), "target": critique,

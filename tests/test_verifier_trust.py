@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pathlib
+import queue
 import time
 
 import pytest
@@ -130,7 +131,7 @@ def test_a_sandbox_killed_while_starting_costs_no_result_one_that_crashes_servin
             self.proc.wait()
 
     monkeypatch.setattr(sandbox.SandboxProcess, "_spawn", spawn_dying_twice)
-    monkeypatch.setattr(sandbox, "_idle", __import__("queue").LifoQueue())
+    monkeypatch.setattr(sandbox, "_idle", queue.LifoQueue())
     assert sandbox.run("ping", (), timeout=30) == "pong" and len(spawned) == 3
     with pytest.raises(sandbox.SandboxDied):
         sandbox.run("crash", (), timeout=30)
