@@ -1,5 +1,10 @@
 """The transformers rollout engine: `generate` with left padding, logprobs from the raw logits, and LoRA
-adapters applied with peft. The CPU default, and the fallback where vLLM is not installed."""
+adapters applied with peft. The CPU default, and the fallback where vLLM is not installed.
+
+`sync` says how a pushed adapter reaches the weights that decode: `adapter` runs the LoRA matmuls beside the
+base ones on every token; `merged` folds the adapter into the base weights once per push (W = W₀ + s·BA, from a
+kept copy of W₀, so pushes never accumulate rounding) and decodes with the plain model — on the tiny CPU model the
+LoRA matmuls are a third of the decode time (`bench/rollout_sync.py`)."""
 from __future__ import annotations
 
 import threading
@@ -16,7 +21,9 @@ class HFEngine:
     """A transformers causal LM (optionally wrapped in a peft LoRA adapter) serving `generate` calls."""
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", max_batch_size: int = 64,
-                 seed: int = 0) -> None:
+                 seed: int = 0, sync: str = "adapter") -> None:
+        if sync not in ("adapter", "merged"):
+            raise ValueError(f"sync: expected adapter or merged, got {sync!r}")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
@@ -26,6 +33,8 @@ class HFEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
         self.max_batch_size = max_batch_size
+        self.sync = sync
+        self._base: dict[str, torch.Tensor] | None = None  # merged sync: W₀ of every LoRA-wrapped layer
         self.adapter_version = 0
         self._pending: Any = None
         self._lock = threading.Lock()
@@ -50,8 +59,28 @@ class HFEngine:
             config = LoraConfig(**{k: v for k, v in weights.config.items() if k in LoraConfig.__dataclass_fields__})
             config.inference_mode = True
             self.model = get_peft_model(self.model, config).eval()
-        set_peft_model_state_dict(self.model, {k: torch.as_tensor(v).to(self.device) for k, v in weights.tensors.items()})
+        if self.sync == "merged":
+            self._unmerge_exactly()
+        set_peft_model_state_dict(self.model, {k: torch.tensor(v).to(self.device) for k, v in weights.tensors.items()})
+        if self.sync == "merged":
+            self.model.merge_adapter()
         self.adapter_version = weights.version
+
+    def _lora_layers(self):
+        from peft.tuners.lora import LoraLayer
+
+        return [(name, module) for name, module in self.model.named_modules() if isinstance(module, LoraLayer)]
+
+    def _unmerge_exactly(self) -> None:
+        """Undo the last merge by restoring W₀ (kept on the first merge), not by subtracting s·BA again."""
+        layers = self._lora_layers()
+        if self._base is None:
+            self._base = {name: module.get_base_layer().weight.detach().clone() for name, module in layers}
+            return
+        with torch.no_grad():
+            for name, module in layers:
+                module.get_base_layer().weight.copy_(self._base[name])
+                module.merged_adapters.clear()
 
     def merge_adapter(self, weights: Any) -> None:
         """Fold `weights` into the base weights (the learner did the same: see `LearnerCore.merge_adapter`);
@@ -63,6 +92,7 @@ class HFEngine:
             self.adapter_version = -1
             self._apply_pending()
             self.model = self.model.merge_and_unload() if isinstance(self.model, PeftModel) else self.model
+            self._base = None
             self.model.eval()
             self.adapter_version = weights.version
 

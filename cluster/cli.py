@@ -185,7 +185,8 @@ def _eval_workers(args: argparse.Namespace, model: str, adapter: str | None, pre
     from learner.adapter import AdapterWeights
 
     workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker,
-                                     model=resolve_model(model), name_prefix=prefix)
+                                     model=resolve_model(model), name_prefix=prefix,
+                                     **({"sync": "merged"} if args.engine == "hf" else {}))
     if adapter:
         for merged in merged_adapters(adapter):
             merge_adapter_everywhere(workers, merged)

@@ -43,6 +43,7 @@ class RolloutConfig:
     seed_per_request: bool = False  # vLLM: seed every request (its slow path); else runs repeat through the engine seed
     dispatch_prompts: int = 0  # prompts per call handed to whichever worker is free (0: a step's share / 2 per worker)
     torch_threads: int = 1  # CPU threads for the HF engine (0: every core); 1 measured fastest beside the learner
+    sync: str = "auto"  # how pushed adapters reach decoding: adapter | merged (folded into the weights) | auto
 
 
 @dataclass
@@ -298,6 +299,11 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
     positive(float(cfg.learner.lr), "learner.lr", float)
     if cfg.rollout.engine not in ("hf", "vllm"):
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
+    if cfg.rollout.sync not in ("auto", "adapter", "merged"):
+        raise ConfigError(f"rollout.sync: expected auto, adapter or merged, got {cfg.rollout.sync!r}")
+    if cfg.rollout.sync == "merged" and cfg.rollout.engine == "vllm":
+        raise ConfigError("rollout.sync: merged is implemented for the hf engine; vLLM decodes with the adapter "
+                          "(its merged path is unmeasured: see bench/gpu_extra.sh)")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
     if cfg.async_steps not in (0, 1):
@@ -394,3 +400,9 @@ def data_affecting_changes(saved: dict, new: dict) -> list[str]:
 
 def dump(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def rollout_sync(cfg: "RolloutConfig") -> str:
+    """`rollout.sync` resolved: auto is `merged` for the transformers engine (measured faster: `bench/rollout_sync.py`)
+    and `adapter` for vLLM (punica LoRA kernels; a merged push would reload the whole model)."""
+    return cfg.sync if cfg.sync != "auto" else ("merged" if cfg.engine == "hf" else "adapter")

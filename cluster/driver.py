@@ -23,7 +23,7 @@ import yaml
 
 from actors.records import SamplingConfig
 from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
-from cluster.config import ConfigError, TrainConfig, data_affecting_changes, dump
+from cluster.config import ConfigError, TrainConfig, data_affecting_changes, dump, rollout_sync
 from cluster.curriculum import Curriculum, observe, should_promote, snapshot
 from cluster.evaluate import evaluate, prompt_for, sample_and_score
 from cluster.raft import raft_selection
@@ -688,6 +688,8 @@ def run_job(cfg: TrainConfig, resume: str | None = None, echo=print, force: bool
 def new_rollout_workers(cfg: TrainConfig, model_path: str, count: int, svc: Services) -> list:
     """`count` more rollout workers (named on from `svc.spawned`), remembered in `svc.retired` for release."""
     kwargs = {"model": model_path}
+    if cfg.rollout.engine == "hf":
+        kwargs.update(max_batch_size=cfg.rollout.max_num_seqs, sync=rollout_sync(cfg.rollout))
     if cfg.rollout.engine == "vllm":
         kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
                       max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)

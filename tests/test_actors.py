@@ -70,6 +70,29 @@ def test_greedy_is_deterministic_and_adapter_changes_it(tiny_model_dir):
     assert [c.token_ids for row in out for c in row] != base
 
 
+def test_merged_sync_decodes_like_the_adapter_and_each_push_starts_from_the_base_weights(tiny_model_dir):
+    """`sync: merged` folds each pushed adapter into a copy of W₀: the same tokens and log-probs as decoding with the
+    adapter, and a second push replaces the first rather than adding to it."""
+    greedy = SamplingConfig(temperature=0.0, max_tokens=12, ignore_eos=True, logprobs=True)
+    adapter_engine = make_engine("hf", model=tiny_model_dir)
+    merged_engine = make_engine("hf", model=tiny_model_dir, sync="merged")
+    for version in (3, 4):
+        weights = random_adapter(tiny_model_dir, version=version, seed=version)
+        adapter_engine.load_adapter(weights)
+        merged_engine.load_adapter(weights)
+        a, m = adapter_engine.generate(PROMPTS, 1, greedy), merged_engine.generate(PROMPTS, 1, greedy)
+        assert merged_engine.adapter_version == version and all(c.policy_version == version for row in m for c in row)
+        assert [c.token_ids for row in a for c in row] == [c.token_ids for row in m for c in row]
+        for ra, rm in zip(a, m):
+            assert torch.allclose(torch.tensor(ra[0].logprobs), torch.tensor(rm[0].logprobs), atol=1e-4)
+    layer = next(mod for _, mod in merged_engine._lora_layers())
+    base = merged_engine._base[next(name for name, _ in merged_engine._lora_layers())]
+    with torch.no_grad():
+        assert torch.allclose(layer.get_base_layer().weight, base + layer.get_delta_weight("default"), atol=1e-6)
+    with pytest.raises(ValueError, match="sync"):
+        make_engine("hf", model=tiny_model_dir, sync="fused")
+
+
 def test_vllm_engine_without_vllm_names_the_extra(tiny_model_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(ImportError, match=r"sympy-rlvr\[vllm\]"):
