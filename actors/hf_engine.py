@@ -91,6 +91,8 @@ class HFEngine:
             self._pending = weights
             self.adapter_version = -1
             self._apply_pending()
+            if self.sync == "merged" and self._base is not None:
+                self._unmerge_exactly()  # back to W₀ with the adapter loaded: merge_and_unload folds it once
             self.model = self.model.merge_and_unload() if isinstance(self.model, PeftModel) else self.model
             self._base = None
             self.model.eval()

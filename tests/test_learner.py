@@ -208,15 +208,18 @@ def test_after_merge_the_reference_is_the_sft_model(tiny_model_dir, tmp_path):
                               atol=1e-4)
 
 
-def test_hf_engine_merges_like_the_learner(tiny_model_dir):
+@pytest.mark.parametrize("sync", ["adapter", "merged"])
+def test_hf_engine_merges_like_the_learner(tiny_model_dir, sync):
     from actors.hf_engine import HFEngine
     from actors.records import SamplingConfig
 
     learner = make_learner(tiny_model_dir)
     for _ in range(3):
         learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
+    engine = HFEngine(tiny_model_dir, sync=sync)
+    engine.load_adapter(learner.export_adapter())  # pushed before the fold, as the SFT evaluation does
+    engine.generate(["1 + 1 ="], 1, SamplingConfig(temperature=0.0, max_tokens=2))
     weights = learner.merge_adapter()
-    engine = HFEngine(tiny_model_dir)
     engine.merge_adapter(weights)
     engine.load_adapter(learner.export_adapter())
     greedy = SamplingConfig(temperature=0.0, max_tokens=8, logprobs=True, seed=0)
