@@ -95,17 +95,17 @@ def test_sandbox_killed_mid_batch_costs_a_retry_not_a_result(pool, ray_cluster):
     pool.score(mixed_requests(10)[0])  # every actor has a started sandbox to kill
     reqs, expected = mixed_requests(600)
     future = pool.score_async(reqs)
-    killed = 0
-    for _ in range(2):  # a kill that lands on a child still starting (a loaded machine) is replaced for free
+    hit: set[int] = set()  # each actor's sandbox is killed once: a second kill could land on the same request's
+    for _ in range(3):     # retry and spend it (verdict `error`); a later round only for actors found between children
         time.sleep(0.3)
-        for pid in pids:
+        for pid in set(pids) - hit:
             for child in psutil.Process(pid).children():
                 if "verifier_pool.sandbox" in " ".join(child.cmdline()):
                     os.kill(child.pid, signal.SIGKILL)
-                    killed += 1
+                    hit.add(pid)
         time.sleep(1.5)
     out = future.result(timeout=120)
-    assert killed >= 2
+    assert len(hit) >= 2
     assert [b.verdict for b in out] == expected
     assert pool.stats()["sandbox_restarts"] >= 1
 
