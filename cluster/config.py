@@ -303,7 +303,7 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"rollout.sync: expected auto, adapter or merged, got {cfg.rollout.sync!r}")
     if cfg.rollout.sync == "merged" and cfg.rollout.engine == "vllm":
         raise ConfigError("rollout.sync: merged is implemented for the hf engine; vLLM decodes with the adapter "
-                          "(its merged path is unmeasured: see bench/gpu_extra.sh)")
+                          "(a merged push would reload the model's weights into vLLM; not built or measured yet)")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
     if cfg.async_steps not in (0, 1):
