@@ -50,12 +50,25 @@ def test_overrides_reach_nested_keys_and_list_items():
     ("curriculum.smoothing=0", "curriculum.smoothing"),
     ("curriculum.resample_budget=-1", "curriculum"),
     ("curriculum.pace=2", "curriculum.pace"),
+    ("rollout.sync=fused", "rollout.sync"),
 ])
 def test_invalid_values_name_their_key(override, key):
     with pytest.raises(ConfigError) as err:
         load_config("tiny", overrides=[override])
     assert str(err.value).startswith(key)
     assert "\n" not in str(err.value)
+
+
+def test_rollout_sync_auto_is_merged_for_hf_and_merged_vllm_is_refused():
+    from cluster.config import RolloutConfig, rollout_sync
+
+    assert rollout_sync(RolloutConfig(engine="hf")) == "merged"
+    assert rollout_sync(RolloutConfig(engine="vllm")) == "adapter"
+    assert rollout_sync(RolloutConfig(engine="hf", sync="adapter")) == "adapter"
+    cfg = load_config("tiny", overrides=["rollout.sync=merged"])
+    cfg.rollout.engine = "vllm"
+    with pytest.raises(ConfigError, match="^rollout.sync: merged is implemented for the hf engine"):
+        validate(cfg, gpus_available=1.0)
 
 
 def test_rlvr_train_config_error_is_one_line_and_exit_2(capsys):
