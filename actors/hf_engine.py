@@ -49,7 +49,9 @@ class HFEngine:
         call applies it, a running one is not disturbed."""
         self._pending = weights
 
-    def _apply_pending(self) -> None:
+    def _apply_pending(self, fold: bool | None = None) -> None:
+        """Load the staged adapter; with merged sync (or `fold`) also fold it into the weights, from W₀."""
+        fold = self.sync == "merged" if fold is None else fold
         weights, self._pending = self._pending, None
         if weights is None or weights.version == self.adapter_version:
             return
@@ -62,7 +64,7 @@ class HFEngine:
         if self.sync == "merged":
             self._unmerge_exactly()
         set_peft_model_state_dict(self.model, {k: torch.tensor(v).to(self.device) for k, v in weights.tensors.items()})
-        if self.sync == "merged":
+        if fold:
             self.model.merge_adapter()
         self.adapter_version = weights.version
 
@@ -90,9 +92,7 @@ class HFEngine:
         with self._lock:
             self._pending = weights
             self.adapter_version = -1
-            self._apply_pending()
-            if self.sync == "merged" and self._base is not None:
-                self._unmerge_exactly()  # back to W₀ with the adapter loaded: merge_and_unload folds it once
+            self._apply_pending(fold=False)  # loaded on W₀, not folded: merge_and_unload folds it once
             self.model = self.model.merge_and_unload() if isinstance(self.model, PeftModel) else self.model
             self._base = None
             self.model.eval()

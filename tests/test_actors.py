@@ -85,8 +85,8 @@ def test_merged_sync_decodes_like_the_adapter_and_each_push_starts_from_the_base
         assert [c.token_ids for row in a for c in row] == [c.token_ids for row in m for c in row]
         for ra, rm in zip(a, m):
             assert torch.allclose(torch.tensor(ra[0].logprobs), torch.tensor(rm[0].logprobs), atol=1e-4)
-    layer = next(mod for _, mod in merged_engine._lora_layers())
-    base = merged_engine._base[next(name for name, _ in merged_engine._lora_layers())]
+    name, layer = merged_engine._lora_layers()[0]
+    base = merged_engine._base[name]
     with torch.no_grad():
         assert torch.allclose(layer.get_base_layer().weight, base + layer.get_delta_weight("default"), atol=1e-6)
     with pytest.raises(ValueError, match="sync"):
