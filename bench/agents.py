@@ -1,6 +1,6 @@
 """What the agents add on the embedded default: plain answers vs a solver–verifier loop vs code feedback.
 
-    python bench/agents.py [--seeds 0] [--sft-steps 200] [--out bench/results] [--readme README.md]
+    python bench/agents.py [--seeds 0] [--sft-steps 200] [--model tiny-prose] [--out bench/results] [--readme README.md]
 
 Per seed, from an empty cache directory:
 
@@ -8,7 +8,10 @@ Per seed, from an empty cache directory:
    levels 1-3), and the agent turns `synthesis.agent_data.agent_turns` writes from the same problems (programs
    that print the arithmetic, answering from a program's output, fixing a broken program, CORRECT / WRONG
    critiques, revisions);
-2. `rlvr train --preset tiny --set sft.data=… --set sft.steps=N` (then the preset's GRPO stages, plain prompts);
+2. `rlvr train --preset tiny --set model.name=MODEL --set sft.data=… --set sft.steps=N` (then the preset's GRPO
+   stages, plain prompts). MODEL is `tiny-prose` by default: the tiny network pretrained with a quarter word-salad
+   prose, so the words of the agents' turns are tokens it has emitted before (`cluster.modelzoo.prose_corpus`);
+   `--model tiny` measures the CPU default's model, whose math-only pretraining taught it never to emit them;
 3. on the run's own held-out problems (every stage, 300 each): `rlvr eval --agent solver-verifier
    --max-iterations 3` and `rlvr eval --agent code-feedback --max-iterations 2`, greedy, twice: with the SFT
    adapter (the checkpoint's `merged/0`, what the agent turns taught) and with the last stage's adapter (after
@@ -64,8 +67,8 @@ def sft_file(path: pathlib.Path, seed: int) -> dict:
 
 
 def eval_agent(agent: str, iterations: int, adapter: pathlib.Path, data: pathlib.Path, out: pathlib.Path,
-               env: dict) -> dict:
-    cmd = [sys.executable, "-m", "cluster.cli", "eval", "--model", "tiny", "--adapter", str(adapter), "--data",
+               env: dict, model: str) -> dict:
+    cmd = [sys.executable, "-m", "cluster.cli", "eval", "--model", model, "--adapter", str(adapter), "--data",
            str(data), "--agent", agent, "--max-iterations", str(iterations), "--temperature", "0",
            "--max-tokens", "96", "--prompt", "{question}", "--policy", "strict", "--json", str(out)]
     start = time.perf_counter()
@@ -76,10 +79,11 @@ def eval_agent(agent: str, iterations: int, adapter: pathlib.Path, data: pathlib
     return {**json.loads(out.read_text()), "minutes": (time.perf_counter() - start) / 60}
 
 
-def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, sft_steps: int) -> dict:
+def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, sft_steps: int, model: str) -> dict:
     data = work / f"sft{seed}.jsonl"
     kinds = sft_file(data, seed)
-    train = _tiny_default().run_seed(seed, work, cache, (f"sft.data={data}", f"sft.steps={sft_steps}"), name="agents")
+    train = _tiny_default().run_seed(seed, work, cache, (f"model.name={model}", f"sft.data={data}",
+                                                        f"sft.steps={sft_steps}"), name="agents")
     heldout = work / f"heldout{seed}.jsonl"
     cfg = load_config("tiny", overrides=[f"seed={seed}"])
     problems = [p for stage in held_out_problems(cfg).values() for p in stage]
@@ -87,11 +91,12 @@ def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, sft_steps: int)
     adapters = {"SFT": work / f"agents{seed}" / "checkpoint" / "merged" / "0",
                 "GRPO": work / f"agents{seed}" / "stages" / cfg.stages[-1].name / "adapter"}
     env = dict(os.environ, SYMPY_RLVR_CACHE=str(cache), RAY_DEDUP_LOGS="0")
-    return {"seed": seed, "sft_rows": kinds, "train_minutes": train["minutes"], "heldout": len(problems),
+    return {"seed": seed, "model": model, "sft_rows": kinds, "train_minutes": train["minutes"],
+            "heldout": len(problems), "evals": train["evals"],
             "after": {after: {"solver_verifier": eval_agent("solver-verifier", 3, adapter, heldout,
-                                                            work / f"sv{seed}-{after}.json", env),
+                                                            work / f"sv{seed}-{after}.json", env, model),
                               "code_feedback": eval_agent("code-feedback", 2, adapter, heldout,
-                                                          work / f"code{seed}-{after}.json", env)}
+                                                          work / f"code{seed}-{after}.json", env, model)}
                       for after, adapter in adapters.items()}}
 
 
@@ -120,19 +125,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--sft-steps", type=int, default=200)
+    parser.add_argument("--model", default="tiny-prose", choices=["tiny-prose", "tiny"])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="agents-"))
     cache = work / "cache"  # empty: the tiny model is built and pretrained here
-    results = [run_seed(seed, work, cache, args.sft_steps) for seed in args.seeds]
+    results = [run_seed(seed, work, cache, args.sft_steps, args.model) for seed in args.seeds]
     when = time.strftime("%Y-%m-%d")
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "agents.json").write_text(json.dumps({"date": when, "machine": machine, "sft_steps": args.sft_steps,
-                                                 "results": results}, indent=1))
-    text = (f"`python bench/agents.py --seeds {' '.join(map(str, args.seeds))} --sft-steps {args.sft_steps}`, "
+                                                 "model": args.model, "results": results}, indent=1))
+    text = (f"`python bench/agents.py --seeds {' '.join(map(str, args.seeds))} --sft-steps {args.sft_steps} "
+            f"--model {args.model}`, "
             f"{machine}, {when}, fresh cache; {results[0]['heldout']} held-out problems (all stages), greedy, "
             f"95 % bootstrap intervals.\n\n{table(results)}\n")
     (out / "agents.md").write_text(text)

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny"  # a local path, a hub id, or "tiny" (built and cached locally)
+    name: str = "tiny"  # a local path, a hub id, or "tiny" / "tiny-prose" (built and cached locally)
     lora_rank: int = 16
     lora_alpha: int = 32
     dtype: str = "auto"

@@ -70,7 +70,7 @@ def split_audit(cfg: TrainConfig) -> dict:
     held_out = held_out_problems(cfg)
     exclude = {fact_key(p) for problems in held_out.values() for p in problems}
     sources: dict[str, set[str]] = {}
-    if cfg.model.name == "tiny":
+    if cfg.model.name in ("tiny", "tiny-prose"):
         from cluster.modelzoo import pretraining_problems
 
         sources["pretraining"] = {fact_key(p) for p in pretraining_problems()}
@@ -183,11 +183,10 @@ class Phase:
 
 
 def resolve_model(name: str) -> str:
-    if name == "tiny":
-        from cluster.modelzoo import tiny_model_path
+    """A built-in tiny model's cached path (built on first use), else the name itself (a path or a hub id)."""
+    from cluster.modelzoo import TINY_MODELS, tiny_model_path
 
-        return str(tiny_model_path())
-    return name
+    return str(tiny_model_path(name=name)) if name in TINY_MODELS else name
 
 
 def start_services(cfg: TrainConfig, model_path: str, svc: Services) -> Services:

@@ -42,6 +42,31 @@ def tokenizer_corpus(n_lines: int = 4000, seed: int = 0) -> list[str]:
     return lines
 
 
+# Words of the agents' turns (`synthesis.agent_data`): checking, critiquing and writing programs.
+_AGENT_WORDS = ("solution says I get check it step by step then say CORRECT WRONG proposed critique write a "
+                "corrected program that prints print python output error give final answer from the ran "
+                "Proposed Solution Check Critique Write Output Error Give The I ```python ``` print( R( ) import from "
+                "sympy Rational as same differ none").split()
+
+
+def prose_corpus(n_lines: int = 3000, seed: int = 1) -> list[str]:
+    """Word-salad prose over the math words and the agents' words, with numbers and punctuation: text in which every
+    word the agents' turns use occurs, in no particular order and with no task in it. A real base model has read
+    such words in every context; the tiny model's math corpus has none of them, so its tied output embeddings
+    are trained to never emit them and a LoRA adapter can barely lift that (the check turn's fixed words stayed at
+    3-5 nats per token after 400 SFT steps on `tiny`, the digits next to them at 0)."""
+    rng = random.Random(seed)
+    words = _WORDS + _AGENT_WORDS
+    lines = []
+    for _ in range(n_lines):
+        parts = [(rng.choice(words) if rng.random() < 0.85 else str(rng.randint(-99, 999))) + ("," if rng.random() < 0.1 else "")
+                 for _ in range(rng.randint(5, 14))]
+        punct = rng.choice([".", ".", ";", ":", "?"])
+        text = " ".join(parts)
+        lines.append(text[:1].upper() + text[1:] + punct)
+    return lines
+
+
 def build_tokenizer(out_dir: pathlib.Path, vocab_size: int = 512):
     """A byte-level BPE tokenizer with Qwen's special tokens and chat template, saved for `from_pretrained`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -111,9 +136,11 @@ def pretraining_problems(*, topics: dict | None = None, seed: int = 0) -> list:
 
 
 def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 1500, batch_size: int = 64,
-             lr: float = 3e-3, topics: dict | None = None, seed: int = 0, echo=print) -> pathlib.Path:
+             lr: float = 3e-3, topics: dict | None = None, seed: int = 0, prose_share: float = 0.0,
+             echo=print) -> pathlib.Path:
     """Full-weight causal-LM training of a (tiny) model on generated math text from the *train* side of the
-    question space: the stand-in for the pretraining a real base model had. Idempotent."""
+    question space: the stand-in for the pretraining a real base model had. `prose_share` of the texts drawn are
+    `prose_corpus` lines instead (0 for the CPU default). Idempotent."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -124,6 +151,8 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
         return out
     problems = pretraining_problems(topics=topics, seed=seed)
     texts = [pretraining_text(p, markup=i % 2 == 1) for i, p in enumerate(problems)]
+    if prose_share > 0:
+        texts += prose_corpus(round(len(texts) * prose_share / (1 - prose_share)), seed=seed + 1)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     torch.manual_seed(seed)
@@ -146,11 +175,22 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    marker.write_text(json.dumps({"from": str(model_dir), "steps": steps, "topics": topics, "seed": seed}))
+    marker.write_text(json.dumps({"from": str(model_dir), "steps": steps, "topics": topics, "seed": seed,
+                                  "prose_share": prose_share}))
     return out
 
 
-def tiny_model_path(echo=print) -> pathlib.Path:
-    """The CPU default's model, built and pretrained once, cached under ~/.cache/sympy-rlvr/."""
+TINY_MODELS = ("tiny", "tiny-prose")
+
+
+def tiny_model_path(echo=print, name: str = "tiny") -> pathlib.Path:
+    """A built-in tiny model, built and pretrained once, cached under ~/.cache/sympy-rlvr/: `tiny` (the CPU
+    default: math text only, the shortest pretraining) or `tiny-prose` (the same network and tokenizer, with a
+    quarter of its pretraining texts `prose_corpus` lines, so the words of the agents' turns are ones it can say:
+    `bench/agents.py`)."""
+    if name not in TINY_MODELS:
+        raise ValueError(f"unknown built-in model {name!r}; expected one of {TINY_MODELS}")
     base = build_model(CACHE / "tiny-qwen2", "tiny")
+    if name == "tiny-prose":
+        return pretrain(base, CACHE / "tiny-qwen2-prose-v1", steps=1500, prose_share=0.25, echo=echo)
     return pretrain(base, CACHE / "tiny-qwen2-pretrained-v4", steps=1500, echo=echo)

@@ -12,15 +12,18 @@ from generated problems whose answer SymPy computed from an arithmetic expressio
 - code: the program `print(EXPR)` (integers as `Rational` when the expression divides, so it prints an exact
   fraction) → answering from its output; a program missing its closing parenthesis, the error it raises, and
   the corrected program;
-- check: a worked solution (right, or with a wrong last step) → the right working, then the two results side by
-  side ("The solution says X; I get Y.") and `CORRECT` or `WRONG` (`check_reply`): the verdict comes after the
-  verifier's own computation (a generative verifier) and right next to both numbers, so judging is comparing two
-  adjacent results, which a small model can learn, rather than a first-token guess or a comparison with a number
-  a hundred tokens back; revise: the wrong solution and that critique → the right solution.
+- check: a worked solution (right, or with a wrong last step) → the right working, the two results side by side
+  ("The solution says X; I get Y."), then the two compared character by character ("3 3 same, 6 4 differ.") and
+  `CORRECT` or `WRONG` (`check_reply`). The verdict comes after the verifier's own computation (a generative
+  verifier), and each step of the comparison is local: copy a character of each result, say whether the two just
+  written agree, and end WRONG after any "differ". The tiny model never learned to compare two whole numbers a few
+  tokens apart for its verdict (coin-flip verdicts after 450 steps of check turns alone), but it copies digits
+  exactly; revise: the wrong solution and that critique → the right solution.
 """
 from __future__ import annotations
 
 import ast
+import itertools
 import random
 import re
 
@@ -77,9 +80,12 @@ def program_for(expression: str) -> str:
 
 
 def check_reply(working: str, proposed: str, found: str) -> str:
-    """A verifier turn's target: its own working, both results, then the verdict they imply."""
+    """A verifier turn's target: its own working, both results, their comparison character by character ("none"
+    where one is shorter), then the verdict it implies."""
     verdict = APPROVAL if proposed == found else REJECTION
-    return f"{working}\nThe solution says {proposed}; I get {found}. {verdict}"
+    pairs = ", ".join(f"{a} {b} {'same' if a == b else 'differ'}"
+                      for a, b in itertools.zip_longest(proposed, found, fillvalue="none"))
+    return f"{working}\nThe solution says {proposed}; I get {found}. {pairs}. {verdict}"
 
 
 def _wrong_solution(problem: Problem, rng: random.Random) -> tuple[str, str]:

@@ -7,7 +7,7 @@ import pytest
 
 from cluster.agents import approves, code_feedback, extract_program, solver_verifier
 from synthesis.agent_data import (CHECK_PROMPT, CODE_ANSWER_PROMPT, CODE_PROMPT, REVISE_PROMPT, agent_turns,
-                                  expression_of, program_for)
+                                  check_reply, expression_of, program_for)
 from synthesis.generators import generate_problems
 from synthesis.problem import Problem
 from verifier_pool import compare, extract_answer
@@ -108,9 +108,11 @@ def test_agent_turns_teach_programs_that_print_the_answer_and_critiques_of_wrong
         right = next(r for r in checks if approves(r["target"]))
         wrong = next(r for r in checks if not approves(r["target"]))
         working = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).replace("\n", "; ")
-        assert right["target"] == f"{working}\nThe solution says {problem.answer}; I get {problem.answer}. CORRECT"
+        assert right["target"].startswith(f"{working}\nThe solution says {problem.answer}; I get {problem.answer}. ")
+        assert right["target"].endswith(" same. CORRECT") and "differ" not in right["target"]
         proposed = re.search(r"The solution says (.*); I get", wrong["target"]).group(1)
-        assert wrong["target"] == f"{working}\nThe solution says {proposed}; I get {problem.answer}. WRONG"
+        assert wrong["target"].startswith(f"{working}\nThe solution says {proposed}; I get {problem.answer}. ")
+        assert wrong["target"].endswith(". WRONG") and " differ" in wrong["target"]
         assert proposed != problem.answer and f"<final_answer>{proposed}</final_answer>" in wrong["prompt"]
         assert right["prompt"] == CHECK_PROMPT.format(question=problem.question, solution=problem.solution)
         shown_wrong = wrong["prompt"].split("Proposed solution:\n")[1].rsplit("\nIs it correct?", 1)[0]
@@ -143,3 +145,28 @@ def test_rlvr_eval_agent_reports_accuracy_per_iteration(ray_cluster, tiny_model_
     assert sum(counts.values()) >= 3  # every problem was checked or asked for a program at least once
     printed = capsys.readouterr().out
     assert printed.startswith(f"{agent} on 3 problems") and "iteration" in printed
+
+
+def test_a_check_reply_compares_the_two_results_character_by_character():
+    assert check_reply("18 + 12 = 30", "30", "30") == (
+        "18 + 12 = 30\nThe solution says 30; I get 30. 3 3 same, 0 0 same. CORRECT")
+    assert check_reply("18 + 12 = 30", "31", "30").endswith("3 3 same, 1 0 differ. WRONG")
+    assert check_reply("5 * 20 = 100", "10", "100").endswith("1 1 same, 0 0 same, none 0 differ. WRONG")
+    assert approves(check_reply("w", "7", "7")) and not approves(check_reply("w", "-7", "7"))
+
+
+def test_tiny_prose_pretraining_covers_every_token_the_agent_turns_write(tmp_path):
+    """The agents' targets are text the model must emit. `tiny` pretrains on math text alone, so some of their
+    tokens (the verdict words) never occur in it and their tied output embeddings learn never to be emitted;
+    `tiny-prose` adds word-salad prose in which every one of them occurs."""
+    from cluster.modelzoo import build_tokenizer, pretraining_problems, pretraining_text, prose_corpus
+
+    tok = build_tokenizer(tmp_path / "tok")
+    problems = generate_problems(60, 2, topics={"mental_math": 1.0}, seed=3, split="train")
+    targets = {t["target"] for t in agent_turns(problems, seed=0)}
+    needed = {i for text in targets for i in tok(text).input_ids}
+    math = {t for i, p in enumerate(pretraining_problems()) for t in tok(pretraining_text(p, markup=i % 2 == 1)).input_ids}
+    prose = {i for line in prose_corpus() for i in tok(line).input_ids}
+    missing_from_math = {tok.convert_ids_to_tokens(i) for i in needed - math}
+    assert {"C", "O", "R", "E", "N", "G"} <= missing_from_math  # CORRECT / WRONG
+    assert not needed - math - prose
