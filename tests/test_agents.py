@@ -159,7 +159,7 @@ def test_tiny_prose_pretraining_covers_every_token_the_agent_turns_write(tmp_pat
     """The agents' targets are text the model must emit. `tiny` pretrains on math text alone, so some of their
     tokens (the verdict words) never occur in it and their tied output embeddings learn never to be emitted;
     `tiny-prose` adds word-salad prose in which every one of them occurs."""
-    from cluster.modelzoo import build_tokenizer, pretraining_problems, pretraining_text, prose_corpus
+    from cluster.modelzoo import build_tokenizer, pretraining_problems, pretraining_text, prose_corpus, tiny_model_path
 
     tok = build_tokenizer(tmp_path / "tok")
     problems = generate_problems(60, 2, topics={"mental_math": 1.0}, seed=3, split="train")
@@ -170,3 +170,5 @@ def test_tiny_prose_pretraining_covers_every_token_the_agent_turns_write(tmp_pat
     missing_from_math = {tok.convert_ids_to_tokens(i) for i in needed - math}
     assert {"C", "O", "R", "E", "N", "G"} <= missing_from_math  # CORRECT / WRONG
     assert not needed - math - prose
+    with pytest.raises(ValueError, match="tiny-prose"):
+        tiny_model_path(name="tiny-english")
