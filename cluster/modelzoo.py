@@ -185,8 +185,8 @@ TINY_MODELS = ("tiny", "tiny-prose")
 
 def tiny_model_path(echo=print, name: str = "tiny") -> pathlib.Path:
     """A built-in tiny model, built and pretrained once, cached under ~/.cache/sympy-rlvr/: `tiny` (the CPU
-    default: math text only, the shortest pretraining) or `tiny-prose` (the same network and tokenizer, with a
-    quarter of its pretraining texts `prose_corpus` lines, so the words of the agents' turns are ones it can say:
+    default: math text only) or `tiny-prose` (the same network, tokenizer and steps, with a quarter of its
+    pretraining texts `prose_corpus` lines, so the words of the agents' turns are ones it can say:
     `bench/agents.py`)."""
     if name not in TINY_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; expected one of {TINY_MODELS}")
