@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from cluster.config import load_config  # noqa: E402
 from cluster.driver import held_out_problems  # noqa: E402
+from cluster.modelzoo import TINY_MODELS  # noqa: E402
 from synthesis.agent_data import agent_turns  # noqa: E402
 from synthesis.generators import generate_problems  # noqa: E402
 
@@ -125,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--sft-steps", type=int, default=200)
-    parser.add_argument("--model", default="tiny-prose", choices=["tiny-prose", "tiny"])
+    parser.add_argument("--model", default="tiny-prose", choices=list(TINY_MODELS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()

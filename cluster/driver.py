@@ -67,12 +67,12 @@ def split_audit(cfg: TrainConfig) -> dict:
     """Facts (see `fact_key`) of every data source of a run — pretraining (for the built-in tiny model), SFT,
     GRPO stages (the fixed schedule's pools; the adaptive curriculum draws from the same `train` side with the
     same exclusions), held-out evaluation — and how many held-out facts each training source shares."""
+    from cluster.modelzoo import TINY_MODELS, pretraining_problems
+
     held_out = held_out_problems(cfg)
     exclude = {fact_key(p) for problems in held_out.values() for p in problems}
     sources: dict[str, set[str]] = {}
-    if cfg.model.name in ("tiny", "tiny-prose"):
-        from cluster.modelzoo import pretraining_problems
-
+    if cfg.model.name in TINY_MODELS:
         sources["pretraining"] = {fact_key(p) for p in pretraining_problems()}
     if cfg.sft.enabled and cfg.sft.data:
         from synthesis.sft_data import load_sft_rows

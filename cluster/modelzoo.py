@@ -180,7 +180,7 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
     return out
 
 
-TINY_MODELS = ("tiny", "tiny-prose")
+TINY_MODELS = {"tiny": ("tiny-qwen2-pretrained-v4", 0.0), "tiny-prose": ("tiny-qwen2-prose-v1", 0.25)}  # cache dir, prose share
 
 
 def tiny_model_path(echo=print, name: str = "tiny") -> pathlib.Path:
@@ -189,8 +189,7 @@ def tiny_model_path(echo=print, name: str = "tiny") -> pathlib.Path:
     pretraining texts `prose_corpus` lines, so the words of the agents' turns are ones it can say:
     `bench/agents.py`)."""
     if name not in TINY_MODELS:
-        raise ValueError(f"unknown built-in model {name!r}; expected one of {TINY_MODELS}")
+        raise ValueError(f"unknown built-in model {name!r}; expected one of {tuple(TINY_MODELS)}")
+    directory, prose_share = TINY_MODELS[name]
     base = build_model(CACHE / "tiny-qwen2", "tiny")
-    if name == "tiny-prose":
-        return pretrain(base, CACHE / "tiny-qwen2-prose-v1", steps=1500, prose_share=0.25, echo=echo)
-    return pretrain(base, CACHE / "tiny-qwen2-pretrained-v4", steps=1500, echo=echo)
+    return pretrain(base, CACHE / directory, steps=1500, prose_share=prose_share, echo=echo)

@@ -115,7 +115,7 @@ def test_agent_turns_teach_programs_that_print_the_answer_and_critiques_of_wrong
         assert wrong["target"].endswith(". WRONG") and " differ" in wrong["target"]
         assert proposed != problem.answer and f"<final_answer>{proposed}</final_answer>" in wrong["prompt"]
         assert right["prompt"] == CHECK_PROMPT.format(question=problem.question, solution=problem.solution)
-        shown_wrong = wrong["prompt"].split("Proposed solution:\n")[1].rsplit("\nIs it correct?", 1)[0]
+        shown_wrong = wrong["prompt"].split("Proposed solution:\n")[1].rsplit(CHECK_PROMPT.split("{solution}")[1], 1)[0]
         assert not compare(extract_answer(shown_wrong), problem.answer).equal
         revise = next(r for r in prompts.values() if r["kind"] == "revise")
         assert revise["target"] == problem.solution and revise["prompt"].startswith(
