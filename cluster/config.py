@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from synthesis.problem import SOLUTION_STYLES
+
 PRESETS = pathlib.Path(__file__).with_name("presets")
 PROMPT = ("Solve the problem. Show your reasoning and give the answer as "
           "<response><reasoning>...</reasoning><final_answer>...</final_answer></response>.\n\n{question}")
@@ -83,10 +85,13 @@ class VerifierConfig:
 class SFTConfig:
     """The supervised warm start: generated worked solutions (`problems` of them, a share per stage), or the rows
     of `data` (a JSONL/parquet file of chain-of-thought rows or agent turns, `synthesis.sft_data`), whose final
-    answers are checked by the verifier before training."""
+    answers are checked by the verifier before training. `target` is the generated solutions' style
+    (`synthesis.problem.solution_text`): `xml` (the markup the default prompt asks for) or `plain` (reasoning lines
+    and "The answer is …", a third fewer tokens to sample and learn)."""
 
     enabled: bool = False
     data: str = ""
+    target: str = "xml"
     problems: int = 512
     steps: int = 100
     batch_size: int = 32
@@ -316,6 +321,8 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError("learner.shaping_coef: must be in [0, 0.05] so shaping only breaks correctness ties")
     if cfg.reward.get("preset", "dense8") not in ("dense8", "simple", "binary"):
         raise ConfigError(f"reward.preset: expected dense8, simple or binary, got {cfg.reward.get('preset')!r}")
+    if cfg.sft.target not in SOLUTION_STYLES:
+        raise ConfigError(f"sft.target: expected {' or '.join(SOLUTION_STYLES)}, got {cfg.sft.target!r}")
     if cfg.verifier.answer_policy not in ("strict", "lenient"):
         raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:

@@ -36,7 +36,7 @@ from learner.grpo import SPREAD_TOL
 from learner.learner import LearnerConfig, TrainBatch, create_learner
 from learner.policy import PolicyConfig
 from synthesis.generators import generate_problems
-from synthesis.problem import Problem, fact_key
+from synthesis.problem import Problem, fact_key, solution_text
 from verifier_pool.pool import ScoreRequest, VerifierPool
 from verifier_pool.reward import RewardWeights
 
@@ -849,7 +849,7 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
         targets = [r.target for r in rows]
     else:
         problems = sft_problems(cfg, exclude)
-        prompts, targets = [prompt_for(p, cfg.prompt) for p in problems], [p.solution for p in problems]
+        prompts, targets = [prompt_for(p, cfg.prompt) for p in problems], [solution_text(p, cfg.sft.target) for p in problems]
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
     rng = random.Random(cfg.seed)
     prompt_ids = encode_prompts(svc.tokenizer, prompts)

@@ -118,12 +118,9 @@ def build_model(out_dir: str | os.PathLike, shape: str = "tiny", *, seed: int = 
 def pretraining_text(problem, markup: bool) -> str:
     """A problem as math text: plain (question, working, answer), or the worked solution with its XML markup,
     as a base model sees markup on the web. Answering a chat prompt in that markup is left to SFT."""
-    import re
+    from synthesis.problem import solution_text
 
-    if markup:
-        return f"{problem.question}\n{problem.solution}"
-    reasoning = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1)
-    return f"{problem.question}\n{reasoning}\nThe answer is {problem.answer}."
+    return f"{problem.question}\n{solution_text(problem, 'xml' if markup else 'plain')}"
 
 
 def pretraining_problems(*, topics: dict | None = None, seed: int = 0) -> list:

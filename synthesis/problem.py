@@ -38,6 +38,21 @@ def worked_solution(steps: list[str], answer: str) -> str:
     return f"<response><reasoning>{reasoning}</reasoning><final_answer>{answer}</final_answer></response>"
 
 
+SOLUTION_STYLES = ("xml", "plain")
+
+
+def solution_text(problem: "Problem", style: str) -> str:
+    """A problem's worked solution as a training target: `xml` (its `solution`, the markup the default prompt asks
+    for) or `plain` (the same reasoning lines, then "The answer is …." — the way the tiny model's pretraining texts
+    end, which the strict verifier reads as a final answer, in about two thirds of the XML's tokens)."""
+    if style == "xml":
+        return problem.solution
+    if style != "plain":
+        raise ValueError(f"unknown solution style {style!r}; expected one of {SOLUTION_STYLES}")
+    reasoning = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1)
+    return f"{reasoning}\nThe answer is {problem.answer}."
+
+
 def _canonical(node: ast.AST) -> str:
     """A canonical spelling of a SymPy-source expression tree: sums and products flattened and their operands
     sorted (so `12 * 11` and `11 * 12`, `(10 + 4) + 9` and `9 + (4 + 10)` agree), numbers normalised, and a

@@ -51,6 +51,7 @@ def test_overrides_reach_nested_keys_and_list_items():
     ("curriculum.resample_budget=-1", "curriculum"),
     ("curriculum.pace=2", "curriculum.pace"),
     ("rollout.sync=fused", "rollout.sync"),
+    ("sft.target=json", "sft.target"),
 ])
 def test_invalid_values_name_their_key(override, key):
     with pytest.raises(ConfigError) as err:

@@ -21,6 +21,9 @@ from verifier_pool.extract import last_boxed
         ("Answer: (C)", "(C)"),
         ("we got 3 then 4.5 at the end", "4.5"),
         ("costs −12 dollars", "−12"),
+        ("The answer is log(x) + 1.", "log(x) + 1"),  # a formula with a function name, not a sentence
+        ("The answer is 2*sqrt(3) - pi.", "2*sqrt(3) - pi"),
+        ("The answer is 5 apples and 3 pears.", "5"),
     ],
 )
 def test_priority_and_forms(completion, expected):

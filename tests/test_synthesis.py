@@ -11,7 +11,7 @@ from sympy.ntheory.modular import crt
 from cluster.cli import main
 from synthesis.datasets import gsm8k_answer, load_gsm8k, load_math, load_problems, math_answer
 from synthesis.generators import TOPICS, generate, generate_problems, render, sibling
-from synthesis.problem import Problem, fact_key, question_key
+from synthesis.problem import Problem, fact_key, question_key, solution_text
 from verifier_pool import answers_match, extract_answer
 
 DATA = "synthesis/data"
@@ -33,6 +33,22 @@ def test_every_answer_matches_an_independent_recomputation(topic, difficulty):
         assert answers_match(problem.answer, render(recompute(problem)), timeout=10), problem
         assert extract_answer(problem.solution) == problem.answer
         assert problem.solution.startswith("<response><reasoning>") and problem.meta["steps"] >= 1
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_a_plain_solution_keeps_the_reasoning_and_states_the_same_final_answer(topic):
+    from verifier_pool.reward import score
+
+    rng = random.Random(topic)
+    for difficulty in (1, 3):
+        problem = generate(topic, rng, difficulty)
+        plain = solution_text(problem, "plain")
+        assert "<" not in plain.replace(problem.answer, "") and plain.endswith(f"The answer is {problem.answer}.")
+        assert plain.splitlines()[:-1] == problem.solution.split("<reasoning>")[1].split("</reasoning>")[0].splitlines()
+        assert score(plain, problem.question, problem.answer, policy="strict", form=problem.form).verdict == "correct"
+        assert solution_text(problem, "xml") == problem.solution
+    with pytest.raises(ValueError, match="unknown solution style"):
+        solution_text(problem, "json")
 
 
 @pytest.mark.parametrize("topic", TOPICS)

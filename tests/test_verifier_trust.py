@@ -239,9 +239,19 @@ def test_strict_refuses_arithmetic_left_undone(pred):
 @pytest.mark.parametrize("pred,gold", [("56", "56"), ("56.0", "56"), ("\\frac{7}{2}", "7/2"), ("3.5", "7/2"),
                                        ("2\\sqrt{2}", "2*sqrt(2)"), ("\\frac{1+\\sqrt{5}}{2}", "1/2 + sqrt(5)/2"),
                                        ("-\\frac{3}{4}", "-3/4"), ("3\\pi", "3*pi"), ("\\frac{\\pi}{2}", "pi/2"),
-                                       ("1.2 \\times 10^{5}", "120000"), ("x = 4", "4"), ("\\sqrt{2}+\\sqrt{5}", "sqrt(2)+sqrt(5)")])
+                                       ("1.2 \\times 10^{5}", "120000"), ("x = 4", "4"), ("\\sqrt{2}+\\sqrt{5}", "sqrt(2)+sqrt(5)"),
+                                       # SymPy's own spelling of the generators' answers is final too
+                                       ("5/8 - sqrt(105)/8", "5/8 - sqrt(105)/8"), ("-sqrt(13)/2 - 1/2", "-1/2 - sqrt(13)/2"),
+                                       ("e^2", "exp(2)"), ("3\\pi^{2}", "3*pi**2"),
+                                       ("4\\sin(4) + \\cos(4) - \\cos(1) - \\sin(1)", "4*sin(4) - sqrt(2)*sin(pi/4 + 1) + cos(4)")])
 def test_strict_credits_final_forms(pred, gold):
     assert compare(pred, gold, policy="strict", question="Compute it.").equal
+
+
+@pytest.mark.parametrize("pred,gold", [("10/16 - sqrt(105)/8", "5/8 - sqrt(105)/8"), ("1/2 + 1/2 + sqrt(3)", "1 + sqrt(3)"),
+                                       ("2*exp(2) - exp(2) + sin(1) - sin(1)", "exp(2)"), ("e*e", "exp(2)")])
+def test_strict_still_refuses_undone_arithmetic_around_such_forms(pred, gold):
+    assert compare(pred, gold, policy="strict", question="Compute it.").verdict == "not_final"
 
 
 @pytest.mark.parametrize("pred,why", [("\\sqrt{8}", "surd"), ("\\frac{84}{2}", "lowest"), ("\\frac{2}{4}", "lowest"),

@@ -31,7 +31,7 @@ from verifier_pool.parse import (
     parse_plain, parse_tree, plain_number, product_factors, tree_has_symbols, tree_size,
 )
 
-VERIFIER_VERSION = "3"  # bump whenever any verdict can change; stamped on every RewardBreakdown
+VERIFIER_VERSION = "4"  # bump whenever any verdict can change; stamped on every RewardBreakdown
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
 VERDICTS = ("correct", "wrong", "not_final", "unparsable", "timeout", "error")
@@ -480,7 +480,16 @@ def _scalar_issue(pred: str, gold: str) -> str | None:
         tree = parse_tree(pred)
     except Unparsable:
         return "not a number in final form"
-    return final_form_issue(tree)
+    issue = final_form_issue(tree)
+    if issue is None:
+        return None
+    try:
+        gold_tree = parse_tree(gold)
+    except Unparsable:
+        return issue
+    if final_form_issue(gold_tree) is not None and tree_size(tree) <= tree_size(gold_tree):
+        return None  # a transcendental value (sin(4) - 4*cos(4), e^2): no longer than SymPy's own spelling of it
+    return issue
 
 
 def strict_issue(pred: str, pred_shape: tuple, gold: str, gold_shape: tuple, question: str, form: str) -> str | None:

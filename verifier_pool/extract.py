@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from verifier_pool.parse import NUMBER
+from verifier_pool.parse import CONSTANTS, FUNCTIONS, NUMBER
 
 MAX_COMPLETION_CHARS = 20_000
 MAX_STATEMENT_CHARS = 300
@@ -25,6 +25,7 @@ _CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _LAST_NUMBER = re.compile(rf"(?<![\w.])[-−]?(?:\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|{NUMBER}(?:/{NUMBER})?)(?!\d|\.\d)")
 _BOX_JOINER = re.compile(r"(?:[\s$,]|\\[()\[\]])*(?:and|,)?(?:[\s$,]|\\[()\[\]])*")
 _WORD = re.compile(r"[A-Za-z]{3,}")
+_MATH_WORDS = frozenset(FUNCTIONS) | frozenset(CONSTANTS)  # "log(x) + 1" is a formula, not a sentence of words
 
 
 def _matching_braces(text: str) -> dict[int, int]:
@@ -108,7 +109,7 @@ def _statement_answer(statement: str) -> str | None:
     if cut:
         return tail or None
     numbers = _LAST_NUMBER.findall(_mask_math(statement))
-    if numbers and _WORD.search(_mask_math(tail)):
+    if numbers and any(w not in _MATH_WORDS for w in _WORD.findall(_mask_math(tail))):
         return numbers[0].replace(",", "")
     return tail or None
 

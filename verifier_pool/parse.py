@@ -361,9 +361,13 @@ def _free_of_powers(n: int, k: int) -> bool:
 
 
 def _irrational_atom(node: tuple) -> str | None:
-    """A canonical irrational factor (√n squarefree, ∛n cube-free, π, e, i): its key, else None."""
+    """A canonical irrational factor (√n squarefree, ∛n cube-free, π, e, i, π^k and e^k for whole k ≥ 2): its key,
+    else None."""
     if node[0] == "const" and node[1] in ("pi", "e", "i"):
         return node[1]
+    if node[0] == "pow" and node[1] in (("const", "pi"), ("const", "e")):
+        power = _integer(node[2])
+        return f"{node[1][1]}^{power}" if power is not None and power >= 2 else None
     if node[0] == "root":
         radicand = _integer(node[2])
         index = 2 if node[1] is None else _integer(node[1])
@@ -373,8 +377,15 @@ def _irrational_atom(node: tuple) -> str | None:
     return None
 
 
-def _term(node: tuple) -> tuple[int | None, str | None] | None:
-    """(integer coefficient, irrational key) of `c`, `√n`, `c√n`, `cπ`; None when the term is not final."""
+def _term(node: tuple, fractions: bool = False) -> tuple[int | None, str | None] | None:
+    """(integer coefficient, irrational key) of `c`, `√n`, `c√n`, `cπ` — with `fractions`, also of such a term over
+    a whole denominator in lowest terms (`5/8`, `√105/8`: SymPy's own spelling of a sum such as `5/8 - √105/8`);
+    None when the term is not final."""
+    if fractions and node[0] == "div":
+        denominator, inner = _integer(node[2]), _term(node[1])
+        if denominator is None or denominator < 2 or inner is None or inner[0] is None:
+            return None
+        return inner if math.gcd(inner[0], denominator) == 1 else None
     coefficient = _integer(node)
     if coefficient is not None:
         return coefficient, None
@@ -398,18 +409,21 @@ def _terms(node: tuple, sign: int = 1) -> list[tuple[int, tuple]]:
     return [(sign, node)]
 
 
-def _numerator_issue(node: tuple) -> tuple[str | None, list[int]]:
-    """Whether a sum of final terms is in final form; (issue or None, the integer coefficients)."""
+def _numerator_issue(node: tuple, fractions: bool = False) -> tuple[str | None, list[int]]:
+    """Whether a sum of final terms (each over its own denominator with `fractions`) is in final form; (issue or
+    None, the integer coefficients)."""
     terms = _terms(node)
     if len(terms) > 3:
         return "arithmetic left undone", []
     coefficients, atoms, rational_terms = [], set(), 0
     for index, (sign, term) in enumerate(terms):
+        if fractions and term[0] == "div" and term[1][0] == "neg":  # -√13/2 reads as -(√13/2)
+            term = ("neg", ("div", term[1][1], term[2]))
         if term[0] == "neg":
             if index:
                 return "arithmetic left undone", []
             term = term[1]
-        parsed = _term(term)
+        parsed = _term(term, fractions)
         if parsed is None:
             return "arithmetic left undone", []
         c, atom = parsed
@@ -449,8 +463,8 @@ def final_form_issue(node: tuple) -> str | None:
         if not coefficients or math.gcd(denominator, *coefficients) != 1:
             return "fraction not in lowest terms"
         return None
-    if node[0] == "root" or node[0] in ("add", "sub", "mul", "const"):
-        issue, _ = _numerator_issue(node)
+    if node[0] in ("root", "add", "sub", "mul", "const", "pow"):
+        issue, _ = _numerator_issue(node, fractions=node[0] in ("add", "sub"))
         if issue and node[0] == "root":
             return "surd not simplified"
         return issue
