@@ -68,7 +68,7 @@ def row(arm: str, result: dict, stages: list[str]) -> dict:
 
 
 def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: str, arm_names: list[str],
-             resample_budget: int | None = None) -> str:
+             resample_budget: int | None = None, overrides: list[str] = ()) -> str:
     lines = ["| arm | seed | GRPO steps | minutes (whole run) | zero-spread groups trained / sampled | "
              "mean held-out gain over SFT [95% CI] |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -78,6 +78,7 @@ def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: st
                      f"{g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
     command = f"python bench/curriculum.py --minutes {minutes} --arms {' '.join(arm_names)} --name {name}"
     command += f" --resample-budget {resample_budget}" if resample_budget is not None else ""
+    command += "".join(f" --set {o}" for o in overrides)
     lines += ["", f"Produced by `{command}` on {machine}, {date}, from an empty cache: the tiny preset, {minutes} "
               "training minutes per run for every arm (evaluation not counted; the first run's minutes include "
               "building and pretraining the tiny model), 300 held-out problems per stage, greedy; intervals are "
@@ -113,10 +114,12 @@ def main() -> None:
     parser.add_argument("--name", default="curriculum", help="output files NAME.{json,md,png}, README markers NAME")
     parser.add_argument("--resample-budget", type=int, default=None,
                         help="the adaptive and raft arms' curriculum.resample_budget (default: one batch, the preset's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a preset override every arm runs with (the README's tables pin the preset they measured)")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
-    cfg = load_config("tiny")
+    cfg = load_config("tiny", overrides=args.overrides)
     stages = [s.name for s in cfg.stages]
     work = pathlib.Path(tempfile.mkdtemp(prefix=f"{args.name}-"))
     cache = work / "cache"
@@ -125,13 +128,13 @@ def main() -> None:
     budget = cfg.batch_size if args.resample_budget is None else args.resample_budget
     for seed in args.seeds:
         for arm in args.arms:
-            result = run_seed(seed, work, cache, arms(budget, args.minutes)[arm], name=arm)
+            result = run_seed(seed, work, cache, tuple(args.overrides) + arms(budget, args.minutes)[arm], name=arm)
             results.setdefault(arm, []).append(result)
             rows.append(row(arm, result, stages))
             print(json.dumps(rows[-1]))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
     date = time.strftime("%Y-%m-%d")
-    table = markdown(rows, args.minutes, machine, date, args.name, args.arms, args.resample_budget)
+    table = markdown(rows, args.minutes, machine, date, args.name, args.arms, args.resample_budget, args.overrides)
     out = pathlib.Path(args.out)
     (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "minutes": args.minutes,
                                                      "rows": rows, "history": {a: [r["history"] for r in rs]
