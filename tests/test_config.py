@@ -26,9 +26,9 @@ def test_presets_load(preset):
 
 
 def test_overrides_reach_nested_keys_and_list_items():
-    cfg = load_config("tiny", overrides=["learner.lr=2e-5", "stages.1.epochs=2", "group_size=4",
+    cfg = load_config("tiny", overrides=["learner.lr=2e-5", "stages.1.epochs=3", "group_size=4",
                                          "verifier.size=3", "stages.0.topics={arithmetic: 1}"])
-    assert cfg.learner.lr == 2e-5 and cfg.stages[1].epochs == 2 and cfg.group_size == 4
+    assert cfg.learner.lr == 2e-5 and cfg.stages[1].epochs == 3 and cfg.group_size == 4
     assert cfg.verifier.size == 3 and cfg.stages[0].topics == {"arithmetic": 1}
 
 
