@@ -27,7 +27,7 @@ import itertools
 import random
 import re
 
-from synthesis.problem import Problem, worked_solution
+from synthesis.problem import Problem, solution_steps, worked_solution
 
 CODE_PROMPT = "{question}\nWrite a Python program that prints the answer."
 CODE_RETRY_PROMPT = "{question}\n```python\n{program}\n```\n{feedback}\nWrite a corrected Python program that prints the answer."
@@ -91,7 +91,7 @@ def check_reply(working: str, proposed: str, found: str) -> str:
 def _wrong_solution(problem: Problem, rng: random.Random) -> tuple[str, str]:
     """The worked solution with its last step's result (and so the final answer) off by a small amount, and that
     wrong answer."""
-    lines = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1).splitlines()
+    lines = solution_steps(problem.solution)
     wrong = _off_by(problem.answer, rng)
     head, _, _ = lines[-1].rpartition("= ")
     return worked_solution(lines[:-1] + [f"{head}= {wrong}"], wrong), wrong
@@ -127,7 +127,7 @@ def agent_turns(problems: list[Problem], seed: int = 0) -> list[dict]:
             wrong, wrong_answer = _wrong_solution(problem, rng)
         except (AttributeError, ValueError):  # not a worked solution ending in a rational answer
             continue
-        working = re.search(r"<reasoning>(.*?)</reasoning>", right, re.S).group(1).replace("\n", "; ")
+        working = "; ".join(solution_steps(right))
         critique = check_reply(working, wrong_answer, answer)
         rows.append({"prompt": CHECK_PROMPT.format(question=q, solution=shown(right)),
                      "target": check_reply(working, answer, answer), "kind": "check"})

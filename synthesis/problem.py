@@ -38,6 +38,14 @@ def worked_solution(steps: list[str], answer: str) -> str:
     return f"<response><reasoning>{reasoning}</reasoning><final_answer>{answer}</final_answer></response>"
 
 
+def solution_steps(solution: str) -> list[str]:
+    """The reasoning lines of a `worked_solution` (its inverse, less the answer); ValueError when it has none."""
+    match = re.search(r"<reasoning>(.*?)</reasoning>", solution, re.S)
+    if match is None:
+        raise ValueError("not a worked solution: no <reasoning> block")
+    return match.group(1).splitlines()
+
+
 SOLUTION_STYLES = ("xml", "plain")
 
 
@@ -49,8 +57,7 @@ def solution_text(problem: "Problem", style: str) -> str:
         return problem.solution
     if style != "plain":
         raise ValueError(f"unknown solution style {style!r}; expected one of {SOLUTION_STYLES}")
-    reasoning = re.search(r"<reasoning>(.*?)</reasoning>", problem.solution, re.S).group(1)
-    return f"{reasoning}\nThe answer is {problem.answer}."
+    return "\n".join(solution_steps(problem.solution) + [f"The answer is {problem.answer}."])
 
 
 def _canonical(node: ast.AST) -> str:
