@@ -14,8 +14,9 @@ to chain), not only the size of the numbers; `meta["steps"]` counts the solution
 """
 from __future__ import annotations
 
-import random
 import math
+import operator
+import random
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -81,6 +82,9 @@ def tier(rng: random.Random, d: float) -> int:
 # ------------------------------------------------------------------ arithmetic
 
 
+_OPERATIONS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
 def _expression_tree(rng: random.Random, ops: int, top: int):
     """A random expression with `ops` operators over small integers, as (text, sympy value, steps)."""
     if ops == 0:
@@ -90,7 +94,7 @@ def _expression_tree(rng: random.Random, ops: int, top: int):
     lt, lv, ls = _expression_tree(rng, left_ops, top)
     rt, rv, rs = _expression_tree(rng, ops - 1 - left_ops, top)
     op = rng.choice(["+", "-", "*", "/"] if rv != 0 else ["+", "-", "*"])
-    value = {"+": lv + rv, "-": lv - rv, "*": lv * rv, "/": lv / rv}[op] if op != "/" else lv / rv
+    value = _OPERATIONS[op](lv, rv)
     text = f"{_wrap(lt, left_ops)} {op} {_wrap(rt, ops - 1 - left_ops)}"
     return text, sp.nsimplify(value), ls + rs + [f"{fmt(lv)} {op} {fmt(rv)} = {fmt(value)}"]
 
@@ -119,7 +123,7 @@ def mental_math(rng: random.Random, d: float) -> Draft:
     top, factor_top = round(along(size, (30, 99, 99))), round(along(size, (12, 9, 9)))
     op = rng.choice("+-*")
     a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else factor_top)
-    value = sp.sympify(f"{a} {op} {b}")
+    value = _OPERATIONS[op](sp.Integer(a), b)
     return Draft(f"What is {a} {op} {b}?", value, [f"{a} {op} {b} = {value}"], f"mental/{op}", f"sympify('{a} {op} {b}')")
 
 
@@ -127,8 +131,8 @@ def _chain(rng: random.Random, top: int):
     """a op b op c evaluated left to right (parenthesised so the order is explicit)."""
     a, b, c = (rng.randint(2, top) for _ in range(3))
     op1, op2 = rng.choice("+-*"), rng.choice("+-")
-    first = sp.sympify(f"{a} {op1} {b}")
-    value = sp.sympify(f"{first} {op2} {c}")
+    first = _OPERATIONS[op1](sp.Integer(a), b)
+    value = _OPERATIONS[op2](first, c)
     return f"({a} {op1} {b}) {op2} {c}", value, [f"{a} {op1} {b} = {first}", f"{first} {op2} {c} = {value}"]
 
 
