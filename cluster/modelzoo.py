@@ -88,13 +88,13 @@ def build_tokenizer(out_dir: pathlib.Path, vocab_size: int = 512):
 
 def build_model(out_dir: str | os.PathLike, shape: str = "tiny", *, seed: int = 0, tokenizer_vocab: int = 512) -> pathlib.Path:
     """Write a random-weight Qwen2 model of `shape` and its tokenizer to `out_dir` (idempotent)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     out = pathlib.Path(out_dir)
     marker = out / "sympy_rlvr_model.json"
     if marker.exists():
         return out
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out, tokenizer_vocab)
     sizes = dict(SHAPES[shape])
@@ -140,13 +140,13 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
     `prose_corpus` lines instead (0 for the CPU default). The texts are tokenised once and each batch only padded,
     and the forward pass keeps no KV cache: the same tensors and the same weights as tokenising per step, ~10 %
     sooner. Idempotent."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     out = pathlib.Path(out_dir)
     marker = out / "sympy_rlvr_pretrain.json"
     if marker.exists():
         return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     problems = pretraining_problems(topics=topics, seed=seed)
     texts = [pretraining_text(p, markup=i % 2 == 1) for i, p in enumerate(problems)]
     if prose_share > 0:
