@@ -138,8 +138,8 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
     """Full-weight causal-LM training of a (tiny) model on generated math text from the *train* side of the
     question space: the stand-in for the pretraining a real base model had. `prose_share` of the texts drawn are
     `prose_corpus` lines instead (0 for the CPU default). The texts are tokenised once and each batch only padded,
-    and the forward pass keeps no KV cache: the same tensors and the same weights as tokenising per step, ~10 %
-    sooner. Idempotent."""
+    and the forward pass keeps no KV cache: the same tensors and the same weights as tokenising every batch, with
+    less work per step. Idempotent."""
     out = pathlib.Path(out_dir)
     marker = out / "sympy_rlvr_pretrain.json"
     if marker.exists():
