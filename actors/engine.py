@@ -13,18 +13,31 @@ class Engine(Protocol):
 
     adapter_version: int
 
-    def generate(self, prompts: list[str], n: int, sampling: SamplingConfig,
+    tokenizer: Any
+
+    def generate(self, prompts: list, n: int, sampling: SamplingConfig,
                  problem_ids: list[str] | None = None) -> list[list[Completion]]: ...
 
     def load_adapter(self, weights: Any) -> None: ...
 
+    def merge_adapter(self, weights: Any) -> None: ...
 
-def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
-    """Prompt token ids through the chat template when the tokenizer has one (as the learner's SFT does)."""
+    def stats(self) -> dict[str, float]: ...
+
+    def close(self) -> None: ...
+
+
+def encode_prompts(tokenizer, prompts: list) -> list[list[int]]:
+    """Prompt token ids through the chat template when the tokenizer has one (as the learner's SFT does); a
+    prompt given as token ids (an episode's context after its first turn) is taken as it is."""
+    return [list(p) if isinstance(p, list) else _encode_one(tokenizer, p) for p in prompts]
+
+
+def _encode_one(tokenizer, prompt: str) -> list[int]:
     if getattr(tokenizer, "chat_template", None):
-        return [list(tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=True,
-                                                   add_generation_prompt=True, return_dict=False)) for p in prompts]
-    return [tokenizer(p).input_ids for p in prompts]
+        return list(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
+                                                  add_generation_prompt=True, return_dict=False))
+    return tokenizer(prompt).input_ids
 
 
 def make_engine(kind: str, **kwargs) -> Engine:

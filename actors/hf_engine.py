@@ -165,6 +165,9 @@ class HFEngine:
                                           reason, 0))
         return completions
 
+    def close(self) -> None:
+        """Nothing outside this process to delete."""
+
     def stats(self) -> dict[str, float]:
         return {"tokens_generated": self.tokens_generated, "seconds_generating": self.seconds_generating,
                 "tokens_per_s": self.tokens_generated / max(self.seconds_generating, 1e-9),

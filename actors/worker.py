@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from actors.engine import make_engine
-from actors.records import Completion, SamplingConfig
+from actors.environments import make_env
+from actors.records import Completion, EnvSpec, Episode, GroupBatch, SamplingConfig, Turn
 
 
 class RolloutWorker:
@@ -51,6 +52,44 @@ class RolloutWorker:
             self.last_tokens_per_s = tokens / max(time.perf_counter() - start, 1e-9)
             return out
 
+    def run_episodes(self, problems: list, env: EnvSpec, n: int, sampling: SamplingConfig) -> list[GroupBatch]:
+        """`n` episodes per problem in environment `env`, turn by turn: a turn is generated for every live episode
+        at once, each environment answers, observations join the context (masked from the loss), until every
+        episode is done or hits its bound (`max_turns`, `max_episode_tokens`: then `truncated`, and the pool
+        scores its last model turn like any other)."""
+        envs = [[make_env(env) for _ in range(n)] for _ in problems]
+        prompts = [[e.init(p) for e in group][0] for p, group in zip(problems, envs)]  # every env sees its problem
+        first = self.generate(prompts, n, sampling, [p.id for p in problems])
+        groups = [GroupBatch(p, [Episode(p.id, env.name, prompt, c.prompt_token_ids) for c in row])
+                  for p, prompt, row in zip(problems, prompts, first)]
+        live = [(episode, e, c) for g, group, row in zip(groups, envs, first)
+                for episode, e, c in zip(g.episodes, group, row)]
+        for turn in range(1, env.max_turns + 1):
+            live = [(episode, e) for episode, e, c in live if not self._take_turn(episode, e, c, env, turn)]
+            if not live or turn == env.max_turns:
+                break
+            contexts = [episode.prompt_token_ids + episode.token_ids for episode, _ in live]
+            next_sampling = sampling if sampling.seed is None else dataclasses.replace(sampling, seed=sampling.seed + 7_777 * turn)
+            rows = self.generate(contexts, 1, next_sampling, [episode.problem_id for episode, _ in live])
+            live = [(episode, e, row[0]) for (episode, e), row in zip(live, rows)]
+        for episode, *_ in live:
+            episode.truncated = episode.truncated or not episode.done
+        return groups
+
+    def _take_turn(self, episode: Episode, env, completion: Completion, spec: EnvSpec, turn: int) -> bool:
+        """Append a model turn and the environment's answer; True when the episode is over."""
+        episode.turns.append(Turn("model", completion.text, completion.token_ids, completion.logprobs,
+                                  completion.finish_reason, completion.policy_version))
+        answer = env.step(completion.text)
+        tokenizer = self.engine.tokenizer
+        for text in answer.observations:
+            episode.turns.append(Turn("env", text, tokenizer(text, add_special_tokens=False).input_ids))
+        episode.info.update(answer.info)
+        episode.done = answer.done
+        over_tokens = bool(spec.max_episode_tokens) and len(episode.token_ids) >= spec.max_episode_tokens
+        episode.truncated = not answer.done and (over_tokens or turn >= spec.max_turns)
+        return answer.done or episode.truncated
+
     def load_adapter(self, weights: Any) -> int:
         if self._hang_load:  # test hook: a wedged weight push
             seconds, self._hang_load = self._hang_load, 0.0
@@ -69,8 +108,7 @@ class RolloutWorker:
 
     def close(self) -> None:
         """Delete what the engine wrote outside Ray (vLLM's adapter folders under /dev/shm)."""
-        if hasattr(self.engine, "close"):
-            self.engine.close()
+        self.engine.close()
 
     def stats(self) -> dict[str, float]:
         return {**self.engine.stats(), "last_tokens_per_s": self.last_tokens_per_s}
@@ -109,52 +147,57 @@ def thread_stacks() -> str:
 def generate_across(workers: list, prompts: list[str], n: int, sampling: SamplingConfig,
                     problem_ids: list[str] | None = None, *, chunk_prompts: int = 0,
                     stall_seconds: float | None = None, report=print) -> list[list[Completion]]:
-    """Sample `n` per prompt on the workers, keeping prompt order. Prompts go out in chunks of `chunk_prompts`
-    (default: a worker's share split in two) to whichever worker is free, so a slow worker does not hold the
-    step. Chunk k is sampled with seed `sampling.seed + k`, whichever worker takes it, so a chunk sampled again
-    gives the same completions.
+    """`n` completions per prompt on the workers, in prompt order (see `dispatch_chunks` for chunks and faults)."""
+    problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
+
+    def call(worker, lo: int, hi: int, chunk_sampling: SamplingConfig):
+        return worker.generate.remote(prompts[lo:hi], n, chunk_sampling, problem_ids[lo:hi])
+
+    return dispatch_chunks(workers, len(prompts), call, sampling, chunk_prompts=chunk_prompts,
+                           stall_seconds=stall_seconds, report=report)
+
+
+def episodes_across(workers: list, problems: list, env: EnvSpec, n: int, sampling: SamplingConfig, *,
+                    chunk_prompts: int = 0, stall_seconds: float | None = None, report=print) -> list[GroupBatch]:
+    """`n` episodes per problem in environment `env` on the workers, one `GroupBatch` per problem, in order."""
+    def call(worker, lo: int, hi: int, chunk_sampling: SamplingConfig):
+        return worker.run_episodes.remote(problems[lo:hi], env, n, chunk_sampling)
+
+    return dispatch_chunks(workers, len(problems), call, sampling, chunk_prompts=chunk_prompts,
+                           stall_seconds=stall_seconds, report=report)
+
+
+def dispatch_chunks(workers: list, count: int, call, sampling: SamplingConfig, *, chunk_prompts: int = 0,
+                    stall_seconds: float | None = None, report=print) -> list:
+    """Items [0, count) go out in chunks of `chunk_prompts` (default: a worker's share split in two) to whichever
+    worker is free, as `call(worker, lo, hi, sampling)`, so a slow worker does not hold the step; the results come
+    back in item order. Chunk k is sampled with seed `sampling.seed + k`, whichever worker takes it, so a chunk
+    sampled again gives the same output.
 
     Faults: a chunk whose worker has not answered within `stall_seconds` is reported (worker name and its
     Python stacks through `report`), that worker is set aside for the rest of the call and the chunk goes to
     another one; a chunk that stalls twice raises `RolloutStalled`. A worker that dies mid-call loses its chunk
-    to the next free worker. `workers` is left holding the live ones."""
+    to the next free worker. `workers` is left holding the live ones: only the list's owner (`RolloutFleet`)
+    passes its own list, and replaces what is missing."""
     import ray
-    from ray.exceptions import GetTimeoutError, RayActorError
+    from ray.exceptions import RayActorError
 
-    problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
-    size = chunk_prompts or max(1, -(-len(prompts) // (2 * max(1, len(workers)))))
-    queue = collections.deque(enumerate(range(0, len(prompts), size)))
+    size = chunk_prompts or max(1, -(-count // (2 * max(1, len(workers)))))
+    queue = collections.deque(enumerate(range(0, count, size)))
     idle, running, parts, stalls = list(workers), {}, {}, collections.Counter()
     while queue or running:
         while queue and idle:
             worker = idle.pop()
             k, i = queue.popleft()
             chunk_sampling = sampling if sampling.seed is None else dataclasses.replace(sampling, seed=sampling.seed + k)
-            ref = worker.generate.remote(prompts[i : i + size], n, chunk_sampling, problem_ids[i : i + size])
-            running[ref] = (k, i, worker, time.monotonic())
+            running[call(worker, i, i + size, chunk_sampling)] = (k, i, worker, time.monotonic())
         if not running:
             raise RolloutStalled(f"no rollout worker left alive for {len(queue)} chunks of prompts")
         oldest = min(started for *_, started in running.values())
         wait = None if stall_seconds is None else max(0.0, oldest + stall_seconds - time.monotonic())
         done, _ = ray.wait(list(running), num_returns=1, timeout=wait)
         if not done:
-            ref = min(running, key=lambda r: running[r][3])
-            k, i, worker, _ = running.pop(ref)
-            stalls[k] += 1
-            try:
-                stack = ray.get(worker.stacks.remote(), timeout=10)
-            except (GetTimeoutError, RayActorError) as exc:
-                stack = f"(no stacks: {type(exc).__name__})"
-            report(f"rollout stalled: {_name(worker)} gave no answer for chunk {k} in {stall_seconds:.0f}s; "
-                   f"its stacks:\n{stack}")
-            ray.cancel(ref, force=False)
-            if stalls[k] > 1:
-                raise RolloutStalled(f"chunk {k} of prompts stalled twice (last on {_name(worker)})")
-            queue.appendleft((k, i))
-            if worker in workers and len(workers) > 1:
-                workers.remove(worker)  # set aside; the caller decides whether to replace it
-            else:
-                idle.append(worker)
+            _set_aside_stalled(workers, idle, running, stalls, queue, stall_seconds, report)
             continue
         k, i, worker, _ = running.pop(done[0])
         try:
@@ -167,6 +210,30 @@ def generate_across(workers: list, prompts: list[str], n: int, sampling: Samplin
             continue
         idle.append(worker)
     return [row for k in sorted(parts) for row in parts[k]]
+
+
+def _set_aside_stalled(workers: list, idle: list, running: dict, stalls, queue, stall_seconds: float, report) -> None:
+    """The oldest running chunk stalled: report its worker's stacks, requeue the chunk (once), set the worker aside."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    ref = min(running, key=lambda r: running[r][3])
+    k, i, worker, _ = running.pop(ref)
+    stalls[k] += 1
+    try:
+        stack = ray.get(worker.stacks.remote(), timeout=10)
+    except (GetTimeoutError, RayActorError) as exc:
+        stack = f"(no stacks: {type(exc).__name__})"
+    report(f"rollout stalled: {_name(worker)} gave no answer for chunk {k} in {stall_seconds:.0f}s; "
+           f"its stacks:\n{stack}")
+    ray.cancel(ref, force=False)
+    if stalls[k] > 1:
+        raise RolloutStalled(f"chunk {k} of prompts stalled twice (last on {_name(worker)})")
+    queue.appendleft((k, i))
+    if worker in workers and len(workers) > 1:
+        workers.remove(worker)
+    else:
+        idle.append(worker)
 
 
 def _name(worker) -> str:

@@ -1,6 +1,6 @@
 """What the agents add on the embedded default: plain answers vs a solver–verifier loop vs code feedback.
 
-    python bench/agents.py [--seeds 0] [--sft-steps 200] [--model tiny-prose] [--out bench/results] [--readme README.md]
+    python bench/agents.py [--seeds 0] [--sft-steps 200] [--model tiny-prose] [--out bench/results]
 
 Per seed, from an empty cache directory:
 
@@ -18,7 +18,8 @@ Per seed, from an empty cache directory:
    GRPO, which trains on plain prompts only and so may wear the agent turns down). Iteration 1 of the
    solver–verifier loop is the plain greedy answer.
 
-Writes `agents.json` and `agents.md` under `--out` and the README's table between the `agents` markers.
+Writes `agents.json` under `--out` and the table into `agents.md` between its `generated` markers (the commentary
+around them is kept).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster.config import load_config  # noqa: E402
-from cluster.driver import held_out_problems  # noqa: E402
+from cluster.data import held_out_problems  # noqa: E402
 from cluster.modelzoo import TINY_MODELS  # noqa: E402
 from synthesis.agent_data import agent_turns  # noqa: E402
 from synthesis.generators import generate_problems  # noqa: E402
@@ -128,7 +129,6 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--model", default="tiny-prose", choices=list(TINY_MODELS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="agents-"))
     cache = work / "cache"  # empty: the tiny model is built and pretrained here
@@ -143,8 +143,7 @@ def main() -> None:
             f"--model {args.model}`, "
             f"{machine}, {when}, fresh cache; {results[0]['heldout']} held-out problems (all stages), greedy, "
             f"95 % bootstrap intervals.\n\n{table(results)}\n")
-    (out / "agents.md").write_text(text)
-    _tiny_default().replace_readme_block(pathlib.Path(args.readme), "agents", text)
+    _tiny_default().write_results_md(out / "agents.md", text, "Agents: solver–verifier and code feedback")
     print(text)
 
 

@@ -1,15 +1,15 @@
 """Faults injected into short runs of the embedded default's loop: what the user saw, what was lost, how long
 recovery took, and whether anything was left running.
 
-    python bench/faults.py [--out bench/results] [--readme README.md]
+    python bench/faults.py [--out bench/results]
 
 Every run uses the tiny model architecture (random weights: fault handling does not depend on what the model
 knows), one stage of 4 GRPO steps (4 problems × 2 completions), checkpoints every 2 steps, a 6 s watchdog
-deadline before a phase has a history, and the test hooks of `cluster/driver.py` (`RLVR_TEST_*`). A calm run
+deadline before a phase has a history, and faults injected through `cluster.services.FaultInjector`. A calm run
 is the reference: "nothing lost" means the faulted run's rollout log (every completion and reward) and
 held-out evaluations equal the calm run's. Recovery time is from the line reporting the fault to the next
-step line (for a stopped run: to the end of the `--resume` run's first step). Writes `faults.json`,
-`faults.md` and the README's table between the `faults` markers.
+step line (for a stopped run: to the end of the `--resume` run's first step). Writes `faults.json` and the table
+into `faults.md` between its `generated` markers (the commentary around them is kept).
 """
 from __future__ import annotations
 
@@ -26,20 +26,21 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster.config import load_config  # noqa: E402
-from cluster.driver import JobFailed, train  # noqa: E402
+from cluster.loop import train  # noqa: E402
+from cluster.services import FaultInjector, JobFailed  # noqa: E402
 from cluster.modelzoo import build_model  # noqa: E402
 from cluster.rollout_log import read_records  # noqa: E402
 
-FAULTS = [  # (name, environment, what the fault is)
-    ("rollout worker wedged", {"RLVR_TEST_HANG_IN": "rollout:40"}, "a rollout worker's generate sleeps 40 s"),
-    ("evaluation chunk wedged", {"RLVR_TEST_HANG_IN": "evaluation:40"}, "a worker wedges on a held-out chunk"),
-    ("weight push wedged", {"RLVR_TEST_HANG_IN": "push:40"}, "a worker's load_adapter sleeps 40 s"),
-    ("learner killed", {"RLVR_TEST_KILL_LEARNER_AT": "3"}, "ray.kill of the learner actor at step 3"),
-    ("learner wedged", {"RLVR_TEST_HANG_IN": "learning:60"}, "the learner's step sleeps 60 s"),
-    ("verifier misjudges", {"RLVR_TEST_MISJUDGE": "1"}, "every verifier actor flips its verdicts"),
-    ("exception in rollout", {"RLVR_TEST_FAIL_IN": "rollout"}, "an exception raised in the rollout phase"),
+FAULTS = [  # (name, the fault, what it is)
+    ("rollout worker wedged", FaultInjector(hang_in="rollout", hang_seconds=40), "a rollout worker's generate sleeps 40 s"),
+    ("evaluation chunk wedged", FaultInjector(hang_in="evaluation", hang_seconds=40),
+     "a worker wedges on a held-out chunk"),
+    ("weight push wedged", FaultInjector(hang_in="push", hang_seconds=40), "a worker's load_adapter sleeps 40 s"),
+    ("learner killed", FaultInjector(kill_learner_at=3), "ray.kill of the learner actor at step 3"),
+    ("learner wedged", FaultInjector(hang_in="learning", hang_seconds=60), "the learner's step sleeps 60 s"),
+    ("verifier misjudges", FaultInjector(misjudge=True), "every verifier actor flips its verdicts"),
+    ("exception in rollout", FaultInjector(fail_in="rollout"), "an exception raised in the rollout phase"),
 ]
-HOOKS = ("RLVR_TEST_HANG_IN", "RLVR_TEST_KILL_LEARNER_AT", "RLVR_TEST_MISJUDGE", "RLVR_TEST_FAIL_IN")
 
 
 def overrides(work: pathlib.Path, model: pathlib.Path, run: str) -> list[str]:
@@ -55,8 +56,8 @@ def records(run_dir: pathlib.Path) -> list[tuple]:
     return [(r["step"], r["problem_id"], r["text"], r["reward"]["total"]) for r in read_records(run_dir / "rollouts.msgpack")]
 
 
-def scores(evals: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "minutes"} for row in evals]
+def scores(evals: list) -> list[dict]:
+    return [row.stages for row in evals]
 
 
 def alive_actors() -> int:
@@ -68,22 +69,18 @@ def alive_actors() -> int:
     return len(ray.util.list_named_actors(all_namespaces=True))
 
 
-def run_fault(work: pathlib.Path, model: pathlib.Path, name: str, env: dict, calm: dict) -> dict:
+def run_fault(work: pathlib.Path, model: pathlib.Path, name: str, faults: FaultInjector, calm: dict) -> dict:
     run = name.replace(" ", "_")
     lines: list[tuple[float, str]] = []
 
     def echo(line: str) -> None:
         lines.append((time.perf_counter(), line))
 
-    os.environ.update(env)
     failed = None
     try:
-        out = train(load_config("tiny", overrides=overrides(work, model, run)), echo=echo)
+        out = train(load_config("tiny", overrides=overrides(work, model, run)), echo=echo, faults=faults)
     except JobFailed as exc:
         failed, out = exc, None
-    finally:
-        for key in HOOKS:
-            os.environ.pop(key, None)
     left = alive_actors()
     marks = ("rollout stalled", "weight push stalled", "the learner died", "reward-health canary")
     report = next(((t, line) for t, line in lines if line.startswith(marks)), None)
@@ -108,14 +105,13 @@ def run_fault(work: pathlib.Path, model: pathlib.Path, name: str, env: dict, cal
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="faults-"))
     model = build_model(work / "tiny-qwen2", "tiny")
     calm = train(load_config("tiny", overrides=overrides(work, model, "calm")), echo=lambda _: None)
     rows = []
-    for name, env, what in FAULTS:
-        row = {**run_fault(work, model, name, env, calm), "injected": what}
+    for name, faults, what in FAULTS:
+        row = {**run_fault(work, model, name, faults, calm), "injected": what}
         print(json.dumps(row), flush=True)
         rows.append(row)
     when, machine = time.strftime("%Y-%m-%d"), f"{platform.machine()}, {os.cpu_count()} cores"
@@ -128,13 +124,12 @@ def main() -> None:
         saw = r["saw"].replace("|", "\\|")
         table.append(f"| {r['fault']} ({r['injected']}) | `{saw}` | {r['lost']} | {r['recovery']} | {r['actors_left_after']} |")
     text = f"`python bench/faults.py`, {machine}, {when}:\n\n" + "\n".join(table) + "\n"
-    (out / "faults.md").write_text(text)
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("tiny_default", ROOT / "bench" / "tiny_default.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.replace_readme_block(pathlib.Path(args.readme), "faults", text)
+    module.write_results_md(out / "faults.md", text, "Faults: what each looks like")
     print(text)
 
 

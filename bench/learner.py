@@ -49,10 +49,9 @@ def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, v
 
 
 def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile: bool = False) -> dict:
-    cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=16, lora_alpha=32,
-                                            gradient_checkpointing=setting["checkpointing"], liger=setting["liger"]),
-                        micro_batch_size=setting["micro"], beta=0.04, lr=1e-5)
-    learner = LearnerCore(cfg)
+    cfg = LearnerConfig(micro_batch_size=setting["micro"], beta=0.04, lr=1e-5, liger=setting["liger"])
+    learner = LearnerCore(cfg, PolicyConfig(name=model_dir, lora_rank=16, lora_alpha=32,
+                                            gradient_checkpointing=setting["checkpointing"]))
     warm = TrainBatch(batch.prompt_ids[: 2 * setting["micro"]], batch.completion_ids[: 2 * setting["micro"]],
                       batch.rewards[: 2 * setting["micro"]], batch.group_size)
     learner.step(warm)
@@ -62,7 +61,7 @@ def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile
     timings = []
     for _ in range(setting.get("repeats", 2)):  # the first full step also grows the allocator: report the last
         start = time.perf_counter()
-        metrics = learner.step(batch)
+        stats = learner.step(batch)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         timings.append(time.perf_counter() - start)
@@ -80,10 +79,10 @@ def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile
     peak = peak_flops()
     result = {
         **setting, "seconds": seconds, "all_step_seconds": timings, "tokens": tokens, "tokens_per_s": tokens / seconds,
-        "completion_tokens_per_s": metrics["completion_tokens"] / seconds,
+        "completion_tokens_per_s": stats.tokens / seconds,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
         "achieved_tflops": flops / seconds / 1e12, "mfu": flops / seconds / peak if peak else None,
-        "loss": metrics["loss"], "kl": metrics["kl"],
+        "loss": stats.loss, "kl": stats.kl,
     }
     del learner
     gc.collect()

@@ -32,7 +32,7 @@ def adapter_weights(model_dir: str, rank: int, version: int):
 
     torch.manual_seed(version)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
-                           lora_config(PolicyConfig(model=model_dir, lora_rank=rank, lora_alpha=2 * rank)))
+                           lora_config(PolicyConfig(name=model_dir, lora_rank=rank, lora_alpha=2 * rank)))
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:

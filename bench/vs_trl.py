@@ -78,7 +78,7 @@ def run_ours(model: str, args, problems_n: int) -> dict:
     import mlflow
 
     from cluster.config import load_config
-    from cluster.driver import train
+    from cluster.loop import train
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="rlvr-race-"))
     tracking = f"file://{work / 'mlruns'}" if args.gpu else f"sqlite:///{work / 'mlflow.db'}"  # mlflow-skinny there

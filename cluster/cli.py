@@ -108,7 +108,7 @@ def _grok_cot_rows(args: argparse.Namespace, problems: list) -> list[dict] | Non
 
 def _cmd_audit_split(args: argparse.Namespace) -> int:
     from cluster.config import ConfigError, load_config
-    from cluster.driver import split_audit
+    from cluster.data import split_audit
 
     try:
         cfg = load_config(args.preset, args.config, list(args.set or []))
@@ -140,7 +140,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rlvr train: config error: {exc}", file=sys.stderr)
         return 2
-    from cluster.driver import JobFailed, train
+    from cluster.loop import train
+    from cluster.services import JobFailed
 
     try:
         train(cfg, resume=args.resume, force=args.force)
@@ -178,25 +179,30 @@ def merged_adapters(adapter: str) -> list:
     return [AdapterWeights.load(p, version=500 + i) for i, p in enumerate(sorted(folder.iterdir(), key=lambda p: int(p.name)))]
 
 
-def _eval_workers(args: argparse.Namespace, model: str, adapter: str | None, prefix: str) -> list:
+def _eval_fleet(args: argparse.Namespace, model: str, adapter: str | None, prefix: str):
     """Rollout workers serving `model` with `adapter` (and the adapters its checkpoint had merged) applied."""
-    from actors.worker import create_rollout_workers, merge_adapter_everywhere, push_adapter
-    from cluster.driver import resolve_model
+    from actors.fleet import RolloutFleet
+    from actors.worker import create_rollout_workers
+    from cluster.services import resolve_model
     from learner.adapter import AdapterWeights
 
-    workers = create_rollout_workers(args.workers, engine=args.engine, num_gpus=args.gpus_per_worker,
-                                     model=resolve_model(model), name_prefix=prefix,
-                                     **({"sync": "merged"} if args.engine == "hf" else {}))
+    def spawn(first: int, count: int) -> list:
+        return create_rollout_workers(count, engine=args.engine, num_gpus=args.gpus_per_worker,
+                                      model=resolve_model(model), name_prefix=prefix, first_index=first,
+                                      **({"sync": "merged"} if args.engine == "hf" else {}))
+
+    fleet = RolloutFleet(args.workers, spawn)
     if adapter:
         for merged in merged_adapters(adapter):
-            merge_adapter_everywhere(workers, merged)
-        push_adapter(workers, AdapterWeights.load(adapter, version=1000))
-    return workers
+            fleet.merge(merged)
+        fleet.push(AdapterWeights.load(adapter, version=1000))
+    return fleet
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     import ray
 
+    from actors.records import EnvSpec
     from cluster.config import PROMPT
     from cluster.evaluate import evaluate
     from synthesis.datasets import load_problems
@@ -211,22 +217,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     started: list = []
     pool = None
     try:
-        started += (workers := _eval_workers(args, args.model, args.adapter, "eval-rollout"))
+        started.append(fleet := _eval_fleet(args, args.model, args.adapter, "eval-rollout"))
         pool = VerifierPool("auto", name_prefix="eval-verifier")
         if args.agent:
-            checkers = workers
+            checkers = fleet
             if args.verifier_model or args.verifier_adapter:
-                started += (checkers := _eval_workers(args, args.verifier_model or args.model, args.verifier_adapter,
-                                                      "eval-checker"))
-            result = run_agent(args, problems, workers, checkers, pool, prompt, policy)
+                started.append(checkers := _eval_fleet(args, args.verifier_model or args.model, args.verifier_adapter,
+                                                       "eval-checker"))
+            result = run_agent(args, problems, fleet.workers, checkers.workers, pool, prompt, policy)
         else:
-            result = evaluate(workers, pool, problems, k=args.k, temperature=args.temperature,
-                              max_tokens=args.max_tokens, policy=policy, template=prompt)
+            result = evaluate(fleet, pool, problems, EnvSpec("answer", template=prompt), k=args.k,
+                              temperature=args.temperature, max_tokens=args.max_tokens, policy=policy)
     finally:
         if pool is not None:
             pool.shutdown()
-        for worker in started:
-            ray.kill(worker)
+        for each in started:
+            each.release()
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({k: v for k, v in result.items() if k != "per_problem"}, indent=1))
     if args.agent:

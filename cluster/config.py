@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from learner.learner import LearnerConfig
+from learner.policy import PolicyConfig
 from synthesis.problem import SOLUTION_STYLES
 
 PRESETS = pathlib.Path(__file__).with_name("presets")
@@ -20,15 +22,6 @@ PROMPT = ("Solve the problem. Show your reasoning and give the answer as "
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key."""
-
-
-@dataclass
-class ModelConfig:
-    name: str = "tiny"  # a local path, a hub id, or "tiny" / "tiny-prose" (built and cached locally)
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    dtype: str = "auto"
-    gradient_checkpointing: str = "auto"
 
 
 @dataclass
@@ -46,28 +39,9 @@ class RolloutConfig:
     dispatch_prompts: int = 0  # prompts per call handed to whichever worker is free (0: a step's share / 2 per worker)
     torch_threads: int = 1  # CPU threads for the HF engine (0: every core); 1 measured fastest beside the learner
     sync: str = "auto"  # how pushed adapters reach decoding: adapter | merged (folded into the weights) | auto
-
-
-@dataclass
-class LearnerSection:
-    lr: float = 1e-5
-    beta: float = 0.04
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    epochs: int = 1
-    micro_batch_size: int = 8
-    max_grad_norm: float = 1.0
-    warmup_steps: int = 0
-    gpus: float = 0.0
-    advantage: str = "grpo"  # grpo | dr_grpo | rloo (correctness-led, see learner.grpo.group_advantages)
-    shaping_coef: float = 0.05  # weight of the centred shaping tie-breaker beside correctness
-    std_floor: float = 0.1
-    tis: str = "auto"  # truncated importance sampling sampler → learner: auto (on with vLLM or async_steps), on, off
-    tis_cap: float = 2.0
-    world_size: int = 0  # data-parallel learner ranks (0: one per whole GPU of `gpus`, else 1; ≥ 2 on CPUs: gloo)
-    liger: str = "auto"  # Liger's fused RMSNorm/SwiGLU/RoPE kernels: auto (CUDA + installed), true, false
-    torch_threads: int = 0  # CPU threads for the learner (0: every core)
-    restarts: int = 1  # a learner that dies is restarted from the last checkpoint this many times per run
+    env: str = "answer"  # the environment episodes run in (actors.environments): answer = one turn, pool-scored
+    max_turns: int = 1  # model turns per episode at most (an episode cut there is `truncated`, scored on its last turn)
+    max_episode_tokens: int = 0  # tokens of turns per episode at most (0: only max_tokens per turn)
 
 
 @dataclass
@@ -166,9 +140,9 @@ class TrainConfig:
     eval_samples: int = 0  # after SFT and the last stage, also sample this many per problem: accuracy, pass@k, maj@k
     rolling_window: int = 10
     log_samples: int = 8
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: PolicyConfig = field(default_factory=PolicyConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    learner: LearnerSection = field(default_factory=LearnerSection)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
@@ -208,7 +182,10 @@ def _build(cls, data: dict, where: str):
 
 
 def _coerce(value, hint, path: str):
-    """YAML reads `2e-5` as a string and `1` as an int: make numbers the type the field declares."""
+    """YAML reads `2e-5` as a string and `1` as an int: make numbers the type the field declares; a YAML list
+    (a saved config's `learner.betas`, `model.target_modules`) becomes the tuple the field declares."""
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(value)
     if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             return float(value)
@@ -222,8 +199,8 @@ def _coerce(value, hint, path: str):
     return value
 
 
-_SECTIONS = {(TrainConfig, "model"): ModelConfig, (TrainConfig, "rollout"): RolloutConfig,
-             (TrainConfig, "learner"): LearnerSection, (TrainConfig, "verifier"): VerifierConfig,
+_SECTIONS = {(TrainConfig, "model"): PolicyConfig, (TrainConfig, "rollout"): RolloutConfig,
+             (TrainConfig, "learner"): LearnerConfig, (TrainConfig, "verifier"): VerifierConfig,
              (TrainConfig, "sft"): SFTConfig, (TrainConfig, "curriculum"): CurriculumConfig,
              (TrainConfig, "watchdog"): WatchdogConfig, (TrainConfig, "raft"): RaftConfig}
 
@@ -304,6 +281,12 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
     positive(float(cfg.learner.lr), "learner.lr", float)
     if cfg.rollout.engine not in ("hf", "vllm"):
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
+    from actors.environments import ENVIRONMENTS
+
+    if cfg.rollout.env not in ENVIRONMENTS:
+        raise ConfigError(f"rollout.env: unknown environment {cfg.rollout.env!r} (known: {', '.join(sorted(ENVIRONMENTS))})")
+    if cfg.rollout.max_turns < 1:
+        raise ConfigError(f"rollout.max_turns: must be at least 1, got {cfg.rollout.max_turns}")
     if cfg.rollout.sync not in ("auto", "adapter", "merged"):
         raise ConfigError(f"rollout.sync: expected auto, adapter or merged, got {cfg.rollout.sync!r}")
     if cfg.rollout.sync == "merged" and cfg.rollout.engine == "vllm":

@@ -3,18 +3,11 @@ unbiased pass@k and maj@k, and paired gains between two checkpoints on the same 
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 
-from actors.records import SamplingConfig
-from actors.worker import generate_across
-from cluster.config import PROMPT
+from actors.records import EnvSpec, SamplingConfig
 from synthesis.problem import Problem
-from verifier_pool.pool import ScoreRequest, VerifierPool
-from verifier_pool.reward import RewardBreakdown
-
-def prompt_for(problem: Problem, template: str = PROMPT) -> str:
-    return template.format(question=problem.question)
+from verifier_pool.pool import VerifierPool
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -71,35 +64,15 @@ def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) 
             "problems": n, "k": k, "per_problem": per_problem}
 
 
-def sample_and_score(workers: list, pool: VerifierPool, problems: list[Problem], k: int, sampling: SamplingConfig,
-                     template: str = PROMPT, weights: dict | None = None, timings: dict | None = None,
-                     policy: str = "strict", chunk_prompts: int = 0, stall_seconds: float | None = None,
-                     report=print):
-    """k completions per problem and their breakdowns, both laid out problem by problem, judged under the
-    answer `policy`; seconds spent sampling and scoring (and the sampling's perf_counter span) go into `timings`."""
-    timings = {} if timings is None else timings
-    start = time.perf_counter()
-    rows = generate_across(workers, [prompt_for(p, template) for p in problems], k, sampling, [p.id for p in problems],
-                           chunk_prompts=chunk_prompts, stall_seconds=stall_seconds, report=report)
-    timings["rollout_span"] = (start, time.perf_counter())
-    timings["rollout_seconds"] = timings["rollout_span"][1] - start
-    requests = [ScoreRequest(f"{p.id}/{j}", c.text, p.question, p.answer, weights or {}, policy, p.form)
-                for p, row in zip(problems, rows) for j, c in enumerate(row)]
-    start = time.perf_counter()
-    flat = pool.score(requests)
-    timings["score_seconds"] = time.perf_counter() - start
-    breakdowns: list[list[RewardBreakdown]] = [flat[i * k : (i + 1) * k] for i in range(len(problems))]
-    return rows, breakdowns
-
-
-def evaluate(workers: list, pool: VerifierPool, problems: list[Problem], *, k: int = 1, temperature: float = 0.0,
-             max_tokens: int = 256, template: str = PROMPT, policy: str = "strict", stall_seconds: float | None = None,
-             report=print) -> dict[str, float]:
-    """Accuracy, pass@k and maj@k of the workers' current adapter on `problems` (greedy when temperature is 0),
+def evaluate(fleet, pool: VerifierPool, problems: list[Problem], env: EnvSpec, *, k: int = 1,
+             temperature: float = 0.0, max_tokens: int = 256, policy: str = "strict",
+             stall_seconds: float | None = None) -> dict[str, float]:
+    """Accuracy, pass@k and maj@k of the fleet's current adapter on `problems` (greedy when temperature is 0),
     under the answer `policy` (lenient for external benchmarks, the training policy on held-out problems). A chunk
-    silent for `stall_seconds` is sampled again elsewhere (`generate_across`)."""
+    silent for `stall_seconds` is sampled again elsewhere."""
+    from cluster.episodes import sample_and_score
+
     sampling = SamplingConfig(temperature=temperature, max_tokens=max_tokens, logprobs=False, seed=0)
-    _, breakdowns = sample_and_score(workers, pool, problems, k, sampling, template, policy=policy,
-                                     stall_seconds=stall_seconds, report=report)
-    return group_metrics([[b.verdict for b in row] for row in breakdowns],
-                         [[b.extracted for b in row] for row in breakdowns])
+    scored = sample_and_score(fleet, pool, problems, k, sampling, env, policy=policy, stall_seconds=stall_seconds)
+    return group_metrics([[e.verdict for e in g.episodes] for g in scored.groups],
+                         [[e.reward.extracted for e in g.episodes] for g in scored.groups])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from cluster.config import TrainConfig
 from cluster.curriculum import Curriculum, next_problems, start_stage
+from cluster.records import EvalRow
 from synthesis.datasets import load_problems
 from synthesis.generators import generate_problems, level_point
 from synthesis.problem import Problem, fact_key
@@ -35,7 +36,7 @@ class RunState:
     stage_step: int = 0  # steps done in this stage
     sft_done: bool = False
     run_id: str | None = None  # the MLflow run
-    evals: list = field(default_factory=list)  # held-out evaluation rows, one per checkpoint
+    evals: list[EvalRow] = field(default_factory=list)  # held-out evaluation rows, one per checkpoint
     elapsed: float = 0.0  # seconds of the run so far, across resumes
     stage_seconds: float = 0.0  # seconds of GRPO steps in this stage (for `grpo_minutes`)
     rolling: list = field(default_factory=list)  # the rolling-accuracy window
@@ -56,7 +57,9 @@ class RunState:
             return cls()
         data = json.loads(path.read_text())
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        state = cls(**{k: v for k, v in data.items() if k in known})
+        state.evals = [EvalRow.from_dict(row) for row in state.evals]
+        return state
 
 
 def stage_pool(cfg: TrainConfig, index: int, exclude: set[str]) -> list[Problem]:

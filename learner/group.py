@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from learner.learner import LearnerConfig, LearnerCore, TrainBatch
+from learner.learner import LearnerConfig, LearnerCore, TrainBatch, learner_placement
+from learner.policy import PolicyConfig
+
 
 def shard_batch(batch: TrainBatch, rank: int, world_size: int) -> TrainBatch:
     """Rank `rank`'s contiguous share of the batch's groups (a group never straddles two ranks, so its
@@ -43,13 +45,16 @@ class _Method:
 
 
 class LearnerGroup:
-    """`world_size` learner actors (`{name}-0` … `{name}-N-1`), each with `gpus_each` GPUs, in one placement group."""
+    """The learner's ranks (`{name}-0` … `{name}-N-1`, N and the GPUs each from `cfg.world_size` / `cfg.gpus` as
+    `learner_placement` reads them) in one placement group; arguments as `create_learner`'s."""
 
-    def __init__(self, cfg: LearnerConfig, world_size: int, *, gpus_each: float = 0.0, name: str = "learner") -> None:
+    def __init__(self, cfg: LearnerConfig, policy: PolicyConfig, *, seed: int = 0, total_steps: int = 1000,
+                 max_completion_tokens: int = 256, name: str = "learner") -> None:
         import ray
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+        world_size, gpus_each = learner_placement(cfg)
         if world_size < 2:
             raise ValueError("a LearnerGroup needs at least 2 ranks; use create_learner for one")
         self.world_size = world_size
@@ -59,7 +64,9 @@ class LearnerGroup:
         cls = ray.remote(LearnerCore)
         self.actors = [cls.options(name=f"{name}-{rank}", num_cpus=1, num_gpus=gpus_each,
                                    scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement, placement_group_bundle_index=rank))
-                       .remote(cfg, rank, world_size) for rank in range(world_size)]
+                       .remote(cfg, policy, seed=seed, total_steps=total_steps,
+                               max_completion_tokens=max_completion_tokens, rank=rank, world_size=world_size)
+                       for rank in range(world_size)]
         address, port = ray.get(self.actors[0].__ray_call__.remote(_free_address))
         backend = "nccl" if gpus_each else "gloo"
         ray.get([a.init_distributed.remote(address, port, backend) for a in self.actors])

@@ -47,6 +47,12 @@ def spread_per_group(grouped: torch.Tensor) -> torch.Tensor:
     return grouped.max(dim=1).values - grouped.min(dim=1).values
 
 
+def has_spread(correct: list[float], tol: float = SPREAD_TOL) -> bool:
+    """Whether a group's correctness has spread (some right, some wrong): the one test of it in the project,
+    the plain-list twin of `spread_per_group(...) > tol`."""
+    return bool(correct) and max(correct) - min(correct) > tol
+
+
 def zero_spread_fraction(correct: torch.Tensor, group_size: int, tol: float = SPREAD_TOL) -> float:
     """Share of groups whose correctness has no spread (all right or all wrong, within `tol`): they carry no
     correctness signal."""

@@ -1,13 +1,14 @@
 """The learner: GRPO steps on LoRA weights (`LearnerCore`, plain Python) and its thin Ray actor shell."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -18,36 +19,63 @@ from learner.policy import PackedSequences, PolicyConfig, load_policy, pack_sequ
 
 @dataclass
 class LearnerConfig:
-    """Optimisation and GRPO settings (the policy itself is `policy`)."""
+    """The `learner:` section of the training config: optimisation, GRPO and placement settings. The policy
+    (model and LoRA) is `PolicyConfig`, the `model:` section; run-given values (seed, total steps, the rollout's
+    max tokens) are `LearnerCore`'s keyword arguments."""
 
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
     lr: float = 1e-5
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.99)
-    warmup_steps: int = 0
-    total_steps: int = 1000
-    schedule: str = "constant_with_warmup"
-    max_grad_norm: float = 1.0
-    micro_batch_size: int = 8  # rows per micro-batch (GRPO packs several short sequences into one row)
-    epochs: int = 1
+    beta: float = 0.04
     clip_low: float = 0.2
     clip_high: float = 0.2
-    beta: float = 0.04
-    advantage: str = "grpo"  # grpo | dr_grpo | rloo, see grpo.group_advantages
-    shaping_coef: float = 0.05
+    epochs: int = 1
+    micro_batch_size: int = 8  # rows per micro-batch (GRPO packs several short sequences into one row)
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    gpus: float = 0.0
+    advantage: str = "grpo"  # grpo | dr_grpo | rloo (correctness-led, see learner.grpo.group_advantages)
+    shaping_coef: float = 0.05  # weight of the centred shaping tie-breaker beside correctness
     std_floor: float = 0.1
-    max_completion_tokens: int = 256  # Dr. GRPO's constant: the loss is a token sum / (completions × this)
-    logp_old: str = "auto"  # auto|learner: the learner's own log-probs before the step; sampler: the sampler's
-    tis_cap: float = 2.0  # truncated importance weights sampler → learner when the batch has sampler logprobs; 0: off
-    chunk_rows: int = 1024
-    torch_threads: int = 0  # CPU threads for torch (0: every core this process may use; Ray's default is 1)
-    seed: int = 0
+    tis: str = "auto"  # truncated importance sampling sampler → learner: auto (on with vLLM or async_steps), on, off
+    tis_cap: float = 2.0  # cap of the TIS weights when the batch carries sampler logprobs (`tis: off`: no weights)
+    world_size: int = 0  # data-parallel learner ranks (0: one per whole GPU of `gpus`, else 1; ≥ 2 on CPUs: gloo)
+    liger: str | bool = "auto"  # Liger's fused RMSNorm/SwiGLU/RoPE kernels: auto (CUDA + installed), true, false
+    torch_threads: int = 0  # CPU threads for the learner (0: every core this process may use; Ray's default is 1)
+    restarts: int = 1  # a learner that dies is restarted from the last checkpoint this many times per run
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    schedule: str = "constant_with_warmup"
+    chunk_rows: int = 1024  # rows of the fused LM head + log-softmax computed at a time
+
+
+@dataclass
+class LearnStats:
+    """What one learner step (GRPO, SFT or RAFT) reports: `tokens` are the completion (or target) tokens trained
+    on, over every rank; `seconds` the step's wall time; `version` the adapter version it produced."""
+
+    loss: float
+    grad_norm: float
+    lr: float
+    seconds: float
+    tokens: float
+    tokens_per_s: float
+    version: int
+    step: int
+    kl: float = 0.0
+    clip_fraction: float = 0.0
+    ratio: float = 1.0
+    mismatch_kl: float = 0.0
+    tis_clipped: float = 0.0
+    zero_spread_groups: float = 0.0
+    reward_mean: float = 0.0
+
+    def metrics(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass
 class TrainBatch:
     """One step's data: G completions per prompt laid out group by group, with their rewards.
-    `sampler_logprobs` (per completion token) are used as `logp_old` when `logp_old="sampler"`."""
+    `sampler_logprobs` (per completion token) give the truncated importance weights and the mismatch metrics."""
 
     prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
@@ -56,6 +84,16 @@ class TrainBatch:
     sampler_logprobs: list[list[float]] | None = None
     correct: list[float] | None = None  # 1.0 for a verified answer; None: `rewards` lead the advantages
     shaping: list[float] | None = None  # the non-correctness signals in [0, 1]
+
+
+@dataclass
+class MicroBatchTargets:
+    """Per completion token of one packed micro-batch, what its loss is computed against (fixed for the step)."""
+
+    advantages: torch.Tensor
+    sampler: torch.Tensor | None = None  # the sampler's log-probs (when the batch carries them)
+    reference: torch.Tensor | None = None  # adapter off (when β ≠ 0)
+    old: torch.Tensor | None = None  # the step's starting log-probs (when epochs > 1; else the current ones detached)
 
 
 def _flat_tokens(rows: list[list[float]], packed: PackedSequences, lengths: list[int]) -> torch.Tensor:
@@ -70,13 +108,19 @@ def _flat_tokens(rows: list[list[float]], packed: PackedSequences, lengths: list
 class LearnerCore:
     """Holds the policy, its optimiser and schedule; one `step` = advantages → (ref, old) logp → updates."""
 
-    def __init__(self, cfg: LearnerConfig, rank: int = 0, world_size: int = 1) -> None:
-        torch.manual_seed(cfg.seed)
+    def __init__(self, cfg: LearnerConfig, policy: PolicyConfig, *, seed: int = 0, total_steps: int = 1000,
+                 max_completion_tokens: int = 256, rank: int = 0, world_size: int = 1) -> None:
+        """`total_steps`: the LR schedule's length; `max_completion_tokens`: Dr. GRPO's constant (the loss is a
+        token sum / (completions × this)), the rollout's max_tokens."""
+        torch.manual_seed(seed)
         if cfg.torch_threads >= 0:
             torch.set_num_threads(cfg.torch_threads or len(os.sched_getaffinity(0)))
-        self.cfg = cfg
+        self.cfg = dataclasses.replace(cfg)  # a private copy: `reset_optimizer` changes its lr
+        self.policy = policy
+        self.seed, self.total_steps, self.max_completion_tokens = seed, total_steps, max_completion_tokens
+        self.tis_cap = cfg.tis_cap if cfg.tis != "off" else 0.0  # 0: no importance weights
         self.rank, self.world_size = rank, world_size
-        self.model, self.tokenizer = load_policy(cfg.policy)
+        self.model, self.tokenizer = load_policy(policy, liger=cfg.liger)
         self.device = next(self.model.parameters()).device
         self.merged: list[AdapterWeights] = []  # adapters folded into the base weights, in order
         self._track_trainable()
@@ -107,12 +151,12 @@ class LearnerCore:
 
         load_adapter_weights(self.model, weights)
         base = self.model.merge_and_unload()
-        self.model = get_peft_model(base, lora_config(self.cfg.policy), autocast_adapter_dtype=False)
+        self.model = get_peft_model(base, lora_config(self.policy), autocast_adapter_dtype=False)
         dtype = next(base.parameters()).dtype
         for param in self.model.parameters():
             if param.requires_grad:
-                param.data = param.data.to(dtype if self.cfg.policy.adapter_dtype == "auto"
-                                           else getattr(torch, self.cfg.policy.adapter_dtype))
+                param.data = param.data.to(dtype if self.policy.adapter_dtype == "auto"
+                                           else getattr(torch, self.policy.adapter_dtype))
         self.model.to(self.device)
         self.merged.append(weights)
         self._track_trainable()
@@ -125,14 +169,15 @@ class LearnerCore:
         cfg = self.cfg
         self.optimizer = torch.optim.AdamW(self.master, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.scheduler = get_scheduler(cfg.schedule, self.optimizer, num_warmup_steps=cfg.warmup_steps,
-                                       num_training_steps=cfg.total_steps)
+                                       num_training_steps=self.total_steps)
 
     def reset_optimizer(self, lr: float | None = None, total_steps: int | None = None) -> None:
-        """A fresh AdamW and schedule (a new stage, or SFT → GRPO), optionally with a new LR and length."""
+        """A fresh AdamW and schedule (a new stage, or SFT → GRPO), optionally with a new LR and length (kept
+        for later resets, `load_adapter_from` and checkpoints)."""
         if lr is not None:
-            self.cfg.lr = lr
+            self.cfg = dataclasses.replace(self.cfg, lr=lr)
         if total_steps is not None:
-            self.cfg.total_steps = total_steps
+            self.total_steps = total_steps
         self._new_optimizer()
 
     def init_distributed(self, address: str, port: int, backend: str) -> int:
@@ -221,7 +266,7 @@ class LearnerCore:
         return "\n".join(f"--- thread {names.get(i, i)}\n" + "".join(traceback.format_stack(f))
                          for i, f in sys._current_frames().items())
 
-    def step(self, batch: TrainBatch) -> dict[str, float]:
+    def step(self, batch: TrainBatch) -> LearnStats:
         """One GRPO step on a batch (this rank's share of it when data-parallel): `epochs` optimiser updates.
 
         Sequences are packed into micro-batches without padding; per micro-batch: the reference log-probs
@@ -242,69 +287,75 @@ class LearnerCore:
                                       shaping_coef=cfg.shaping_coef, std_floor=cfg.std_floor).to(self.device)
         lengths = [len(c) for c in batch.completion_ids]
         micro = self._micro_batches(batch.prompt_ids, batch.completion_ids)
-        if cfg.logp_old == "sampler" and batch.sampler_logprobs is None:
-            raise ValueError("logp_old='sampler' needs the batch's sampler_logprobs")
-        extras = []
-        for m in micro:
-            e = {"adv": advantages[m.token_rows()]}
-            if batch.sampler_logprobs is not None:
-                e["sampler"] = _flat_tokens(batch.sampler_logprobs, m, lengths).to(self.device)
-            if cfg.beta != 0.0:
-                e["ref"] = self._no_grad_logprobs(m, reference=True)
-            if cfg.logp_old == "sampler":
-                e["old"] = e["sampler"]
-            elif cfg.epochs > 1:
-                e["old"] = self._no_grad_logprobs(m)
-            extras.append(e)
+        targets = [self._targets(m, advantages, batch.sampler_logprobs, lengths) for m in micro]
         tokens, completions, seq_tokens = self.global_sum([float(sum(lengths)), float(len(lengths)),
                                                             float(sum(map(len, batch.prompt_ids)) + sum(lengths))])
-        normalizer = tokens if cfg.advantage != "dr_grpo" else completions * cfg.max_completion_tokens
+        normalizer = tokens if cfg.advantage != "dr_grpo" else completions * self.max_completion_tokens
         totals = dict.fromkeys(("loss", "kl", "clip_fraction", "ratio", "mismatch_kl", "tis_clipped"), 0.0)
         grad_norm = 0.0
         for _ in range(cfg.epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            for m, e in zip(micro, extras):
-                logp = packed_logprobs(self.model, m, chunk_rows=cfg.chunk_rows).float()
-                old = e.get("old", logp.detach())
-                weights = None
-                if "sampler" in e and cfg.tis_cap > 0 and cfg.logp_old != "sampler":
-                    weights = truncated_is_weights(old, e["sampler"], cfg.tis_cap)
-                loss, metrics = grpo_loss(logp, old, e.get("ref"), e["adv"], torch.ones_like(logp),
-                                          clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta,
-                                          normalizer=normalizer, is_weights=weights)
-                loss.backward()
-                self.accumulate_gradients()
-                share = metrics["tokens"] / tokens / cfg.epochs
-                totals["loss"] += loss.item() / cfg.epochs
-                for key in ("kl", "clip_fraction", "ratio"):
-                    totals[key] += metrics[key] * share
-                if "sampler" in e:
-                    with torch.no_grad():
-                        log_r = old - e["sampler"]
-                        totals["mismatch_kl"] += float((torch.exp(log_r) - 1 - log_r).sum()) / tokens / cfg.epochs
-                        if weights is not None:
-                            totals["tis_clipped"] += float((weights >= cfg.tis_cap).sum()) / tokens / cfg.epochs
+            for m, t in zip(micro, targets):
+                self._micro_step(m, t, tokens, normalizer, totals)
             grad_norm = self.optimizer_step()
         totals = dict(zip(totals, self.global_sum(list(totals.values()))))
         self.step_count += 1
         self.version += 1
         seconds = time.perf_counter() - start
-        return {
-            **totals, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
-            "zero_spread_groups": zero_spread_fraction(correct, batch.group_size),
-            "reward_mean": float(rewards.mean()), "completion_tokens": tokens,
-            "tokens_per_s": seq_tokens * max(cfg.epochs, 1) / seconds,
-            "learn_seconds": seconds, "step": self.step_count, "version": self.version,
-        }
+        return LearnStats(
+            **totals, grad_norm=grad_norm, lr=self.scheduler.get_last_lr()[0],
+            zero_spread_groups=zero_spread_fraction(correct, batch.group_size),
+            reward_mean=float(rewards.mean()), tokens=tokens,
+            tokens_per_s=seq_tokens * max(cfg.epochs, 1) / seconds,
+            seconds=seconds, step=self.step_count, version=self.version,
+        )
 
-    def sft_step(self, prompt_ids: list[list[int]], targets: list[str]) -> dict[str, float]:
+    def _targets(self, micro: PackedSequences, advantages: torch.Tensor, sampler_logprobs: list[list[float]] | None,
+                 lengths: list[int]) -> MicroBatchTargets:
+        """A micro-batch's advantages and, before any update of the step, its sampler, reference and old log-probs."""
+        targets = MicroBatchTargets(advantages[micro.token_rows()])
+        if sampler_logprobs is not None:
+            targets.sampler = _flat_tokens(sampler_logprobs, micro, lengths).to(self.device)
+        if self.cfg.beta != 0.0:
+            targets.reference = self._no_grad_logprobs(micro, reference=True)
+        if self.cfg.epochs > 1:
+            targets.old = self._no_grad_logprobs(micro)
+        return targets
+
+    def _micro_step(self, micro: PackedSequences, targets: MicroBatchTargets, tokens: float, normalizer: float,
+                    totals: dict[str, float]) -> None:
+        """Forward, loss and backward of one micro-batch (gradients into the fp32 masters); adds its share of the
+        step's metrics to `totals`. `tokens` is the whole batch's completion token count, over every rank."""
+        cfg = self.cfg
+        logp = packed_logprobs(self.model, micro, chunk_rows=cfg.chunk_rows).float()
+        old = targets.old if targets.old is not None else logp.detach()
+        weights = None
+        if targets.sampler is not None and self.tis_cap > 0:
+            weights = truncated_is_weights(old, targets.sampler, self.tis_cap)
+        loss, metrics = grpo_loss(logp, old, targets.reference, targets.advantages, torch.ones_like(logp),
+                                  clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta,
+                                  normalizer=normalizer, is_weights=weights)
+        loss.backward()
+        self.accumulate_gradients()
+        share = metrics["tokens"] / tokens / cfg.epochs
+        totals["loss"] += loss.item() / cfg.epochs
+        for key in ("kl", "clip_fraction", "ratio"):
+            totals[key] += metrics[key] * share
+        if targets.sampler is not None:
+            with torch.no_grad():
+                log_r = old - targets.sampler
+                totals["mismatch_kl"] += float((torch.exp(log_r) - 1 - log_r).sum()) / tokens / cfg.epochs
+                if weights is not None:
+                    totals["tis_clipped"] += float((weights >= self.tis_cap).sum()) / tokens / cfg.epochs
+
+    def sft_step(self, prompt_ids: list[list[int]], targets: list[str]) -> LearnStats:
         """One supervised step on (prompt token ids, target text) pairs; see `learner.sft`."""
         from learner.sft import sft_step
 
-        metrics = sft_step(self, prompt_ids, targets)
+        stats = sft_step(self, prompt_ids, targets)
         self.step_count += 1
         self.version += 1
-        return {**metrics, "step": self.step_count, "version": self.version}
+        return dataclasses.replace(stats, step=self.step_count, version=self.version)
 
     def completion_logprobs(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[list[float]]:
         """Per-token log-probabilities of completions under the current policy (no gradients)."""
@@ -337,7 +388,8 @@ class LearnerCore:
                     "master": [m.detach().cpu() for m in self.master], "rng": torch.get_rng_state()},
                    tmp / "trainer_state.pt")
         (tmp / "state.json").write_text(json.dumps({"step": self.step_count, "version": self.version,
-                                                    "config": asdict(self.cfg)}, indent=2, default=str))
+                                                    "config": asdict(self.cfg), "policy": asdict(self.policy)},
+                                                   indent=2, default=str))
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
         old = target.with_name(f".{target.name}.old")
@@ -384,15 +436,25 @@ class LearnerCore:
                 "trainable_parameters": sum(p.numel() for p in self.trainable)}
 
 
-def create_learner(cfg: LearnerConfig, *, num_gpus: float = 0.0, world_size: int = 0, name: str = "learner"):
+def learner_placement(cfg: LearnerConfig) -> tuple[int, float]:
+    """(ranks, GPUs per rank) for `learner.gpus` / `learner.world_size`: `world_size` ranks when set, else one
+    per whole GPU when `gpus` ≥ 2, else one; the GPUs are split evenly over the ranks."""
+    world = cfg.world_size or (int(cfg.gpus) if cfg.gpus >= 2 else 1)
+    return world, (cfg.gpus / world if cfg.gpus else 0.0)
+
+
+def create_learner(cfg: LearnerConfig, policy: PolicyConfig, *, seed: int = 0, total_steps: int = 1000,
+                   max_completion_tokens: int = 256, name: str = "learner"):
     """The learner: one named Ray actor around `LearnerCore` (a fraction of a GPU, one GPU, or the CPU), or, for
-    `num_gpus` ≥ 2 whole GPUs or `world_size` ≥ 2, a data-parallel `LearnerGroup` that the driver uses the same way."""
+    `cfg.gpus` ≥ 2 whole GPUs or `cfg.world_size` ≥ 2, a data-parallel `LearnerGroup` that the driver uses the same
+    way."""
     import ray
 
-    world = world_size or (int(num_gpus) if num_gpus >= 2 else 1)
+    run = {"seed": seed, "total_steps": total_steps, "max_completion_tokens": max_completion_tokens}
+    world, _ = learner_placement(cfg)
     if world > 1:
         from learner.group import LearnerGroup
 
-        return LearnerGroup(cfg, world, gpus_each=num_gpus / world if num_gpus else 0.0, name=name)
+        return LearnerGroup(cfg, policy, **run, name=name)
     core = ray.remote(concurrency_groups={"inspect": 1})(LearnerCore)
-    return core.options(name=name, num_gpus=num_gpus, num_cpus=1).remote(cfg)
+    return core.options(name=name, num_gpus=cfg.gpus, num_cpus=1).remote(cfg, policy, **run)

@@ -2,7 +2,7 @@
 disabled (no second copy of the weights). Also the batch layout the learner trains on."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -11,19 +11,18 @@ DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 
 @dataclass
 class PolicyConfig:
-    """Which model, which LoRA, where it runs."""
+    """Which model, which LoRA, where it runs: the `model:` section of the training config."""
 
-    model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    name: str = "tiny"  # a local path or a hub id; the driver resolves "tiny" / "tiny-prose" (built and cached locally)
     lora_rank: int = 16
     lora_alpha: int = 32
+    dtype: str = "auto"
+    gradient_checkpointing: str | bool = "auto"  # auto: on CUDA
     lora_dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
     device: str = "auto"
-    dtype: str = "auto"
-    gradient_checkpointing: str | bool = "auto"
     attn_implementation: str = "sdpa"
     adapter_dtype: str = "auto"
-    liger: str | bool = "auto"  # Liger's RMSNorm, SwiGLU and RoPE kernels (auto: on CUDA when installed)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -62,18 +61,19 @@ def use_liger(setting: str | bool, device: torch.device, model_type: str) -> boo
     return ok
 
 
-def load_policy(cfg: PolicyConfig):
+def load_policy(cfg: PolicyConfig, *, liger: str | bool = "auto"):
     """(peft model, tokenizer): base weights frozen in bf16 (GPU) or fp32 (CPU); LoRA weights in the same
-    dtype, so no activation is cast per LoRA layer (the learner keeps fp32 master copies for the optimiser)."""
+    dtype, so no activation is cast per LoRA layer (the learner keeps fp32 master copies for the optimiser).
+    `liger`: Liger's RMSNorm, SwiGLU and RoPE kernels (auto: on CUDA when installed; see `use_liger`)."""
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation)
+    base = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=dtype, attn_implementation=cfg.attn_implementation)
     checkpointing = cfg.gradient_checkpointing
     if checkpointing == "auto":
         checkpointing = device.type == "cuda"
@@ -81,7 +81,7 @@ def load_policy(cfg: PolicyConfig):
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.enable_input_require_grads()
     base.config.use_cache = False
-    if use_liger(cfg.liger, device, base.config.model_type):
+    if use_liger(liger, device, base.config.model_type):
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
         _apply_liger_kernel_to_instance(model=base, fused_linear_cross_entropy=False, cross_entropy=False)
@@ -102,22 +102,10 @@ class PackedBatch:
     attention_mask: torch.Tensor
     completion_mask: torch.Tensor
     prompt_len: int
-    extras: dict = field(default_factory=dict)
 
     def to(self, device: torch.device) -> "PackedBatch":
         return PackedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.completion_mask.to(device),
-                           self.prompt_len, {k: v.to(device) for k, v in self.extras.items()})
-
-    def rows(self, index: slice | torch.Tensor) -> "PackedBatch":
-        """A micro-batch, trimmed of the columns that are padding in every one of its rows."""
-        attn = self.attention_mask[index]
-        used = attn.any(dim=0).nonzero().flatten()
-        first = min(int(used.min()), self.prompt_len - 1)
-        last = max(int(used.max()) + 1, self.prompt_len + 1)
-        c_len = last - self.prompt_len
-        extras = {k: v[index][:, :c_len] if v.dim() == 2 else v[index] for k, v in self.extras.items()}
-        return PackedBatch(self.input_ids[index][:, first:last], attn[:, first:last],
-                           self.completion_mask[index][:, first:last], self.prompt_len - first, extras)
+                           self.prompt_len)
 
 
 def pack(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int) -> PackedBatch:

@@ -5,6 +5,7 @@ import time
 
 import torch
 
+from learner.learner import LearnStats
 from learner.policy import completion_logprobs, pack
 
 
@@ -21,9 +22,11 @@ def sft_loss(model, prompt_ids: list[list[int]], target_ids: list[list[int]], pa
     return -(logp * mask).sum() / mask.sum().clamp(min=1)
 
 
-def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> dict[str, float]:
+def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> LearnStats:
     """One optimiser step of SFT on the learner's policy (micro-batched, gradient accumulated). Prompts come
-    as token ids, encoded the way the rollout engines encode them (`actors.engine.encode_prompts`)."""
+    as token ids, encoded the way the rollout engines encode them (`actors.engine.encode_prompts`). `tokens` are
+    the batch's target tokens over every rank; `step`/`version` are the learner's before the step (its caller,
+    `LearnerCore.sft_step`, moves them on)."""
     start = time.perf_counter()
     tok, cfg = learner.tokenizer, learner.cfg
     target_ids = [encode_target(tok, t) for t in targets]
@@ -39,5 +42,7 @@ def sft_step(learner, prompt_ids: list[list[int]], targets: list[str]) -> dict[s
         loss_sum += loss.item()
     grad_norm = learner.optimizer_step()
     loss_sum = learner.global_sum([loss_sum])[0]
-    return {"sft_loss": loss_sum, "grad_norm": grad_norm, "target_tokens": total,
-            "sft_seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    return LearnStats(loss=loss_sum, grad_norm=grad_norm, lr=learner.scheduler.get_last_lr()[0], seconds=seconds,
+                      tokens=total, tokens_per_s=total / max(seconds, 1e-9), version=learner.version,
+                      step=learner.step_count)

@@ -1,4 +1,5 @@
 """The learner on a tiny Qwen2 model built locally (CPU): steps, export, save/load, SFT, the Ray actor."""
+import dataclasses
 import random
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from learner.adapter import AdapterWeights
 from learner.grpo import grpo_loss
-from learner.learner import LearnerConfig, LearnerCore, TrainBatch, create_learner
+from learner.learner import LearnerConfig, LearnerCore, LearnStats, TrainBatch, create_learner
 from learner.policy import PolicyConfig, completion_logprobs, pack
 
 
@@ -20,10 +21,9 @@ def make_batch(seed: int = 0, prompts: int = 3, group: int = 4) -> TrainBatch:
     return TrainBatch(prompt_ids, completion_ids, rewards, group)
 
 
-def make_learner(model_dir: str, **overrides) -> LearnerCore:
-    cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=8, lora_alpha=16), lr=5e-3,
-                        micro_batch_size=5, **overrides)
-    return LearnerCore(cfg)
+def make_learner(model_dir: str, seed: int = 0, **overrides) -> LearnerCore:
+    cfg = LearnerConfig(lr=5e-3, micro_batch_size=5, **overrides)
+    return LearnerCore(cfg, PolicyConfig(name=model_dir, lora_rank=8, lora_alpha=16), seed=seed)
 
 
 def surrogate_loss(learner: LearnerCore, batch: TrainBatch, logp_old: list[list[float]]) -> float:
@@ -47,30 +47,70 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(tiny_model_dir):
     batch = make_batch()
     old = learner.completion_logprobs(batch.prompt_ids, batch.completion_ids)
     before = surrogate_loss(learner, batch, old)
-    metrics = learner.step(batch)
+    stats = learner.step(batch)
     after = surrogate_loss(learner, batch, old)
     assert after < before
-    assert metrics["version"] == 1 and metrics["step"] == 1
-    assert metrics["zero_spread_groups"] >= 0 and metrics["completion_tokens"] == sum(map(len, batch.completion_ids))
+    assert stats.version == 1 and stats.step == 1
+    assert stats.zero_spread_groups >= 0 and stats.tokens == sum(map(len, batch.completion_ids))
+
+
+def test_step_and_sft_step_return_one_stats_record(tiny_model_dir):
+    learner = make_learner(tiny_model_dir, beta=0.04)
+    batch = make_batch()
+    grpo = learner.step(batch)
+    sft = learner.sft_step([[5, 6, 7, 8], [9, 10, 11]], ["x = 1 + 2 = 3", "the answer is 4"])
+    assert isinstance(grpo, LearnStats) and isinstance(sft, LearnStats)
+    assert (grpo.step, grpo.version, sft.step, sft.version) == (1, 1, 2, 2)
+    assert grpo.tokens == sum(map(len, batch.completion_ids)) and grpo.seconds > 0 and grpo.tokens_per_s > 0
+    assert grpo.reward_mean == pytest.approx(sum(batch.rewards) / len(batch.rewards))
+    assert grpo.lr == sft.lr == pytest.approx(5e-3)
+    assert sft.tokens > 2 and sft.tokens_per_s == pytest.approx(sft.tokens / sft.seconds)
+    assert (sft.kl, sft.clip_fraction, sft.ratio, sft.mismatch_kl) == (0.0, 0.0, 1.0, 0.0)
+    metrics = grpo.metrics()
+    assert set(metrics) == {f.name for f in dataclasses.fields(LearnStats)} and metrics["loss"] == grpo.loss
+
+
+def test_the_learner_keeps_its_own_copy_of_the_config(tiny_model_dir):
+    cfg = LearnerConfig(lr=5e-3, micro_batch_size=5, tis="off")
+    learner = LearnerCore(cfg, PolicyConfig(name=tiny_model_dir, lora_rank=4), total_steps=10)
+    assert learner.tis_cap == 0.0 and make_learner(tiny_model_dir).tis_cap == 2.0
+    learner.reset_optimizer(lr=1e-3, total_steps=20)
+    assert cfg.lr == 5e-3 and learner.cfg.lr == 1e-3 and learner.total_steps == 20
+    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_the_config_sections_are_the_learner_and_policy_configs(tmp_path):
+    import yaml
+
+    from cluster.config import data_affecting_changes, dump, load_config
+
+    cfg = load_config("tiny", overrides=["learner.lr=0.5", "model.lora_rank=4", "learner.betas=[0.9, 0.999]"])
+    assert isinstance(cfg.learner, LearnerConfig) and isinstance(cfg.model, PolicyConfig)
+    assert cfg.learner.lr == 0.5 and cfg.model.lora_rank == 4 and cfg.model.lora_alpha == 64
+    assert cfg.model.name == "tiny" and cfg.learner.micro_batch_size == 128 and cfg.learner.betas == (0.9, 0.999)
+    saved = tmp_path / "config.yaml"  # a run's saved config (YAML lists for the tuples) loads back the same
+    saved.write_text(dump(cfg))
+    again = load_config("tiny", str(saved))
+    assert again == cfg and isinstance(again.model.target_modules, tuple)
+    assert data_affecting_changes(yaml.safe_load(saved.read_text()), again.to_dict()) == []
 
 
 def test_kl_is_zero_before_the_first_update_and_positive_after(tiny_model_dir):
     learner = make_learner(tiny_model_dir, beta=0.04)
     batch = make_batch()
     first = learner.step(batch)
-    assert first["kl"] == pytest.approx(0.0, abs=1e-7)
+    assert first.kl == pytest.approx(0.0, abs=1e-7)
     second = learner.step(batch)
-    assert second["kl"] > 0
+    assert second.kl > 0
 
 
-def test_sampler_logprobs_as_logp_old_and_several_epochs(tiny_model_dir):
+def test_sampler_logprobs_and_several_epochs(tiny_model_dir):
     learner = make_learner(tiny_model_dir, epochs=2)
     batch = make_batch()
     batch.sampler_logprobs = learner.completion_logprobs(batch.prompt_ids, batch.completion_ids)
-    metrics = learner.step(batch)
-    assert metrics["ratio"] != 1.0  # second epoch sees ratios away from 1
-    with pytest.raises(ValueError):
-        make_learner(tiny_model_dir, logp_old="sampler").step(make_batch())
+    stats = learner.step(batch)
+    assert stats.ratio != 1.0  # second epoch sees ratios away from 1
+    assert stats.mismatch_kl == pytest.approx(0.0, abs=1e-6)  # the old log-probs are the sampler's here
 
 
 def test_export_then_load_into_fresh_peft_model_gives_identical_logits(tiny_model_dir, tmp_path):
@@ -107,7 +147,7 @@ def test_save_then_load_resumes_with_identical_next_step_metrics(tiny_model_dir,
     assert b.load(tmp_path / "ckpt") == {"step": 1, "version": 1}
     got = b.step(make_batch(2))
     for key in ("loss", "kl", "grad_norm", "lr", "clip_fraction", "step", "version"):
-        assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+        assert getattr(got, key) == pytest.approx(getattr(expected, key), rel=1e-5, abs=1e-7), key
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
@@ -138,20 +178,19 @@ def test_sft_lowers_target_loss(tiny_model_dir):
 
     before = loss()
     for _ in range(5):
-        metrics = learner.sft_step(prompt_ids, targets)
+        stats = learner.sft_step(prompt_ids, targets)
     assert loss() < before
-    assert metrics["version"] == 5 and encode_target(tok, "x")[-1] == tok.eos_token_id
+    assert stats.version == 5 and encode_target(tok, "x")[-1] == tok.eos_token_id
 
 
 @pytest.mark.ray
 def test_learner_ray_actor(ray_cluster, tiny_model_dir):
-    cfg = LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=4), lr=1e-3)
-    actor = create_learner(cfg, name="learner-test")
+    actor = create_learner(LearnerConfig(lr=1e-3), PolicyConfig(name=tiny_model_dir, lora_rank=4), name="learner-test")
     assert ray_cluster.get(actor.ready.remote())["device"] == "cpu"
     assert ray_cluster.get_actor("learner-test") is not None
-    metrics = ray_cluster.get(actor.step.remote(make_batch()))
+    stats = ray_cluster.get(actor.step.remote(make_batch()))
     weights = ray_cluster.get(actor.export_adapter.remote())
-    assert metrics["version"] == weights.version == 1
+    assert isinstance(stats, LearnStats) and stats.version == weights.version == 1
     assert weights.nbytes() > 0
     ray_cluster.kill(actor)
 
@@ -159,9 +198,8 @@ def test_learner_ray_actor(ray_cluster, tiny_model_dir):
 def test_bf16_adapter_trains_through_fp32_master_weights(tiny_model_dir, tmp_path):
     """On a GPU the LoRA weights are bf16 (no per-layer casts); the optimiser steps fp32 masters."""
     learner = make_learner(tiny_model_dir, beta=0.0)
-    bf16 = LearnerCore(LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=8, lora_alpha=16,
-                                                         adapter_dtype="bfloat16"), lr=5e-3, micro_batch_size=5,
-                                     beta=0.0))
+    bf16 = LearnerCore(LearnerConfig(lr=5e-3, micro_batch_size=5, beta=0.0),
+                       PolicyConfig(name=tiny_model_dir, lora_rank=8, lora_alpha=16, adapter_dtype="bfloat16"))
     assert all(p.dtype == torch.bfloat16 for p in bf16.trainable)
     assert all(m.dtype == torch.float32 and m is not p for m, p in zip(bf16.master, bf16.trainable))
     batch = make_batch()
@@ -172,7 +210,7 @@ def test_bf16_adapter_trains_through_fp32_master_weights(tiny_model_dir, tmp_pat
     assert all(torch.equal(m.to(torch.bfloat16), p) for m, p in zip(bf16.master, bf16.trainable))
     assert learner.master[0] is learner.trainable[0]  # fp32 adapters need no copy
     bf16.save(tmp_path / "ckpt")
-    other = LearnerCore(bf16.cfg)
+    other = LearnerCore(bf16.cfg, bf16.policy)
     other.load(tmp_path / "ckpt")
     assert all(torch.equal(a, b) for a, b in zip(other.master, bf16.master))
 
@@ -197,8 +235,8 @@ def test_after_merge_the_reference_is_the_sft_model(tiny_model_dir, tmp_path):
     with torch.no_grad():
         assert torch.allclose(reference_logprobs(learner.model, packed), sft_policy, atol=1e-4)
         assert torch.allclose(completion_logprobs(learner.model, packed), sft_policy, atol=1e-4)
-    metrics = learner.step(batch)
-    assert metrics["kl"] == pytest.approx(0.0, abs=1e-6)  # first GRPO step: policy == reference == SFT
+    stats = learner.step(batch)
+    assert stats.kl == pytest.approx(0.0, abs=1e-6)  # first GRPO step: policy == reference == SFT
     learner.save(tmp_path / "ckpt")
     fresh = make_learner(tiny_model_dir, beta=0.04)
     fresh.load(tmp_path / "ckpt")

@@ -2,6 +2,7 @@
 the fused LM-head log-probs against log-softmax, fp32 gradient accumulation, truncated importance sampling on
 hand-built log-probs, and a 2-rank gloo learner group against one learner on the whole batch."""
 import copy
+import dataclasses
 import random
 
 import pytest
@@ -23,9 +24,8 @@ def make_batch(seed: int = 0, prompts: int = 4, group: int = 4) -> TrainBatch:
 
 
 def make_learner(model_dir: str, **overrides) -> LearnerCore:
-    cfg = LearnerConfig(policy=PolicyConfig(model=model_dir, lora_rank=8, lora_alpha=16), lr=5e-3,
-                        micro_batch_size=5, seed=3, **overrides)
-    return LearnerCore(cfg)
+    cfg = LearnerConfig(lr=5e-3, micro_batch_size=5, **overrides)
+    return LearnerCore(cfg, PolicyConfig(name=model_dir, lora_rank=8, lora_alpha=16), seed=3)
 
 
 def test_linear_logprobs_match_log_softmax_values_and_gradients():
@@ -79,8 +79,8 @@ def test_packing_gives_the_same_loss_and_update_as_padding(tiny_model_dir):
     adv = group_advantages(torch.tensor(batch.correct), batch.group_size)
     loss, _ = grpo_loss(logp, logp.detach(), None, adv, padded.completion_mask[:, padded.prompt_len:], beta=0.0)
     loss.backward()
-    metrics = learner.step(batch)
-    assert metrics["loss"] == pytest.approx(loss.item(), abs=1e-5)
+    stats = learner.step(batch)
+    assert stats.loss == pytest.approx(loss.item(), abs=1e-5)
     optimizer = torch.optim.AdamW([p for p in by_hand.parameters() if p.requires_grad], lr=5e-3,
                                   betas=(0.9, 0.99), weight_decay=0.0)
     torch.nn.utils.clip_grad_norm_([p for p in by_hand.parameters() if p.requires_grad], 1.0)
@@ -92,8 +92,8 @@ def test_packing_gives_the_same_loss_and_update_as_padding(tiny_model_dir):
 
 def test_bf16_micro_batch_gradients_accumulate_in_fp32(tiny_model_dir):
     """Many small bf16 gradients summed in bf16 lose their low bits; the learner sums them in fp32 masters."""
-    cfg = LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=8, lora_alpha=16, adapter_dtype="bfloat16"))
-    learner = LearnerCore(cfg)
+    learner = LearnerCore(LearnerConfig(),
+                          PolicyConfig(name=tiny_model_dir, lora_rank=8, lora_alpha=16, adapter_dtype="bfloat16"))
     param, master = learner.trainable[0], learner.master[0]
     assert param.dtype == torch.bfloat16 and master.dtype == torch.float32 and master is not param
     learner.optimizer.zero_grad(set_to_none=True)
@@ -122,33 +122,33 @@ def test_sampler_logprobs_equal_to_the_learner_change_nothing(tiny_model_dir):
     with_logprobs = copy.copy(batch)
     with_logprobs.sampler_logprobs = weighted.completion_logprobs(batch.prompt_ids, batch.completion_ids)
     a, b = plain.step(batch), weighted.step(with_logprobs)
-    assert b["mismatch_kl"] == pytest.approx(0.0, abs=1e-6) and b["tis_clipped"] == 0.0
-    assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+    assert b.mismatch_kl == pytest.approx(0.0, abs=1e-6) and b.tis_clipped == 0.0
+    assert a.loss == pytest.approx(b.loss, abs=1e-6)
     skewed = copy.copy(batch)  # a sampler far less likely than the learner on every token: all weights capped
     skewed.sampler_logprobs = [[x - 5.0 for x in row] for row in with_logprobs.sampler_logprobs]
     c = make_learner(tiny_model_dir, beta=0.0).step(skewed)
-    assert c["tis_clipped"] == pytest.approx(1.0) and c["mismatch_kl"] > 1.0
+    assert c.tis_clipped == pytest.approx(1.0) and c.mismatch_kl > 1.0
 
 
 def test_two_gloo_learners_make_the_same_update_as_one(ray_cluster, tiny_model_dir):
     from learner.adapter import export_adapter
     from learner.learner import create_learner
 
-    cfg = LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=8, lora_alpha=16), lr=5e-3,
-                        micro_batch_size=3, beta=0.04, seed=3)
+    cfg = LearnerConfig(lr=5e-3, micro_batch_size=3, beta=0.04)
+    policy = PolicyConfig(name=tiny_model_dir, lora_rank=8, lora_alpha=16)
     batch = make_batch(prompts=4)
-    single = LearnerCore(copy.deepcopy(cfg))
+    single = LearnerCore(cfg, policy, seed=3)
     one = single.step(batch)
-    group = create_learner(copy.deepcopy(cfg), world_size=2, name="dp-test")
+    group = create_learner(dataclasses.replace(cfg, world_size=2), policy, seed=3, name="dp-test")
     try:
         two = ray_cluster.get(group.step.remote(batch))
         weights = ray_cluster.get(group.export_adapter.remote())
         rank1 = ray_cluster.get(group.actors[1].export_adapter.remote())
     finally:
         group.kill()
-    assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
-    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
-    assert two["completion_tokens"] == one["completion_tokens"]
+    assert two.loss == pytest.approx(one.loss, abs=1e-5)
+    assert two.grad_norm == pytest.approx(one.grad_norm, rel=1e-4)
+    assert two.tokens == one.tokens
     expected = export_adapter(single.model, single.version)
     for key, value in expected.tensors.items():
         assert torch.allclose(torch.as_tensor(weights.tensors[key]), torch.as_tensor(value), atol=1e-5), key

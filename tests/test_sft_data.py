@@ -42,8 +42,9 @@ def test_training_on_a_file_drops_rows_whose_answer_the_verifier_rejects(ray_clu
     dropped and counted before training; agent turns are kept as given; the warm start trains on the rest."""
     import mlflow
 
-    from cluster.driver import held_out_problems, train
-    from tests.test_driver import tiny_config
+    from cluster.data import held_out_problems
+    from cluster.loop import train
+    from tests.test_loop import tiny_config
 
     cfg = tiny_config(tmp_path, tiny_model_dir, "probe")
     heldout = held_out_problems(cfg)["one"][0]
@@ -68,4 +69,6 @@ def test_training_on_a_file_drops_rows_whose_answer_the_verifier_rejects(ray_clu
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     metrics = client.get_run(out["run_id"]).data.metrics
     assert metrics["sft/data_cot_kept"] == 3 and metrics["sft/data_heldout"] == 1
-    assert metrics["sft/data_dropped_wrong"] + metrics.get("sft/data_dropped_unparsable", 0) == 2
+    # 6 + 6 = 13 ends in another answer (`wrong`); "I cannot say." has none (`unparsable`)
+    assert metrics["sft/data_dropped_wrong"] == 1 and metrics["sft/data_dropped_unparsable"] == 1
+    assert "dropped_unparsable 1" in summary and "dropped_wrong 1" in summary, summary

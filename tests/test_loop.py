@@ -1,11 +1,13 @@
 """End to end on the session's Ray cluster with the tiny model: SFT, two short stages, checkpoints,
 MLflow, the rollout log, and a resumed run that continues at the same step with the same data."""
+import functools
 import pathlib
 
 import pytest
 
 from cluster.config import load_config
-from cluster.driver import train
+from cluster.loop import train
+from cluster.services import FaultInjector, JobFailed
 from cluster.rollout_log import read_records, rescore
 from verifier_pool.reward import RewardWeights
 
@@ -41,10 +43,9 @@ def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_mod
     lines: list[str] = []
     full = train(tiny_config(tmp_path, tiny_model_dir, "full"), echo=lines.append)
     assert full["finished"] and full["steps"] == 4 and full["stage"] == 2
-    assert [row["checkpoint"] for row in full["evals"]] == ["sft", "one", "two"]
-    assert all(0.0 <= row[key] <= 1.0 for row in full["evals"] for key in ("one", "two"))
-    assert [("two~" in row, "two_pass@2" in row) for row in full["evals"]] == [(True, True),
-                                                                             (False, False), (True, True)]
+    assert [row.checkpoint for row in full["evals"]] == ["sft", "one", "two"]
+    assert [row.stages["two"].sampled is not None for row in full["evals"]] == [True, False, True]
+    assert full["evals"][0].stages["two"].sampled.k == 2
     # sft (2 steps) + the merge of the SFT adapter into the base + 4 GRPO steps; every worker holds the
     # learner's last adapter version.
     assert full["learner_version"] == 7 and full["worker_versions"] == [7, 7]
@@ -52,8 +53,10 @@ def test_two_stages_advance_push_adapters_track_and_resume(ray_cluster, tiny_mod
     assert (tmp_path / "full/checkpoint/merged/0/adapter_config.json").exists()
     assert '"answer_policy": "strict"' in (tmp_path / "full/stages/two/rlvr_eval.json").read_text()
     assert any(line.startswith("gain/sft") for text in lines for line in text.splitlines())
-    assert all(len(row["one_per_problem"]) == 3 and row["one_ci"][0] <= row["one"] <= row["one_ci"][1]
-               for row in full["evals"])
+    for row in full["evals"]:
+        one = row.stages["one"]
+        assert len(one.per_problem) == 3 and one.accuracy == sum(one.per_problem) / 3
+        assert one.ci[0] <= one.accuracy <= one.ci[1]
     assert any("[two e1/1 b2/2] step 4" in line for line in lines)
     assert (tmp_path / "full/stages/one/adapter").is_dir() and (tmp_path / "full/stages/two/adapter").is_dir()
 
@@ -199,7 +202,9 @@ def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_clu
     while alive()[1] > 0 and time.time() < deadline:
         time.sleep(0.5)
     before = alive()
-    monkeypatch.setenv("RLVR_TEST_FAIL_IN", phase)
+    import cluster.loop
+
+    monkeypatch.setattr(cluster.loop, "train", functools.partial(cluster.loop.train, faults=FaultInjector(fail_in=phase)))
     cfg = tiny_config(tmp_path, tiny_model_dir, "failed", "sft.enabled=false")
     args = ["train"] + [a for key in ("model.name", "run_dir", "tracking_uri") for a in ("--set", f"{key}={getattr_path(cfg, key)}")]
     args += ["--set", "sft.enabled=false", "--set", "model.lora_rank=4", "--set", "rollout.max_tokens=8",
@@ -210,7 +215,7 @@ def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_clu
     assert len(said) == 1 and f"failed in {phase}" in said[0] and f"--resume {tmp_path / 'failed'}" in said[0]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("sympy-rlvr").experiment_id])[0]
-    assert run.info.status == "FAILED" and "test hook" in run.data.tags["error"]
+    assert run.info.status == "FAILED" and f"fault injected in {phase}" in run.data.tags["error"]
     deadline = time.time() + 30
     while alive() != before and time.time() < deadline:
         time.sleep(0.5)
@@ -224,12 +229,12 @@ def getattr_path(cfg, key: str):
 
 
 @pytest.mark.ray
-def test_kill_9_of_the_driver_at_a_random_step_then_resume_equals_the_uninterrupted_run(
-        ray_cluster, local_cluster, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("kill_at", [1, 3])
+def test_kill_9_of_the_driver_at_a_step_then_resume_equals_the_uninterrupted_run(
+        ray_cluster, local_cluster, tiny_model_dir, tmp_path, kill_at):
     """`kill -9` of the `rlvr train` process at a random step, then `--resume`: every step appears once in the
     rollout log and in MLflow, with the same completions and metrics as a run that was never interrupted."""
     import os
-    import random
     import signal
     import subprocess
     import sys
@@ -239,7 +244,6 @@ def test_kill_9_of_the_driver_at_a_random_step_then_resume_equals_the_uninterrup
 
     one_stage = ("sft.enabled=false", "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
     full = train(tiny_config(tmp_path, tiny_model_dir, "full", *one_stage), echo=lambda _: None)
-    kill_at = int(os.environ.get("RLVR_TEST_KILL_AT", 0)) or random.choice([1, 2, 3])
     cmd = [sys.executable, "-m", "cluster.cli", "train"]
     for assignment in tiny_overrides(tmp_path, tiny_model_dir, "killed", *one_stage):
         cmd += ["--set", assignment]
@@ -308,15 +312,14 @@ def test_a_kill_in_either_window_around_a_checkpoint_resumes_into_the_same_mlflo
 def test_a_verifier_that_misjudges_its_canaries_stops_the_run(ray_cluster, tiny_model_dir, tmp_path, monkeypatch):
     """`canary_fail: stop`: the canaries run in every verifier actor at the start; a wrong verdict stops the run
     (FAILED, in phase `canary`) before a single step learns from it; `warn` logs it and goes on."""
-    from cluster.driver import JobFailed
-
-    monkeypatch.setenv("RLVR_TEST_MISJUDGE", "1")
     one_stage = ("sft.enabled=false", "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
     lines: list[str] = []
     with pytest.raises(JobFailed, match="failed in canary: .*right: wrong \\(expected correct\\)"):
-        train(tiny_config(tmp_path, tiny_model_dir, "stop", *one_stage), echo=lines.append)
+        train(tiny_config(tmp_path, tiny_model_dir, "stop", *one_stage), echo=lines.append,
+              faults=FaultInjector(misjudge=True))
     assert not (tmp_path / "stop/rollouts.msgpack").exists()
-    warned = train(tiny_config(tmp_path, tiny_model_dir, "warn", *one_stage, "canary_fail=warn"), echo=lines.append)
+    warned = train(tiny_config(tmp_path, tiny_model_dir, "warn", *one_stage, "canary_fail=warn"), echo=lines.append,
+                   faults=FaultInjector(misjudge=True))
     assert warned["finished"] and any(line.startswith("reward-health canary failed") for line in lines)
 
 
@@ -324,13 +327,11 @@ def test_a_verifier_that_misjudges_its_canaries_stops_the_run(ray_cluster, tiny_
 def test_a_wedged_learner_stops_the_run_with_its_stack(ray_cluster, tiny_model_dir, tmp_path, monkeypatch):
     """Stall detection, learning: a learner silent past its deadline stops the run with a report naming it
     and showing where it is stuck."""
-    from cluster.driver import JobFailed
-
-    monkeypatch.setenv("RLVR_TEST_HANG_IN", "learning:60")
     one_stage = ("sft.enabled=false", "watchdog.first_seconds=4",
                  "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
     with pytest.raises(JobFailed, match="failed in learning: PhaseStalled: the learner gave no answer in 4s") as err:
-        train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lambda _: None)
+        train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lambda _: None,
+              faults=FaultInjector(hang_in="learning", hang_seconds=60))
     assert "in step" in str(err.value) and "time.sleep" in str(err.value)
 
 
@@ -346,15 +347,12 @@ def test_a_wedged_rollout_worker_is_reported_replaced_and_the_step_goes_on(ray_c
     one_stage = ("sft.enabled=false", "watchdog.first_seconds=6",
                  "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 4}]")
     calm = train(tiny_config(tmp_path, tiny_model_dir, "calm", *one_stage), echo=lambda _: None)
-    monkeypatch.setenv("RLVR_TEST_HANG_IN", f"{phase}:40")
     lines: list[str] = []
-    wedged = train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lines.append)
+    wedged = train(tiny_config(tmp_path, tiny_model_dir, "wedged", *one_stage), echo=lines.append,
+                   faults=FaultInjector(hang_in=phase, hang_seconds=40))
     assert wedged["finished"] and wedged["steps"] == calm["steps"] == 2
     assert any(line.startswith(report) and "stacks:" in line for line in lines)
-    def scores(evals):
-        return [{k: v for k, v in row.items() if k != "minutes"} for row in evals]
-
-    assert scores(wedged["evals"]) == scores(calm["evals"])
+    assert [row.stages for row in wedged["evals"]] == [row.stages for row in calm["evals"]]
     assert any(line.startswith("replaced 1 rollout worker(s): rollout-2") for line in lines)
     assert step_records(tmp_path / "wedged/rollouts.msgpack") == step_records(tmp_path / "calm/rollouts.msgpack")
     assert wedged["worker_versions"] == [wedged["learner_version"]] * 2
@@ -389,31 +387,38 @@ def test_a_raft_step_fine_tunes_on_the_kept_completions_only(ray_cluster, tiny_m
 
     import ray
 
-    from actors.records import Completion
-    from cluster.driver import BusyClock, Rollout, Services, learn_phase
+    from actors.records import Episode, GroupBatch, Turn
+    from cluster.learn import learn
+    from cluster.records import ScoredStep
+    from cluster.services import Services
+    from cluster.watchdog import BusyClock
     from learner.learner import LearnerConfig, create_learner
     from learner.policy import PolicyConfig
     from synthesis.problem import Problem
     from verifier_pool.reward import error_breakdown
 
     cfg = tiny_config(tmp_path, tiny_model_dir, "unit", "algo=raft", "raft.per_problem=1")
-    learner = create_learner(LearnerConfig(policy=PolicyConfig(model=tiny_model_dir, lora_rank=4, lora_alpha=8)),
+    learner = create_learner(LearnerConfig(), PolicyConfig(name=tiny_model_dir, lora_rank=4, lora_alpha=8),
                              name="learner-raft-unit")
     ray.get(learner.ready.remote())
     svc = Services(learner=learner)
 
-    def judged(verdicts: list[str]) -> list:
-        return [dataclasses.replace(error_breakdown(v), total=1.0 if v == "correct" else 0.0) for v in verdicts]
+    def group(problem: Problem, verdicts: list[str]) -> GroupBatch:
+        episodes = [Episode(problem.id, "answer", problem.question, [1, 2, 3],
+                            [Turn("model", f"{problem.answer} done", [5, 6, 7])], done=True,
+                            reward=dataclasses.replace(error_breakdown(v), total=1.0 if v == "correct" else 0.0))
+                    for v in verdicts]
+        return GroupBatch(problem, episodes)
 
     problems = [Problem(id=f"p{i}", question=f"What is {i} + 1?", answer=str(i + 1)) for i in range(2)]
-    rows = [[Completion(p.id, f"{p.answer} done", [5, 6, 7], None, "stop", 0, [1, 2, 3]) for _ in range(2)]
-            for p in problems]
-    hits = Rollout(problems, rows, [judged(["correct", "correct"]), judged(["wrong", "correct"])], {}, [True, True])
-    metrics, records, weights = learn_phase(cfg, svc, hits, 0, BusyClock())
-    assert metrics["raft/kept"] == 2 and metrics["version"] == 1 and weights is not None and metrics["loss"] > 0
-    misses = Rollout(problems, rows, [judged(["wrong", "wrong"])] * 2, {}, [True, True])
-    metrics, _, weights = learn_phase(cfg, svc, misses, 1, BusyClock())
-    assert metrics["raft/kept"] == 0 and weights is None and ray.get(learner.ready.remote())["version"] == 1
+    hits = ScoredStep([group(problems[0], ["correct", "correct"]), group(problems[1], ["wrong", "correct"])], [True] * 2)
+    learned = learn(cfg, svc, hits, BusyClock(), None)
+    assert learned.raft_kept == 2 and learned.raft_kept_groups == 1.0
+    assert learned.stats.version == 1 and learned.weights is not None and learned.stats.loss > 0
+    misses = ScoredStep([group(p, ["wrong", "wrong"]) for p in problems], [True] * 2)
+    learned = learn(cfg, svc, misses, BusyClock(), None)
+    assert learned.raft_kept == 0 and learned.weights is None and learned.stats is None
+    assert ray.get(learner.ready.remote())["version"] == 1
     ray.kill(learner)
 
 
@@ -428,16 +433,13 @@ def test_a_killed_learner_is_restarted_from_the_checkpoint_and_an_async_run_repe
 
     import mlflow
 
-    from cluster.driver import JobFailed
-
     one_stage = ("sft.enabled=false", "async_steps=1", "checkpoint_every=2",
                  "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
     full = train(tiny_config(tmp_path, tiny_model_dir, "full", *one_stage), echo=lambda _: None)
     assert step_versions(tmp_path / "full/rollouts.msgpack") == {1: {0}, 2: {0}, 3: {2}, 4: {2}}
-    monkeypatch.setenv("RLVR_TEST_KILL_LEARNER_AT", "4")
     lines: list[tuple[float, str]] = []
     out = train(tiny_config(tmp_path, tiny_model_dir, "killed", *one_stage),
-                echo=lambda line: lines.append((time.perf_counter(), line)))
+                echo=lambda line: lines.append((time.perf_counter(), line)), faults=FaultInjector(kill_learner_at=4))
     died = next(i for i, (_, line) in enumerate(lines) if line.startswith("the learner died in learning"))
     assert "restart 1/1 from the last checkpoint" in lines[died][1]
     recovered = next(t for t, line in lines[died:] if line.startswith("[one") and " step 3 " in line)
@@ -451,6 +453,6 @@ def test_a_killed_learner_is_restarted_from_the_checkpoint_and_an_async_run_repe
         theirs = sorted((m.step, m.value) for m in client.get_metric_history(full["run_id"], key))
         assert [s for s, _ in ours] == [1, 2, 3, 4] and [v for _, v in ours] == pytest.approx([v for _, v in theirs])
 
-    monkeypatch.setenv("RLVR_TEST_KILL_LEARNER_AT", "3")
     with pytest.raises(JobFailed, match="(?s)failed in learning: .*rlvr train --resume .*no_restart"):
-        train(tiny_config(tmp_path, tiny_model_dir, "no_restart", *one_stage, "learner.restarts=0"), echo=lambda _: None)
+        train(tiny_config(tmp_path, tiny_model_dir, "no_restart", *one_stage, "learner.restarts=0"), echo=lambda _: None,
+              faults=FaultInjector(kill_learner_at=3))
