@@ -311,6 +311,34 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval_parser(sub) -> None:
+    ev = sub.add_parser("eval", help="accuracy, pass@k and maj@k of a model (+ adapter) on a dataset")
+    ev.add_argument("--model", default="tiny")
+    ev.add_argument("--adapter", help="an adapter or checkpoint directory")
+    ev.add_argument("--data", required=True, help="gsm8k / math / math500 / our problems, JSONL or parquet")
+    ev.add_argument("--k", type=int, default=8)
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--max-tokens", type=int, default=512)
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--policy", choices=("lenient", "strict"),
+                    help="answer policy: lenient (plain equality, for external benchmarks) or strict (final answers); "
+                         "default: the adapter's training policy for our problems, else lenient")
+    ev.add_argument("--prompt", help="prompt template with {question}; default: the one the adapter was trained with")
+    ev.add_argument("--engine", default="hf", choices=("hf", "vllm"))
+    ev.add_argument("--workers", type=int, default=1)
+    ev.add_argument("--gpus-per-worker", type=float, default=0.0)
+    ev.add_argument("--address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    ev.add_argument("--agent", choices=("solver-verifier", "code-feedback"),
+                    help="evaluate a loop in which the model checks (solver-verifier) or runs (code-feedback) its work; "
+                         "one trajectory per problem, accuracy per iteration")
+    ev.add_argument("--max-iterations", type=int, default=3, help="answers per problem in an --agent loop")
+    ev.add_argument("--verifier-model", help="solver-verifier: the checking model (default: the solver's)")
+    ev.add_argument("--verifier-adapter", help="solver-verifier: the checking model's adapter (default: the solver's)")
+    ev.add_argument("--code-timeout", type=float, default=10.0, help="code-feedback: wall-clock seconds per program")
+    ev.add_argument("--json", help="also write the figures to this JSON file")
+    ev.set_defaults(func=_cmd_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,31 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--config")
     audit.add_argument("--set", action="append", metavar="KEY=VALUE")
     audit.set_defaults(func=_cmd_audit_split)
-    ev = sub.add_parser("eval", help="accuracy, pass@k and maj@k of a model (+ adapter) on a dataset")
-    ev.add_argument("--model", default="tiny")
-    ev.add_argument("--adapter", help="an adapter or checkpoint directory")
-    ev.add_argument("--data", required=True, help="gsm8k / math / math500 / our problems, JSONL or parquet")
-    ev.add_argument("--k", type=int, default=8)
-    ev.add_argument("--temperature", type=float, default=1.0)
-    ev.add_argument("--max-tokens", type=int, default=512)
-    ev.add_argument("--limit", type=int)
-    ev.add_argument("--policy", choices=("lenient", "strict"),
-                    help="answer policy: lenient (plain equality, for external benchmarks) or strict (final answers); "
-                         "default: the adapter's training policy for our problems, else lenient")
-    ev.add_argument("--prompt", help="prompt template with {question}; default: the one the adapter was trained with")
-    ev.add_argument("--engine", default="hf", choices=("hf", "vllm"))
-    ev.add_argument("--workers", type=int, default=1)
-    ev.add_argument("--gpus-per-worker", type=float, default=0.0)
-    ev.add_argument("--address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local one)")
-    ev.add_argument("--agent", choices=("solver-verifier", "code-feedback"),
-                    help="evaluate a loop in which the model checks (solver-verifier) or runs (code-feedback) its work; "
-                         "one trajectory per problem, accuracy per iteration")
-    ev.add_argument("--max-iterations", type=int, default=3, help="answers per problem in an --agent loop")
-    ev.add_argument("--verifier-model", help="solver-verifier: the checking model (default: the solver's)")
-    ev.add_argument("--verifier-adapter", help="solver-verifier: the checking model's adapter (default: the solver's)")
-    ev.add_argument("--code-timeout", type=float, default=10.0, help="code-feedback: wall-clock seconds per program")
-    ev.add_argument("--json", help="also write the figures to this JSON file")
-    ev.set_defaults(func=_cmd_eval)
+    _add_eval_parser(sub)
     rescore = sub.add_parser("rescore", help="recompute the rewards of a rollout log under other weights")
     rescore.add_argument("log")
     rescore.add_argument("--weights", help="e.g. correctness=0.6,format=0.0,consistency=0.1 (the rest default)")

@@ -262,23 +262,33 @@ def load_config(preset: str = "tiny", path: str | None = None, overrides: list[s
 
 def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
     """Stop with a one-line error naming the key of the first value that cannot work."""
-    from synthesis.generators import TOPICS
+    _check_sizes(cfg)
+    _check_choices(cfg)
+    _check_curriculum(cfg)
+    _check_stages(cfg)
+    _check_gpus(cfg, gpus_available)
 
-    def positive(value, key, kind=int):
-        if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{key}: must be a positive {kind.__name__}, got {value!r}")
 
+def _positive(value, key, kind=int):
+    if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{key}: must be a positive {kind.__name__}, got {value!r}")
+
+
+def _check_sizes(cfg: TrainConfig) -> None:
     if "{question}" not in cfg.prompt:
         raise ConfigError("prompt: must contain {question}")
-    positive(cfg.group_size, "group_size")
+    _positive(cfg.group_size, "group_size")
     if cfg.group_size < 2:
         raise ConfigError(f"group_size: GRPO needs at least 2 completions per problem, got {cfg.group_size}")
-    positive(cfg.batch_size, "batch_size")
-    positive(cfg.eval_problems, "eval_problems")
-    positive(cfg.checkpoint_every, "checkpoint_every")
-    positive(cfg.rollout.workers, "rollout.workers")
-    positive(cfg.rollout.max_tokens, "rollout.max_tokens")
-    positive(float(cfg.learner.lr), "learner.lr", float)
+    _positive(cfg.batch_size, "batch_size")
+    _positive(cfg.eval_problems, "eval_problems")
+    _positive(cfg.checkpoint_every, "checkpoint_every")
+    _positive(cfg.rollout.workers, "rollout.workers")
+    _positive(cfg.rollout.max_tokens, "rollout.max_tokens")
+    _positive(float(cfg.learner.lr), "learner.lr", float)
+
+
+def _check_choices(cfg: TrainConfig) -> None:
     if cfg.rollout.engine not in ("hf", "vllm"):
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
     from actors.environments import ENVIRONMENTS
@@ -320,6 +330,9 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         raise ConfigError(f"canary_fail: expected stop or warn, got {cfg.canary_fail!r}")
     if not isinstance(cfg.canary_every, int) or cfg.canary_every < 0:
         raise ConfigError(f"canary_every: must be an integer >= 0, got {cfg.canary_every!r}")
+
+
+def _check_curriculum(cfg: TrainConfig) -> None:
     cur = cfg.curriculum
     if cur.mode not in ("fixed", "adaptive"):
         raise ConfigError(f"curriculum.mode: expected fixed or adaptive, got {cur.mode!r}")
@@ -329,11 +342,17 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
             raise ConfigError(f"curriculum.{key}: must be in [0, 1]{' and above 0' if key == 'smoothing' else ''}, got {value!r}")
     if cur.step_size < 0 or cur.mix_floor < 0 or cur.promote_steps < 1 or cur.resample_budget < 0:
         raise ConfigError("curriculum: step_size, mix_floor and resample_budget must be >= 0, promote_steps >= 1")
+
+
+def _check_stages(cfg: TrainConfig) -> None:
+    from synthesis.generators import TOPICS
+
+    cur = cfg.curriculum
     for i, stage in enumerate(cfg.stages):
         key = f"stages[{i}]"
         if stage.difficulty not in (1, 2, 3):
             raise ConfigError(f"{key}.difficulty: must be 1, 2 or 3, got {stage.difficulty!r}")
-        positive(stage.epochs, f"{key}.epochs")
+        _positive(stage.epochs, f"{key}.epochs")
         unknown = sorted(set(stage.topics) - set(TOPICS))
         if unknown:
             raise ConfigError(f"{key}.topics: unknown topic {unknown[0]!r} (known: {', '.join(TOPICS)})")
@@ -352,6 +371,9 @@ def validate(cfg: TrainConfig, *, gpus_available: float | None = None) -> None:
         RewardWeights.from_dict(cfg.reward)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"reward: {exc}") from None
+
+
+def _check_gpus(cfg: TrainConfig, gpus_available: float | None) -> None:
     wanted = cfg.learner.gpus + cfg.rollout.workers * cfg.rollout.gpus_per_worker
     if wanted > 0 or cfg.rollout.engine == "vllm":
         have = gpus_available if gpus_available is not None else _local_gpus()

@@ -10,7 +10,7 @@ import torch
 
 from learner.grpo import grpo_loss, group_advantages, linear_logprobs, truncated_is_weights
 from learner.learner import LearnerConfig, LearnerCore, TrainBatch
-from learner.policy import PolicyConfig, completion_logprobs, pack, pack_sequences, packed_logprobs
+from learner.policy import PolicyConfig, completion_logprobs, pack, pack_sequences
 
 
 def make_batch(seed: int = 0, prompts: int = 4, group: int = 4) -> TrainBatch:
