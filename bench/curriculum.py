@@ -1,6 +1,6 @@
 """Closed-loop (adaptive) vs open-loop (fixed) curriculum on the embedded default, same minutes, several seeds.
 
-    python bench/curriculum.py [--seeds 0 1 2] [--minutes 2.4] [--out bench/results] [--readme README.md]
+    python bench/curriculum.py [--seeds 0 1 2] [--minutes 2.4] [--out bench/results]
     python bench/curriculum.py --arms adaptive raft --name raft     # GRPO vs RAFT, same curriculum and minutes
 
 Each (arm, seed) runs `rlvr train --preset tiny --set seed=S` in its own process with the same GRPO wall budget
@@ -14,9 +14,9 @@ sampling and learning:
 
 Reported per run: the share of trained groups whose correctness had no spread (and of all sampled groups),
 the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), steps and minutes.
-Writes `NAME.json`, `NAME.md` (NAME: `--name`, default `curriculum`), a plot `NAME.png` of the adaptive arm's
-difficulty over steps, and replaces the README's table between the `NAME` markers. The tiny model is built and
-pretrained once into a fresh cache directory shared by all runs.
+Writes `NAME.json`, a plot `NAME.png` of the adaptive arm's difficulty over steps, and the table into `NAME.md`
+(NAME: `--name`, default `curriculum`) between its `generated` markers, keeping the commentary around them. The
+tiny model is built and pretrained once into a fresh cache directory shared by all runs.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster.config import load_config  # noqa: E402
-from cluster.driver import gains_over  # noqa: E402
+from cluster.report import gains_over  # noqa: E402
 
 
 def _tiny_default():
@@ -64,7 +64,8 @@ def row(arm: str, result: dict, stages: list[str]) -> dict:
             "zero_spread_trained": round(result["zero_spread_share"], 3),
             "zero_spread_sampled": round(result["sampled_zero_spread_share"], 3),
             "gain_mean": gains["mean"] if gains else None,
-            "final": {s: result["evals"][-1][s] for s in stages}, "sft": {s: result["evals"][0][s] for s in stages}}
+            "final": {s: result["evals"][-1].stages[s].accuracy for s in stages},
+            "sft": {s: result["evals"][0].stages[s].accuracy for s in stages}}
 
 
 def markdown(rows: list[dict], minutes: float, machine: str, date: str, name: str, arm_names: list[str],
@@ -111,13 +112,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
     parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"], choices=["fixed", "adaptive", "raft"])
-    parser.add_argument("--name", default="curriculum", help="output files NAME.{json,md,png}, README markers NAME")
+    parser.add_argument("--name", default="curriculum", help="output files NAME.{json,md,png}")
     parser.add_argument("--resample-budget", type=int, default=None,
                         help="the adaptive and raft arms' curriculum.resample_budget (default: one batch, the preset's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a preset override every arm runs with (the README's tables pin the preset they measured)")
+                        help="a preset override every arm runs with (the command in NAME.md records it)")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
-    parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
     cfg = load_config("tiny", overrides=args.overrides)
     stages = [s.name for s in cfg.stages]
@@ -139,10 +139,9 @@ def main() -> None:
     (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "minutes": args.minutes,
                                                      "rows": rows, "history": {a: [r["history"] for r in rs]
                                                                                for a, rs in results.items()}}, indent=1))
-    (out / f"{args.name}.md").write_text(table + "\n")
+    _tiny_default().write_results_md(out / f"{args.name}.md", table, f"bench/curriculum.py: {' vs '.join(args.arms)}")
     if "adaptive" in results:
         plot(results["adaptive"], out / f"{args.name}.png")
-    _tiny_default().replace_readme_block(pathlib.Path(args.readme), args.name, table)
     print(table)
 
 

@@ -1,14 +1,14 @@
 """The embedded CPU default, end to end, for several seeds from an empty cache: does GRPO beat its SFT start?
 
-    python bench/tiny_default.py [--seeds 0 1 2] [--out bench/results] [--readme README.md]
+    python bench/tiny_default.py [--seeds 0 1 2] [--out bench/results]
 
 Each seed runs `rlvr train` (the `tiny` preset, `--set seed=S`) as its own process. The first run builds and
 pretrains the tiny model into a fresh cache directory (`SYMPY_RLVR_CACHE`), later ones reuse it, as a user's
 first and later runs would. Per seed it reports held-out greedy accuracy after SFT and after the last stage,
 per stage with 95 % bootstrap intervals, the paired gain over SFT (mean over stages, with its interval),
 pass@k and maj@k of the final checkpoint, the share of GRPO groups whose correctness had no spread, and the
-minutes. It writes `tiny_default.json`, `tiny_default.md` and a plot `tiny_default.png` (held-out accuracy
-per checkpoint), and replaces the README's table between the `tiny_default` markers.
+minutes. It writes `tiny_default.json`, a plot `tiny_default.png` (held-out accuracy per checkpoint) and the
+table into `tiny_default.md` between its `generated` markers (the commentary around them is kept).
 """
 from __future__ import annotations
 
@@ -26,18 +26,28 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cluster.driver import gains_over  # noqa: E402
+from cluster.records import EvalRow  # noqa: E402
+from cluster.report import gains_over  # noqa: E402
 from cluster.rollout_log import read_records  # noqa: E402
 
 
 
-def replace_readme_block(readme: pathlib.Path, name: str, table: str) -> None:
-    """Put `table` between the README's `<!-- NAME:start -->` and `<!-- NAME:end -->` markers (if both exist)."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = readme.read_text()
+GENERATED = ("<!-- generated:start -->", "<!-- generated:end -->")
+
+
+def write_results_md(path: pathlib.Path, generated: str, title: str = "") -> None:
+    """Put `generated` (the dated table a bench script measured) between the `<!-- generated:start -->` and
+    `<!-- generated:end -->` markers of `bench/results/NAME.md`, keeping everything around them: the human "Read:"
+    commentary survives a re-run. A file without the markers keeps its old text below the new block."""
+    start, end = GENERATED
+    block = start + "\n" + generated.strip("\n") + "\n" + end
+    text = path.read_text() if path.exists() else ""
     if start in text and end in text:
         head, rest = text.split(start, 1)
-        readme.write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1])
+        path.write_text(head + block + rest.split(end, 1)[1])
+    else:
+        heading = f"# {title}\n\n" if title and not text.startswith("# ") else ""
+        path.write_text(heading + block + "\n" + (f"\n{text}" if text else ""))
 
 
 def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, overrides: tuple[str, ...] = (), name: str = "seed") -> dict:
@@ -55,7 +65,7 @@ def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, overrides: tupl
     if proc.returncode:
         raise SystemExit(f"{name} {seed}: rlvr train exited {proc.returncode}; see {work / f'{name}{seed}.log'}")
     state = json.loads((run_dir / "state.json").read_text())
-    return {"seed": seed, "minutes": minutes, "evals": state["evals"], "history": state.get("history", []),
+    return {"seed": seed, "minutes": minutes, "evals": [EvalRow.from_dict(row) for row in state["evals"]], "history": state.get("history", []),
             "zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack"),
             "sampled_zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack", trained_only=False)}
 
@@ -71,22 +81,24 @@ def zero_spread_share(log_path: pathlib.Path, trained_only: bool = True) -> floa
 
 
 def summarize(result: dict, stages: list[str]) -> dict:
-    rows = {row["checkpoint"]: row for row in result["evals"]}
+    sft = {row.checkpoint: row for row in result["evals"]}["sft"].stages
     final = result["evals"][-1]
     gains = gains_over(result["evals"], stages)
+    sampled = final.stages[stages[0]].sampled
     out = {"seed": result["seed"], "minutes": round(result["minutes"], 2),
-           "zero_spread_share": round(result["zero_spread_share"], 3), "final_checkpoint": final["checkpoint"],
-           "problems_per_stage": len(final[f"{stages[0]}_per_problem"]), "gain_mean": gains["mean"] if gains else None}
+           "zero_spread_share": round(result["zero_spread_share"], 3), "final_checkpoint": final.checkpoint,
+           "problems_per_stage": len(final.stages[stages[0]].per_problem), "gain_mean": gains["mean"] if gains else None,
+           "k": sampled.k if sampled else None}
     for s in stages:
-        out[s] = {"sft": rows["sft"][s], "sft_ci": rows["sft"][f"{s}_ci"], "final": final[s], "final_ci": final[f"{s}_ci"],
+        e = final.stages[s]
+        out[s] = {"sft": sft[s].accuracy, "sft_ci": sft[s].ci, "final": e.accuracy, "final_ci": e.ci,
                   "gain": gains[s] if gains else None,
-                  "pass@k": next((v for k, v in final.items() if k.startswith(f"{s}_pass@")), None),
-                  "maj@k": next((v for k, v in final.items() if k.startswith(f"{s}_maj@")), None)}
+                  "pass@k": e.sampled.pass_at_k if e.sampled else None, "maj@k": e.sampled.maj_at_k if e.sampled else None}
     return out
 
 
 def markdown(summaries: list[dict], stages: list[str], machine: str, date: str) -> str:
-    k = next((key.split("@")[1] for key in summaries[0]["_final"] if "_pass@" in key), None) if summaries else None
+    k = summaries[0]["k"] if summaries else None
     head = ("| seed | minutes | " + " | ".join(f"{s}: SFT → final [95% CI]" for s in stages)
             + " | mean gain over SFT [95% CI] |" + (f" pass@{k} / maj@{k} (final, per stage) |" if k else "")
             + " zero-spread groups |")
@@ -115,8 +127,8 @@ def plot(results: list[dict], stages: list[str], path: pathlib.Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
-        labels = [row["checkpoint"] for row in r["evals"]]
-        means = [sum(row[s] for s in stages) / len(stages) for row in r["evals"]]
+        labels = [row.checkpoint for row in r["evals"]]
+        means = [sum(row.stages[s].accuracy for s in stages) / len(stages) for row in r["evals"]]
         ax.plot(labels, means, marker="o", label=f"seed {r['seed']}")
     ax.set_ylabel("held-out greedy accuracy (mean over stages)")
     ax.set_xlabel("checkpoint")
@@ -131,7 +143,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
-    parser.add_argument("--readme", default=str(ROOT / "README.md"))
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     work = pathlib.Path(tempfile.mkdtemp(prefix="tiny-default-"))
@@ -139,25 +150,18 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         results.append(run_seed(seed, work, cache))
-        print(f"seed {seed}: {results[-1]['minutes']:.1f} min, evals {[r['checkpoint'] for r in results[-1]['evals']]}")
+        print(f"seed {seed}: {results[-1]['minutes']:.1f} min, evals {[row.checkpoint for row in results[-1]['evals']]}")
     from cluster.config import load_config
 
     stages = [s.name for s in load_config("tiny").stages]
-    summaries = []
-    for r in results:
-        s = summarize(r, stages)
-        s["_final"] = r["evals"][-1]
-        summaries.append(s)
+    summaries = [summarize(r, stages) for r in results]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
     date = time.strftime("%Y-%m-%d")
     table = markdown(summaries, stages, machine, date)
-    for s in summaries:
-        del s["_final"]
     (out / "tiny_default.json").write_text(json.dumps({"machine": machine, "date": date, "seeds": summaries,
-                                                       "evals": {r["seed"]: r["evals"] for r in results}}, indent=1))
-    (out / "tiny_default.md").write_text(table + "\n")
+                                                       "evals": {r["seed"]: [row.to_dict() for row in r["evals"]] for r in results}}, indent=1))
+    write_results_md(out / "tiny_default.md", table, "The embedded CPU default: GRPO over its SFT start")
     plot(results, stages, out / "tiny_default.png")
-    replace_readme_block(pathlib.Path(args.readme), "tiny_default", table)
     print(table)
 
 

@@ -256,6 +256,7 @@ def run_agent(args: argparse.Namespace, problems: list, workers: list, checkers:
     from cluster.agents import code_feedback, solver_verifier
     from verifier_pool.code_runner import run_python
     from verifier_pool.pool import ScoreRequest
+    from verifier_pool.reward import Verdict
 
     sampling = SamplingConfig(temperature=args.temperature, max_tokens=args.max_tokens, logprobs=False, seed=0)
 
@@ -267,7 +268,7 @@ def run_agent(args: argparse.Namespace, problems: list, workers: list, checkers:
     def score(batch, texts: list[str]) -> list[bool]:
         requests = [ScoreRequest(f"{p.id}/agent", text, p.question, p.answer, {}, policy, p.form)
                     for p, text in zip(batch, texts)]
-        return [b.verdict == "correct" for b in pool.score(requests)] if requests else []
+        return [b.verdict == Verdict.CORRECT for b in pool.score(requests)] if requests else []
 
     if args.agent == "solver-verifier":
         return solver_verifier(problems, [prompt.format(question=p.question) for p in problems], generate_on(workers),

@@ -8,6 +8,7 @@ from collections import Counter
 from actors.records import EnvSpec, SamplingConfig
 from synthesis.problem import Problem
 from verifier_pool.pool import VerifierPool
+from verifier_pool.reward import Verdict
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -51,7 +52,7 @@ def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) 
     per_problem, passed, majority = [], 0.0, 0.0
     k = min(len(row) for row in verdicts)
     for row_verdicts, row_answers in zip(verdicts, extracted):
-        correct = [v == "correct" for v in row_verdicts]
+        correct = [v == Verdict.CORRECT for v in row_verdicts]
         per_problem.append(sum(correct) / len(correct))
         passed += pass_at_k(len(correct), sum(correct), k)
         votes = Counter(a.strip() for a in row_answers if a)

@@ -8,13 +8,15 @@ orders the correct ones by the shaping signals). A pass over a stage's problems 
 """
 from __future__ import annotations
 
+from verifier_pool.reward import Verdict
+
 
 def raft_selection(verdicts: list[list[str]], rewards: list[list[float]], keep: str, per_problem: int) -> list[tuple[int, int]]:
     """(group, completion) indices to fine-tune on: per group at most `per_problem` correct completions, in
     completion order (`correct`) or by reward, highest first (`top_reward`); ties keep completion order."""
     chosen = []
     for g, (row_verdicts, row_rewards) in enumerate(zip(verdicts, rewards)):
-        correct = [j for j, v in enumerate(row_verdicts) if v == "correct"]
+        correct = [j for j, v in enumerate(row_verdicts) if v == Verdict.CORRECT]
         if keep == "top_reward":
             correct.sort(key=lambda j: -row_rewards[j])
         chosen += [(g, j) for j in correct[:per_problem]]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from actors.records import GroupBatch
 from learner.grpo import has_spread
 from learner.learner import LearnStats
-from verifier_pool.reward import RewardWeights
+from verifier_pool.reward import RewardWeights, Verdict
 
 
 @dataclass
@@ -46,9 +46,9 @@ class GroupStats:
         n = max(len(rewards), 1)
         return cls(reward_total=sum(r.total for r in rewards) / n, reward_shaping=sum(r.shaping for r in rewards) / n,
                    signals={s: sum(getattr(r, s) for r in rewards) / n for s in RewardWeights.SIGNALS},
-                   accuracy=sum(r.verdict == "correct" for r in rewards) / n,
-                   not_final=sum(r.verdict == "not_final" for r in rewards) / n,
-                   timeouts=sum(r.verdict == "timeout" for r in rewards) / n,
+                   accuracy=sum(r.verdict == Verdict.CORRECT for r in rewards) / n,
+                   not_final=sum(r.verdict == Verdict.NOT_FINAL for r in rewards) / n,
+                   timeouts=sum(r.verdict == Verdict.TIMEOUT for r in rewards) / n,
                    zero_spread_groups=sum(not has_spread(g.correct) for g in groups) / max(len(groups), 1),
                    completion_tokens=sum(len(e.token_ids) for g in groups for e in g.episodes))
 

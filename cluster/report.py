@@ -9,13 +9,14 @@ from cluster.config import TrainConfig
 from cluster.records import EvalRow, RewardHealth, StepResult
 from cluster.schedule import RunState
 from cluster.tracking import Tracker
+from verifier_pool.reward import Verdict
 
 
 def reward_health(groups: list[GroupBatch], recent_timeout_shares) -> RewardHealth:
     """Every completion scored the same total (no signal at all), and the share of `timeout` verdicts, flagged as
     a jump above 5 % and 3× its recent median."""
     rewards = [e.reward for g in groups for e in g.episodes]
-    timeouts = sum(r.verdict == "timeout" for r in rewards) / max(len(rewards), 1)
+    timeouts = sum(r.verdict == Verdict.TIMEOUT for r in rewards) / max(len(rewards), 1)
     recent = sorted(recent_timeout_shares)
     median = recent[len(recent) // 2] if recent else 0.0
     return RewardHealth(identical_rewards=len(rewards) > 1 and len({round(r.total, 9) for r in rewards}) == 1,

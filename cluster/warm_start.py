@@ -11,6 +11,7 @@ from cluster.services import Services
 from cluster.tracking import Tracker
 from synthesis.problem import solution_text
 from verifier_pool.pool import ScoreRequest
+from verifier_pool.reward import Verdict
 
 
 def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> None:
@@ -55,8 +56,8 @@ def verified_sft_rows(cfg: TrainConfig, svc: Services, exclude: set[str], tracke
     cot = [r for r in fresh if not r.turn]
     verdicts = svc.pool.score([ScoreRequest(f"sft/{i}", r.solution, r.prompt, r.answer, {}, "lenient")
                                for i, r in enumerate(cot)])
-    dropped = collections.Counter(v.verdict for v in verdicts if v.verdict != "correct")
-    kept = [r for r, v in zip(cot, verdicts) if v.verdict == "correct"] + [r for r in fresh if r.turn]
+    dropped = collections.Counter(v.verdict for v in verdicts if v.verdict != Verdict.CORRECT)
+    kept = [r for r, v in zip(cot, verdicts) if v.verdict == Verdict.CORRECT] + [r for r in fresh if r.turn]
     counts = {"rows": len(rows) + unreadable, "unreadable": unreadable, "heldout": len(rows) - len(fresh),
               "cot_kept": len(kept) - (len(fresh) - len(cot)), "turns": len(fresh) - len(cot),
               **{f"dropped_{k}": n for k, n in sorted(dropped.items())}}

@@ -12,7 +12,6 @@ exponential backoff on rate limits (honouring `retry-after`), timeouts and unava
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import re

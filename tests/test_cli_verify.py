@@ -21,7 +21,7 @@ def test_verify_file_handles_pred_completion_and_bad_lines():
     assert out[0]["equal"] is True and out[0]["verdict"] == "correct"
     assert out[1]["extracted"] == "4" and out[1]["verdict"] == "wrong"
     assert "error" in out[2] and "error" in out[3]
-    assert out[4]["equal"] is False and out[4]["verdict"] in ("unparsable", "timeout")
+    assert out[4]["equal"] is False and out[4]["verdict"] == "unparsable" and out[4]["reason"] == "exponent too large"
 
 
 def test_rlvr_verify_command(tmp_path):

@@ -1,12 +1,16 @@
+import dataclasses
+import json
 import math
 
+import msgpack
 import pytest
 
-from verifier_pool.equivalence import Verdict
+import verifier_pool
+from verifier_pool.equivalence import Judgement, compare
 from verifier_pool.reward import (
-    RewardWeights, consistency_signal, correctness_signal, format_signal, length_signal,
-    numerical_grounding_signal, parsability_signal, reasoning_depth_signal, reasoning_text, repetition_signal,
-    score,
+    RewardBreakdown, RewardWeights, Verdict, consistency_signal, correctness_signal, error_breakdown, format_signal,
+    length_signal, numerical_grounding_signal, parsability_signal, reasoning_depth_signal, reasoning_text,
+    repetition_signal, score,
 )
 
 PROBLEM = "Tom has 12 apples and buys 30 more. How many apples does he have?"
@@ -24,13 +28,15 @@ def test_weights_must_sum_to_one_and_be_non_negative():
 
 def test_correctness_full_partial_and_none():
     w = RewardWeights()
-    assert correctness_signal(Verdict(True, "correct", 0.0), w) == 1.0
-    near = correctness_signal(Verdict(False, "wrong", 0.01), w)
-    far = correctness_signal(Verdict(False, "wrong", 1.0), w)
+    assert correctness_signal(Judgement(True, Verdict.CORRECT, 0.0), w) == 1.0
+    near = correctness_signal(Judgement(False, Verdict.WRONG, 0.01), w)
+    far = correctness_signal(Judgement(False, Verdict.WRONG, 1.0), w)
     assert near == pytest.approx(0.1 * math.exp(-0.1))
-    assert 0 < far < near <= 0.1
-    assert correctness_signal(Verdict(False, "wrong", None), w) == 0.0
-    assert correctness_signal(Verdict(False, "timeout", None), w) == 0.0
+    assert far == pytest.approx(0.1 * math.exp(-10.0))
+    assert correctness_signal(Judgement(False, Verdict.WRONG, None), w) == 0.0
+    assert correctness_signal(Judgement(False, Verdict.WRONG, math.inf), w) == 0.0
+    assert correctness_signal(Judgement(False, Verdict.TIMEOUT, None), w) == 0.0
+    assert correctness_signal(Judgement(False, Verdict.NOT_FINAL, 0.0), w) == 0.0  # no partial credit for form
 
 
 def test_consistency():
@@ -43,9 +49,9 @@ def test_consistency():
 
 def test_reasoning_depth_grows_with_arithmetic_shown():
     assert reasoning_depth_signal("I just know.") == 0.0
-    shallow = reasoning_depth_signal("12 + 30 = 42")
-    deep = reasoning_depth_signal("12 + 30 = 42, 42 * 2 = 84, 84 - 4 = 80, 80 / 2 = 40, 40 + 2 = 42")
-    assert 0 < shallow < deep <= 1.0
+    assert reasoning_depth_signal("12 + 30 = 42") == 0.25  # 2 operators + 3 numbers, of the target 20
+    assert reasoning_depth_signal("12 + 30 = 42, 42 * 2 = 84, 84 - 4 = 80") == 0.75
+    assert reasoning_depth_signal("12 + 30 = 42, 42 * 2 = 84, 84 - 4 = 80, 80 / 2 = 40, 40 + 2 = 42") == 1.0  # capped
 
 
 def test_numerical_grounding():
@@ -66,10 +72,10 @@ def test_format_rules():
 
 
 def test_parsability():
-    assert parsability_signal(Verdict(False, "wrong")) == 1.0
-    assert parsability_signal(Verdict(True, "correct")) == 1.0
-    assert parsability_signal(Verdict(False, "unparsable")) == 0.0
-    assert parsability_signal(Verdict(False, "timeout")) == 0.0
+    assert parsability_signal(Judgement(False, Verdict.WRONG)) == 1.0
+    assert parsability_signal(Judgement(True, Verdict.CORRECT)) == 1.0
+    for verdict in (Verdict.NOT_FINAL, Verdict.UNPARSABLE, Verdict.TIMEOUT, Verdict.ERROR):
+        assert parsability_signal(Judgement(False, verdict)) == 0.0
 
 
 def test_length():
@@ -81,7 +87,7 @@ def test_length():
 
 def test_repetition():
     assert repetition_signal("a b c d e f g") == 1.0
-    assert repetition_signal("a b c d " * 20) < 0.1
+    assert repetition_signal("a b c d " * 20) == pytest.approx(4 / 77)  # 77 four-grams, 4 distinct
     assert repetition_signal("short") == 1.0
 
 
@@ -92,18 +98,22 @@ def test_reasoning_text_prefers_the_block():
 
 def test_score_good_completion():
     b = score(GOOD, PROBLEM, "42")
-    assert b.verdict == "correct" and b.extracted == "42"
+    assert b.verdict == Verdict.CORRECT and b.extracted == "42"
     assert b.correctness == b.consistency == b.format == b.parsability == b.numerical_grounding == 1.0
+    assert b.repetition == 1.0
+    assert b.reasoning_depth == pytest.approx(0.35)  # 7 operators and numbers of 20
+    assert b.length == pytest.approx(0.36)  # 18 words of the 50 that earn full credit
     w = RewardWeights()
     expected = sum(getattr(w, name) * getattr(b, name) for name in RewardWeights.SIGNALS)
-    assert b.total == pytest.approx(expected)
-    assert all(0.0 <= getattr(b, name) <= 1.0 for name in RewardWeights.SIGNALS)
+    assert b.total == pytest.approx(expected) == pytest.approx(0.9158)
 
 
 def test_correct_but_badly_formatted_beats_well_formatted_wrong():
     bare_correct = score("42", PROBLEM, "42")
     polished_wrong = score(GOOD.replace("42", "42.0001"), PROBLEM, "42")
-    assert polished_wrong.verdict == "wrong" and polished_wrong.correctness > 0
+    assert polished_wrong.verdict == Verdict.WRONG
+    assert polished_wrong.correctness == pytest.approx(0.1 * math.exp(-10 * 0.0001 / 42))  # partial credit
+    assert bare_correct.total == pytest.approx(0.6956) and polished_wrong.total == pytest.approx(0.4657988)
     assert bare_correct.total > polished_wrong.total
     w = RewardWeights()
     worst_correct = w.correctness + w.parsability
@@ -111,10 +121,13 @@ def test_correct_but_badly_formatted_beats_well_formatted_wrong():
     assert worst_correct > best_wrong
 
 
-def test_score_never_raises_on_garbage():
-    for bad in ["", "\x00" * 100, r"\boxed{9^{9^{9^9}}}", "<final_answer>" * 500, None]:
-        b = score(bad, PROBLEM, "42")
-        assert b.verdict in ("unparsable", "wrong", "timeout", "not_final") and b.correctness == 0.0
+@pytest.mark.parametrize("bad, verdict", [
+    ("", Verdict.UNPARSABLE), ("\x00" * 100, Verdict.UNPARSABLE), (r"\boxed{9^{9^{9^9}}}", Verdict.NOT_FINAL),
+    ("<final_answer>" * 500, Verdict.UNPARSABLE), (None, Verdict.UNPARSABLE),
+])
+def test_score_never_raises_on_garbage(bad, verdict):
+    b = score(bad, PROBLEM, "42")
+    assert b.verdict == verdict and b.correctness == 0.0 and b.parsability == 0.0
 
 
 def test_custom_weights_change_the_total():
@@ -135,8 +148,35 @@ def test_reward_presets():
     binary = RewardWeights(preset="binary")
     assert [score(c, q, "56", binary).total for c in (right, wrong, none)] == [1.0, 0.0, 0.0]
     dense = [score(c, q, "56") for c in (right, wrong, none)]
-    assert dense[0].total > 0.5 > dense[1].total > dense[2].total
-    assert 0.0 <= dense[1].shaping <= 1.0 and dense[1].shaping > dense[2].shaping
+    assert [b.total for b in dense] == pytest.approx([0.898, 0.43298363, 0.0224])
+    assert [b.shaping for b in dense] == pytest.approx([0.796, 0.796, 0.0448])  # right and wrong: the same work shown
     assert score(wrong, q, "56", binary).format == dense[1].format  # every signal is still logged
     with pytest.raises(ValueError, match="preset"):
         RewardWeights(preset="dense9")
+
+
+def test_verdict_is_a_str_enum_that_travels_as_its_plain_value():
+    assert [v.value for v in Verdict] == ["correct", "wrong", "not_final", "unparsable", "timeout", "error"]
+    assert Verdict.CORRECT == "correct" and "timeout" == Verdict.TIMEOUT and Verdict.WRONG != "correct"
+    assert {"not_final": 1}[Verdict.NOT_FINAL] == 1 and {Verdict.ERROR: 2}["error"] == 2  # same hash as the string
+    assert f"dropped_{Verdict.NOT_FINAL}" == "dropped_not_final" and str(Verdict.UNPARSABLE) == "unparsable"
+    assert json.dumps({Verdict.CORRECT: Verdict.WRONG}) == '{"correct": "wrong"}'
+    assert verifier_pool.Verdict is Verdict
+    with pytest.raises(ValueError):
+        Verdict("maybe")
+
+
+def test_breakdowns_and_judgements_go_out_as_plain_strings_and_come_back_as_verdicts():
+    row = score(GOOD, PROBLEM, "42").to_dict()
+    assert type(row["verdict"]) is str and row["verdict"] == "correct"
+    wire = msgpack.unpackb(msgpack.packb(row, use_bin_type=True), raw=False)
+    assert type(wire["verdict"]) is str
+    back = RewardBreakdown.from_dict(wire)
+    assert back.verdict is Verdict.CORRECT and dataclasses.replace(back, seconds=0.0) == \
+        dataclasses.replace(score(GOOD, PROBLEM, "42"), seconds=0.0)
+    assert error_breakdown("timeout").verdict is Verdict.TIMEOUT  # an old log's plain string
+    assert type(error_breakdown(Verdict.ERROR).to_dict()["verdict"]) is str
+    judged = compare(r"\sqrt{4}", "2")  # decided in the sandbox: its reply is plain msgpack
+    assert judged.verdict is Verdict.CORRECT
+    assert judged.to_dict()["verdict"] == "correct" and type(judged.to_dict()["verdict"]) is str
+    assert Judgement(**judged.to_dict()) == judged

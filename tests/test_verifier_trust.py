@@ -8,21 +8,20 @@ import json
 import os
 import pathlib
 import queue
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster.cli import verify_file
-from verifier_pool import VERIFIER_VERSION, compare, extract_answer, sandbox
+from verifier_pool import VERIFIER_VERSION, Verdict, compare, extract_answer, sandbox
 from verifier_pool.equivalence import compare_inline
-from verifier_pool.parse import Unparsable, final_form_issue, parse_plain, parse_tree
+from verifier_pool.parse import Unparsable, parse_plain
 from verifier_pool.reward import score
 from verifier_pool.tools import ToolError, run_tool
 
 DEADLINE = 1.0
-SLACK = 0.5
+READ_AS_TEXT = "\\boxed{\\text{exec('import os')}}"  # the one payload the verifier reads as words: `wrong`
 
 
 def _payloads(marker: pathlib.Path) -> list[str]:
@@ -30,24 +29,24 @@ def _payloads(marker: pathlib.Path) -> list[str]:
     return [
         f"__import__('os').system('{touch}')",
         f"__import__(\"os\").system(\"{touch}\")",
-        f"().__class__.__bases__[0].__subclasses__()",
+        "().__class__.__bases__[0].__subclasses__()",
         f"getattr(__import__('os'), 'system')('{touch}')",
         f"(lambda: __import__('os').system('{touch}'))()",
         f"exec(\"import os; os.system('{touch}')\")",
         f"eval(\"__import__('os').system('{touch}')\")",
         f"open('{marker}', 'w').write('x')",
         f"__builtins__.__import__('os').system('{touch}')",
-        f"[c for c in ().__class__.__base__.__subclasses__()]",
-        f"Symbol('x').__class__.__init__.__globals__",
+        "[c for c in ().__class__.__base__.__subclasses__()]",
+        "Symbol('x').__class__.__init__.__globals__",
         f"\\boxed{{__import__('os').system('{touch}')}}",
         f"\\text{{__import__('os').system('{touch}')}}",
-        f"\\boxed{{\\text{{exec('import os')}}}}",
+        READ_AS_TEXT,
         f"x + __import__('os').system('{touch}')",
         f"sympy.core.sympify.sympify(\"__import__('os').system('{touch}')\")",
-        f"globals()['__builtins__']",
+        "globals()['__builtins__']",
         f"os.system('{touch}')",
         f"Lambda(x, __import__('os').system('{touch}'))",
-        f"compile('import os', 'f', 'exec')",
+        "compile('import os', 'f', 'exec')",
         f"1 if __import__('os').system('{touch}') else 0",
         f"{{'a': __import__('os').system('{touch}')}}",
     ]
@@ -60,19 +59,21 @@ def marker(tmp_path) -> pathlib.Path:
 
 def test_code_payloads_never_run_nor_earn_credit(marker):
     payloads = _payloads(marker)
-    assert len(payloads) >= 20
+    assert len(payloads) == 22
     for payload in payloads:
-        for policy in ("lenient", "strict"):
-            assert not compare(payload, "5", policy=policy).equal
-            assert not compare("5", payload, policy=policy).equal
+        unread = Verdict.WRONG if payload == READ_AS_TEXT else Verdict.UNPARSABLE
+        assert compare(payload, "5").verdict == unread and compare("5", payload).verdict == unread
+        assert compare(payload, "5", policy="strict").verdict == Verdict.NOT_FINAL
+        assert compare("5", payload, policy="strict").verdict == unread
         b = score(f"<final_answer>{payload}</final_answer>", "What is 2 + 3?", "5")
-        assert b.correctness == 0.0 and b.verdict != "correct"
+        assert b.correctness == 0.0 and b.verdict == Verdict.NOT_FINAL
         b = score(f"The answer is \\boxed{{{payload}}}", "What is 2 + 3?", payload)
-        assert b.verdict != "error"
+        assert b.extracted == payload and b.verdict == Verdict.CORRECT  # the same string: matched, never parsed
     lines = [json.dumps({"gold": "5", "pred": p}) for p in payloads] + [json.dumps({"gold": p, "pred": p}) for p in payloads]
     out = io.StringIO()
     verify_file(io.StringIO("\n".join(lines)), out, timeout=2.0)
-    assert all(json.loads(row)["verdict"] in ("unparsable", "wrong", "correct") for row in out.getvalue().splitlines())
+    assert [json.loads(row)["verdict"] for row in out.getvalue().splitlines()] == [
+        "wrong" if p == READ_AS_TEXT else "unparsable" for p in payloads] + ["correct"] * len(payloads)
     for payload in payloads:
         for name, args in [("evaluate", {"expression": payload}), ("solve", {"equation": payload, "variable": "x"}),
                            ("diff", {"expression": "x", "variable": payload})]:
@@ -137,70 +138,65 @@ def test_a_sandbox_killed_while_starting_costs_no_result_one_that_crashes_servin
         sandbox.run("crash", (), timeout=30)
     assert len(spawned) == 5  # the crash, its one retry
 
+U, W, C, NF = Verdict.UNPARSABLE, Verdict.WRONG, Verdict.CORRECT, Verdict.NOT_FINAL
+# Each hostile text with its verdicts as pred (gold "1"), as gold (pred "1"), as both, and as a whole completion
+# scored against "1": every one decided by a guard or by plain arithmetic, none by a deadline.
 HOSTILE = [
-    "1 " + "m" * 40 + "!",
-    "1e10000000",
-    "9" * 5000,
-    "1" + "0" * 5000 + " cm",
-    "x" * 1_000_000,
-    "(" * 5000 + "1" + ")" * 5000,
-    "{" * 3000 + "}" * 3000,
-    "\\frac{" * 500 + "1" + "}{2}" * 500,
-    "9^{9^{9^{9}}}",
-    "1 " + "mm " * 3000 + "!",
-    "$" * 100_000,
-    "\\boxed{" * 50_000,
-    " " * 100_000 + "1",
-    "10^{10^{10}}",
-    "(1,100)",
+    ("1 " + "m" * 40 + "!", (U, U, C, C)),
+    ("1e10000000", (W, W, C, W)),
+    ("9" * 5000, (U, U, C, NF)),
+    ("1" + "0" * 5000 + " cm", (U, U, C, NF)),
+    ("x" * 1_000_000, (U, U, U, U)),
+    ("(" * 5000 + "1" + ")" * 5000, (U, U, U, C)),
+    ("{" * 3000 + "}" * 3000, (U, U, C, U)),
+    ("\\frac{" * 500 + "1" + "}{2}" * 500, (U, U, C, W)),
+    ("9^{9^{9^{9}}}", (U, U, C, W)),
+    ("1 " + "mm " * 3000 + "!", (U, U, C, C)),
+    ("$" * 100_000, (U, U, U, U)),
+    ("\\boxed{" * 50_000, (U, U, U, U)),
+    (" " * 100_000 + "1", (U, U, U, C)),
+    ("10^{10^{10}}", (U, U, C, W)),
+    ("(1,100)", (W, W, C, W)),
 ]
 
 
-def _judge_all(deadline: float) -> tuple[float, float]:
-    """(slowest `compare`, slowest `score`) over the hostile inputs, as pred, as gold and as both."""
-    slowest_compare = slowest_score = 0.0
-    for text in HOSTILE:
-        for pred, gold in ((text, "1"), ("1", text), (text, text)):
-            start = time.perf_counter()
-            v = compare(pred, gold, timeout=deadline)
-            assert v.verdict in ("correct", "wrong", "unparsable", "timeout", "not_final", "error")
-            slowest_compare = max(slowest_compare, time.perf_counter() - start)
-        start = time.perf_counter()
-        b = score(text, "What is 1?", "1", timeout=deadline)
-        assert b.verdict in ("correct", "wrong", "unparsable", "timeout", "not_final", "error")
+def _judge_all(deadline: float) -> list[tuple]:
+    """Each hostile text's verdicts (see HOSTILE), judged under `deadline`."""
+    out = []
+    for text, _ in HOSTILE:
+        verdicts = tuple(compare(pred, gold, timeout=deadline).verdict
+                         for pred, gold in ((text, "1"), ("1", text), (text, text)))
+        out.append(verdicts + (score(text, "What is 1?", "1", timeout=deadline).verdict,))
         assert extract_answer(text) is None or isinstance(extract_answer(text), str)
-        slowest_score = max(slowest_score, time.perf_counter() - start)
-    return slowest_compare, slowest_score
+    return out
 
 
-def _assert_within_deadline(slowest: tuple[float, float]) -> None:
-    slowest_compare, slowest_score = slowest
-    assert slowest_compare < DEADLINE + SLACK
-    assert slowest_score < 2 * DEADLINE + SLACK  # the answer and the consistency check: one deadline each
+def _assert_judged(verdicts: list[tuple]) -> None:
+    assert verdicts == [expected for _, expected in HOSTILE]
 
 
-def test_hostile_inputs_meet_the_deadline_in_the_main_thread():
+def test_hostile_inputs_are_judged_in_the_main_thread():
     compare("\\sqrt{2}", "1.41")  # start the sandbox
-    _assert_within_deadline(_judge_all(DEADLINE))
+    _assert_judged(_judge_all(DEADLINE))
 
 
-def test_hostile_inputs_meet_the_deadline_in_a_worker_thread():
+def test_hostile_inputs_are_judged_in_a_worker_thread():
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        _assert_within_deadline(pool.submit(_judge_all, DEADLINE).result(timeout=600))
+        _assert_judged(pool.submit(_judge_all, DEADLINE).result(timeout=600))
 
 
 @pytest.mark.ray
-def test_hostile_inputs_meet_the_deadline_inside_a_ray_actor(ray_cluster):
+def test_hostile_inputs_are_judged_inside_a_ray_actor(ray_cluster):
     @ray_cluster.remote(num_cpus=0)
     class Judge:
-        def run(self, deadline: float) -> tuple[float, float]:
+        def run(self, deadline: float) -> list[tuple]:
             import tests.test_verifier_trust as t
 
             compare("\\sqrt{2}", "1.41")
-            return t._judge_all(deadline)
+            return [tuple(v.value for v in row) for row in t._judge_all(deadline)]  # plain strings over the wire
 
     judge = Judge.remote()
-    _assert_within_deadline(ray_cluster.get(judge.run.remote(DEADLINE), timeout=600))
+    _assert_judged(ray_cluster.get(judge.run.remote(DEADLINE), timeout=600))
     ray_cluster.kill(judge)
 
 
@@ -208,7 +204,7 @@ def test_oversized_numbers_are_verdicts_not_exceptions():
     assert compare("1e10000000", "1", timeout=0.5).verdict == "wrong"
     assert compare("9" * 5000, "9" * 5000).equal
     assert not compare("9" * 5000, "9" * 4999 + "8").equal
-    assert compare("1", "9" * 5000).verdict in ("wrong", "unparsable")
+    assert compare("1", "9" * 5000).verdict == Verdict.UNPARSABLE  # a gold over the 400-character parse limit
     out = io.StringIO()
     verify_file(io.StringIO(json.dumps({"gold": "1" + "0" * 400, "pred": "1e400"}) + "\n"), out, timeout=1.0)
     assert json.loads(out.getvalue())["equal"] is True
@@ -216,9 +212,14 @@ def test_oversized_numbers_are_verdicts_not_exceptions():
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(min_size=0, max_size=300), st.sampled_from(["42", "\\frac{1}{2}", "x^2+1", "(1, 2)"]))
-def test_fuzzed_text_always_gets_a_verdict(text, gold):
-    assert compare(text, gold, timeout=DEADLINE).verdict in ("correct", "wrong", "unparsable", "timeout", "not_final", "error")
-    assert compare_inline(text, gold).verdict in ("correct", "wrong", "unparsable", "not_final")
+def test_fuzzed_text_gets_the_same_verdict_in_the_sandbox_as_in_process(text, gold):
+    """Lenient judging never says `not_final`, never fails (`error`), and the sandbox agrees with the in-process
+    comparison unless it cut the call at the deadline."""
+    inline = compare_inline(text, gold)
+    assert inline.verdict in (Verdict.CORRECT, Verdict.WRONG, Verdict.UNPARSABLE)
+    judged = compare(text, gold, timeout=DEADLINE)
+    assert judged.verdict in (inline.verdict, Verdict.TIMEOUT), (judged, inline)
+    assert judged.equal is (judged.verdict == Verdict.CORRECT)
     extract_answer(text)
 
 
@@ -227,13 +228,17 @@ def test_fuzzed_text_always_gets_a_verdict(text, gold):
 QUESTION = "What is 7 * 8?"
 
 
-@pytest.mark.parametrize("pred", ["The answer is 7 * 8", "7 * 8", "7 \\times 8", "(11 - 4) - 5", "Mod(3**10, 7)",
-                                  "integrate(x*sin(x), (x, 0, 1))", "\\frac{112}{2}", "112/2", "50 + 6", "8 \\cdot 7"])
-def test_strict_refuses_arithmetic_left_undone(pred):
+@pytest.mark.parametrize("pred, reason", [
+    ("The answer is 7 * 8", "not a number in final form"), ("7 * 8", "restates the question"),
+    ("7 \\times 8", "restates the question"), ("(11 - 4) - 5", "arithmetic left undone"),
+    ("Mod(3**10, 7)", "not a number in final form"), ("integrate(x*sin(x), (x, 0, 1))", "not a number in final form"),
+    ("\\frac{112}{2}", "fraction not in lowest terms"), ("112/2", "fraction not in lowest terms"),
+    ("50 + 6", "arithmetic left undone"), ("8 \\cdot 7", "arithmetic left undone")])
+def test_strict_refuses_arithmetic_left_undone(pred, reason):
     v = compare(pred, "56", policy="strict", question=QUESTION)
-    assert not v.equal and v.verdict in ("not_final", "unparsable")
+    assert (v.equal, v.verdict, v.reason) == (False, Verdict.NOT_FINAL, reason)
     b = score(f"<final_answer>{pred}</final_answer>", QUESTION, "56", policy="strict")
-    assert b.correctness == 0.0
+    assert b.correctness == 0.0 and b.verdict == Verdict.NOT_FINAL
 
 
 @pytest.mark.parametrize("pred,gold", [("56", "56"), ("56.0", "56"), ("\\frac{7}{2}", "7/2"), ("3.5", "7/2"),
@@ -251,7 +256,7 @@ def test_strict_credits_final_forms(pred, gold):
 @pytest.mark.parametrize("pred,gold", [("10/16 - sqrt(105)/8", "5/8 - sqrt(105)/8"), ("1/2 + 1/2 + sqrt(3)", "1 + sqrt(3)"),
                                        ("2*exp(2) - exp(2) + sin(1) - sin(1)", "exp(2)"), ("e*e", "exp(2)")])
 def test_strict_still_refuses_undone_arithmetic_around_such_forms(pred, gold):
-    assert compare(pred, gold, policy="strict", question="Compute it.").verdict == "not_final"
+    assert compare(pred, gold, policy="strict", question="Compute it.").verdict == Verdict.NOT_FINAL
 
 
 @pytest.mark.parametrize("pred,why", [("\\sqrt{8}", "surd"), ("\\frac{84}{2}", "lowest"), ("\\frac{2}{4}", "lowest"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from verifier_pool.verdict import Verdict
+
 _RESPONSE = "<response><reasoning>{work}</reasoning><final_answer>{answer}</final_answer></response>"
 
 
@@ -14,18 +16,20 @@ class Canary:
     completion: str
     question: str
     gold: str
-    verdict: str  # what the strict policy must say
+    verdict: Verdict  # what the strict policy must say
 
 
 CANARIES: tuple[Canary, ...] = (
-    Canary("right", _RESPONSE.format(work="2 + 3 = 5", answer="5"), "What is 2 + 3?", "5", "correct"),
+    Canary("right", _RESPONSE.format(work="2 + 3 = 5", answer="5"), "What is 2 + 3?", "5", Verdict.CORRECT),
     Canary("equal_value", _RESPONSE.format(work="1/2 = 0.5", answer="0.5"), "What is 1/2 as a decimal?", "1/2",
-           "correct"),
-    Canary("wrong", _RESPONSE.format(work="2 + 3 = 6", answer="6"), "What is 2 + 3?", "5", "wrong"),
-    Canary("restated_question", _RESPONSE.format(work="work", answer="2 + 3"), "What is 2 + 3?", "5", "not_final"),
+           Verdict.CORRECT),
+    Canary("wrong", _RESPONSE.format(work="2 + 3 = 6", answer="6"), "What is 2 + 3?", "5", Verdict.WRONG),
+    Canary("restated_question", _RESPONSE.format(work="work", answer="2 + 3"), "What is 2 + 3?", "5",
+           Verdict.NOT_FINAL),
     Canary("hostile_code", _RESPONSE.format(work="work", answer="__import__('os').system('true')"), "What is 2 + 3?",
-           "5", "not_final"),
-    Canary("huge_power", _RESPONSE.format(work="work", answer="9**9**9**9**9"), "What is 2 + 3?", "5", "not_final"),
+           "5", Verdict.NOT_FINAL),
+    Canary("huge_power", _RESPONSE.format(work="work", answer="9**9**9**9**9"), "What is 2 + 3?", "5",
+           Verdict.NOT_FINAL),
 )
 
 

@@ -20,7 +20,7 @@ import math
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
@@ -30,26 +30,35 @@ from verifier_pool.parse import (
     DECIMAL_CONTEXT, MAX_ANSWER_CHARS, MAX_EXPONENT, MAX_FACTORIAL, Unparsable, final_form_issue, is_expanded,
     parse_plain, parse_tree, plain_number, product_factors, tree_has_symbols, tree_size,
 )
+from verifier_pool.verdict import Verdict
 
 VERIFIER_VERSION = "4"  # bump whenever any verdict can change; stamped on every RewardBreakdown
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
-VERDICTS = ("correct", "wrong", "not_final", "unparsable", "timeout", "error")
 POLICIES = ("lenient", "strict")
 FORMS = ("", "value", "factored", "expanded", "simplified")
 
-__all__ = ["Verdict", "Unparsable", "compare", "answers_match", "compare_inline", "structure", "POLICIES", "FORMS"]
+__all__ = ["Judgement", "Verdict", "Unparsable", "compare", "answers_match", "compare_inline", "structure", "POLICIES",
+           "FORMS"]
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The judgement on one (pred, gold) pair; `relative_error` is set when both sides are numbers."""
+class Judgement:
+    """The judgement on one (pred, gold) pair; `relative_error` is set when both sides are numbers. A plain
+    string verdict (a sandbox reply) is turned into its `Verdict`."""
 
     equal: bool
-    verdict: str
+    verdict: Verdict
     relative_error: float | None = None
     seconds: float = 0.0
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
+
+    def to_dict(self) -> dict:
+        """The judgement as plain values (the verdict as its string), as the sandbox sends it."""
+        return {**asdict(self), "verdict": self.verdict.value}
 
 
 # ---------------------------------------------------------------- structure
@@ -542,53 +551,55 @@ def _form_issue(pred: str, gold: str, form: str) -> str | None:
 # ---------------------------------------------------------------- entry points
 
 
-def compare_inline(pred: str, gold: str, policy: str = "lenient", question: str = "", form: str = "") -> Verdict:
+def compare_inline(pred: str, gold: str, policy: str = "lenient", question: str = "", form: str = "") -> Judgement:
     """The comparison itself, in this thread, with no deadline (the sandbox enforces one)."""
     start = time.perf_counter()
     try:
         if pred is None or not str(pred).strip():
-            return Verdict(False, "unparsable", None, time.perf_counter() - start, "empty answer")
+            return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "empty answer")
         p, g = normalize(pred), normalize(gold)
         ps, gs = structure(p), structure(g)
         if policy == "strict":
             issue = strict_issue(p, ps, g, gs, question, form)
             if issue:
-                return Verdict(False, "not_final", None, time.perf_counter() - start, issue)
+                return Judgement(False, Verdict.NOT_FINAL, None, time.perf_counter() - start, issue)
         if p == g:
-            return Verdict(True, "correct", 0.0, time.perf_counter() - start)
+            return Judgement(True, Verdict.CORRECT, 0.0, time.perf_counter() - start)
         equal, err = _structures_equal(ps, gs)
-        return Verdict(bool(equal), "correct" if equal else "wrong", err, time.perf_counter() - start)
+        return Judgement(bool(equal), Verdict.CORRECT if equal else Verdict.WRONG, err, time.perf_counter() - start)
     except Unparsable as exc:
-        return Verdict(False, "unparsable", None, time.perf_counter() - start, str(exc)[:200])
+        return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, str(exc)[:200])
     except RecursionError:
-        return Verdict(False, "unparsable", None, time.perf_counter() - start, "recursion limit")
+        return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "recursion limit")
     except Exception as exc:  # noqa: BLE001 - a SymPy bug on odd input is an unparsable answer, never a crash
-        return Verdict(False, "unparsable", None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
+        return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start,
+                         f"{type(exc).__name__}: {exc}"[:200])
 
 
-def fast_compare(pred: str | None, gold: str, policy: str = "lenient") -> Verdict | None:
+def fast_compare(pred: str | None, gold: str, policy: str = "lenient") -> Judgement | None:
     """Decide empty, oversized, identical and plain-number pairs without SymPy; None when SymPy is needed."""
     start = time.perf_counter()
     if pred is None or not str(pred).strip():
-        return Verdict(False, "unparsable", None, time.perf_counter() - start, "empty answer")
+        return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "empty answer")
     if len(pred) > MAX_RAW_CHARS or len(gold) > MAX_RAW_CHARS:
-        return Verdict(False, "unparsable", None, time.perf_counter() - start, "answer too long")
+        return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "answer too long")
     p, g = normalize(pred), normalize(gold)
     pf, gf = plain_number(p), plain_number(g)
     if pf is None or gf is None:
         if p == g and policy != "strict":
-            return Verdict(True, "correct", 0.0, time.perf_counter() - start)
+            return Judgement(True, Verdict.CORRECT, 0.0, time.perf_counter() - start)
         return None
     if policy == "strict" and isinstance(pf, Fraction):
         num, den = (int(x) for x in p.replace(" ", "").split("/"))
         if den < 2 or math.gcd(num, den) != 1:
-            return Verdict(False, "not_final", None, time.perf_counter() - start, "fraction not in lowest terms")
+            return Judgement(False, Verdict.NOT_FINAL, None, time.perf_counter() - start,
+                             "fraction not in lowest terms")
     equal, err = numbers_equal(pf, gf)
-    return Verdict(equal, "correct" if equal else "wrong", err, time.perf_counter() - start)
+    return Judgement(equal, Verdict.CORRECT if equal else Verdict.WRONG, err, time.perf_counter() - start)
 
 
 def compare(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = "lenient", question: str = "",
-            form: str = "") -> Verdict:
+            form: str = "") -> Judgement:
     """Judge `pred` against `gold` within `timeout` seconds under `policy` ("lenient" or "strict"; strict
     uses `question` and the problem's required `form`). Never raises, never hangs."""
     start = time.perf_counter()
@@ -605,13 +616,14 @@ def compare(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = 
         args = (pred, gold, policy, str(question or "")[:MAX_RAW_CHARS], form or "")
         if sandbox.IN_SANDBOX:
             return compare_inline(*args)
-        return Verdict(**sandbox.run("compare", args, timeout=timeout))
+        return Judgement(**sandbox.run("compare", args, timeout=timeout))
     except Exception as exc:  # noqa: BLE001 - the contract: a verdict, never an exception
         from verifier_pool import sandbox
 
         if isinstance(exc, sandbox.SandboxTimeout):
-            return Verdict(False, "timeout", None, time.perf_counter() - start, f"over the {timeout:g}s deadline")
-        return Verdict(False, "error", None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
+            return Judgement(False, Verdict.TIMEOUT, None, time.perf_counter() - start,
+                             f"over the {timeout:g}s deadline")
+        return Judgement(False, Verdict.ERROR, None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
 
 
 def answers_match(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = "lenient") -> bool:

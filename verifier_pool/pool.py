@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from verifier_pool.reward import RewardBreakdown, RewardWeights, error_breakdown, score
+from verifier_pool.reward import RewardBreakdown, RewardWeights, Verdict, error_breakdown, score
 
 LATENCY_BUCKETS_S = [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]
 
@@ -47,8 +47,8 @@ def score_chunk(requests: list[ScoreRequest], timeout: float) -> list[dict]:
         try:
             out.append(score(r.completion, r.problem, r.gold, RewardWeights.from_dict(r.weights), timeout=timeout,
                              policy=r.policy, form=r.form).to_dict())
-        except Exception as exc:  # noqa: BLE001 - bad weights or a bug on odd input is an `error` verdict, not a lost result
-            out.append(error_breakdown("error", reason=f"{type(exc).__name__}: {exc}"[:200]).to_dict())
+        except Exception as exc:  # noqa: BLE001 - bad weights or a bug on odd input is an `error` verdict
+            out.append(error_breakdown(Verdict.ERROR, reason=f"{type(exc).__name__}: {exc}"[:200]).to_dict())
     return out
 
 
@@ -92,11 +92,13 @@ class VerifierActor:
             time.sleep(seconds)
         out = score_chunk(requests, timeout)
         if getattr(self, "_misjudge", False):
-            swap = {"correct": "wrong", "wrong": "correct"}
-            out = [{**row, "verdict": swap.get(row["verdict"], row["verdict"])} for row in out]
+            swap = {Verdict.CORRECT: Verdict.WRONG, Verdict.WRONG: Verdict.CORRECT}
+            for row in out:
+                verdict = Verdict(row["verdict"])
+                row["verdict"] = swap.get(verdict, verdict).value
         self.scored += len(out)
         self.seconds += time.perf_counter() - start
-        timeouts = sum(row["verdict"] == "timeout" for row in out)
+        timeouts = sum(row["verdict"] == Verdict.TIMEOUT for row in out)
         self.timeouts += timeouts
         if self._metrics:
             scores, timeout_counter, latency = self._metrics
@@ -297,7 +299,7 @@ class VerifierPool:
         inflight: dict = {}
         self._add_queue_depth(len(requests))
 
-        def give_up_or_retry(k: int, attempt: int, verdict: str, reason: str) -> None:
+        def give_up_or_retry(k: int, attempt: int, verdict: Verdict, reason: str) -> None:
             if attempt == 0:
                 todo.append((k, 1))
             else:
@@ -324,7 +326,7 @@ class VerifierPool:
                         self._add_queue_depth(-len(chunks[k]))
                     except RayActorError:
                         self._drop(member)
-                        give_up_or_retry(k, attempt, "error", "verifier actor died twice")
+                        give_up_or_retry(k, attempt, Verdict.ERROR, "verifier actor died twice")
                 now = time.monotonic()
                 for ref, (member, k, attempt, sent) in list(inflight.items()):
                     if now - sent > self.chunk_deadline:
@@ -332,7 +334,8 @@ class VerifierPool:
                         member.inflight -= 1
                         self._timeouts_by_deadline += 1
                         self._drop(member)
-                        give_up_or_retry(k, attempt, "timeout", f"chunk over its {self.chunk_deadline:g}s deadline twice")
+                        give_up_or_retry(k, attempt, Verdict.TIMEOUT,
+                                         f"chunk over its {self.chunk_deadline:g}s deadline twice")
         finally:
             for member, _, _, _ in inflight.values():
                 member.inflight -= 1
@@ -366,9 +369,9 @@ class VerifierPool:
     def _record(self, out: list[RewardBreakdown], seconds: float) -> None:
         with self._lock:
             self._scored += len(out)
-            self._timeouts += sum(b.verdict == "timeout" for b in out)
-            self._errors += sum(b.verdict == "error" for b in out)
-            self._not_final += sum(b.verdict == "not_final" for b in out)
+            self._timeouts += sum(b.verdict == Verdict.TIMEOUT for b in out)
+            self._errors += sum(b.verdict == Verdict.ERROR for b in out)
+            self._not_final += sum(b.verdict == Verdict.NOT_FINAL for b in out)
             self._busy_seconds += seconds
             self._latencies.extend(b.seconds for b in out)
             if self._gauges and self._busy_seconds:

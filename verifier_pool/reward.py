@@ -11,9 +11,10 @@ import re
 import time
 from dataclasses import asdict, dataclass, fields
 
-from verifier_pool.equivalence import VERIFIER_VERSION, Verdict, compare
+from verifier_pool.equivalence import VERIFIER_VERSION, Judgement, compare
 from verifier_pool.extract import MAX_COMPLETION_CHARS, extract_answer
 from verifier_pool.parse import NUMBER_IN_TEXT
+from verifier_pool.verdict import Verdict  # re-exported: `from verifier_pool.reward import Verdict`
 
 _TAG = {name: re.compile(rf"<{name}>(.*?)</{name}>", re.S | re.I) for name in ("response", "reasoning", "final_answer")}
 _NUMBER = NUMBER_IN_TEXT
@@ -73,15 +74,19 @@ class RewardBreakdown:
     length: float
     repetition: float
     total: float
-    verdict: str
+    verdict: Verdict  # a plain string read back from the wire or a log is turned into its Verdict
     extracted: str | None
     seconds: float
     verifier_version: str = VERIFIER_VERSION
     reason: str = ""
     shaping: float = 0.0  # the non-correctness part of the preset's reward, scaled to [0, 1]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain values only (the verdict as its string): what goes over Ray, into msgpack logs and JSON."""
+        return {**asdict(self), "verdict": self.verdict.value}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RewardBreakdown":
@@ -115,11 +120,11 @@ def _numbers(text: str) -> list[str]:
 # ---------------------------------------------------------------- the signals
 
 
-def correctness_signal(verdict: Verdict, weights: RewardWeights) -> float:
+def correctness_signal(verdict: Judgement, weights: RewardWeights) -> float:
     """1 when the answer matches; for a wrong *number*, `partial_credit_max·exp(-k·relative_error)`; else 0."""
     if verdict.equal:
         return 1.0
-    if verdict.verdict == "wrong" and verdict.relative_error is not None and math.isfinite(verdict.relative_error):
+    if verdict.verdict == Verdict.WRONG and verdict.relative_error is not None and math.isfinite(verdict.relative_error):
         return weights.partial_credit_max * math.exp(-weights.partial_credit_k * verdict.relative_error)
     return 0.0
 
@@ -171,9 +176,9 @@ def format_signal(completion: str) -> float:
     return score
 
 
-def parsability_signal(verdict: Verdict) -> float:
+def parsability_signal(verdict: Judgement) -> float:
     """1 when the extracted answer parsed (the verifier could call it correct or wrong), else 0."""
-    return 1.0 if verdict.verdict in ("correct", "wrong") else 0.0
+    return 1.0 if verdict.verdict in (Verdict.CORRECT, Verdict.WRONG) else 0.0
 
 
 def length_signal(reasoning: str, low: int = 50, high: int = 400) -> float:
@@ -208,7 +213,7 @@ def score(
     try:
         return _score(completion, problem_text, gold, weights or RewardWeights(), timeout, policy, form, start)
     except Exception as exc:  # noqa: BLE001 - the contract: a breakdown, never an exception
-        return error_breakdown("error", time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
+        return error_breakdown(Verdict.ERROR, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
 
 
 def _score(completion, problem_text, gold, weights, timeout, policy, form, start) -> RewardBreakdown:
@@ -229,7 +234,8 @@ def _score(completion, problem_text, gold, weights, timeout, policy, form, start
     }
     total, shaping = preset_total(signals, verdict.equal, extracted is not None, weights)
     return RewardBreakdown(
-        **signals, total=total, shaping=shaping, verdict=verdict.verdict if extracted is not None else "unparsable",
+        **signals, total=total, shaping=shaping,
+        verdict=verdict.verdict if extracted is not None else Verdict.UNPARSABLE,
         extracted=extracted, seconds=time.perf_counter() - start, reason=verdict.reason,
     )
 
@@ -248,6 +254,6 @@ def preset_total(signals: dict[str, float], correct: bool, answered: bool, weigh
     return sum(getattr(weights, name) * value for name, value in signals.items()), shaping
 
 
-def error_breakdown(verdict: str, seconds: float = 0.0, reason: str = "") -> RewardBreakdown:
+def error_breakdown(verdict: Verdict, seconds: float = 0.0, reason: str = "") -> RewardBreakdown:
     """The breakdown for a completion that could not be scored (`timeout` or `error`): every signal 0."""
     return RewardBreakdown(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, verdict, None, seconds, reason=reason)

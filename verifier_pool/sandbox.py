@@ -18,7 +18,6 @@ import select
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from typing import Any
 
 import msgpack
@@ -184,7 +183,7 @@ def _serve() -> None:
     from verifier_pool import equivalence, tools
 
     handlers = {
-        "compare": lambda *args: asdict(equivalence.compare_inline(*args)),
+        "compare": lambda *args: equivalence.compare_inline(*args).to_dict(),
         "tool": tools.run_tool,
         "ping": lambda: "pong",
         "environ": lambda: dict(os.environ),
