@@ -44,6 +44,8 @@ def register(name: str):
 
 
 def make_env(spec: EnvSpec) -> Environment:
+    if spec.cls is not None:
+        return spec.cls(spec)
     if spec.name not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {spec.name!r}: known {', '.join(sorted(ENVIRONMENTS))}")
     return ENVIRONMENTS[spec.name](spec)

@@ -132,3 +132,4 @@ class EnvSpec:
     template: str = "{question}"
     max_turns: int = 1
     max_episode_tokens: int = 0
+    cls: Any = None  # the environment class (found by `name` in the registry when None); it travels by reference

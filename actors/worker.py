@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import os
 import threading
@@ -9,7 +10,7 @@ import time
 from typing import Any
 
 from actors.engine import make_engine
-from actors.environments import make_env
+from actors.environments import EnvStep, make_env
 from actors.records import Completion, EnvSpec, Episode, GroupBatch, SamplingConfig, Turn
 
 
@@ -27,6 +28,7 @@ class RolloutWorker:
         self.last_tokens_per_s = 0.0
         self._hang_seconds, self._hang_calls = 0.0, 0
         self._hang_load = 0.0
+        self._env_threads: concurrent.futures.ThreadPoolExecutor | None = None
 
     def hang_next_load(self, seconds: float) -> None:
         """Test hook: the next `load_adapter` call sleeps this long first."""
@@ -65,7 +67,9 @@ class RolloutWorker:
         live = [(episode, e, c) for g, group, row in zip(groups, envs, first)
                 for episode, e, c in zip(g.episodes, group, row)]
         for turn in range(1, env.max_turns + 1):
-            live = [(episode, e) for episode, e, c in live if not self._take_turn(episode, e, c, env, turn)]
+            answers = self._step_envs([(e, c.text) for _, e, c in live])
+            live = [(episode, e) for (episode, e, c), answer in zip(live, answers)
+                    if not self._record_turn(episode, c, answer, env, turn)]
             if not live or turn == env.max_turns:
                 break
             contexts = [episode.prompt_token_ids + episode.token_ids for episode, _ in live]
@@ -76,11 +80,21 @@ class RolloutWorker:
             episode.truncated = episode.truncated or not episode.done
         return groups
 
-    def _take_turn(self, episode: Episode, env, completion: Completion, spec: EnvSpec, turn: int) -> bool:
-        """Append a model turn and the environment's answer; True when the episode is over."""
+    def _step_envs(self, pairs: list) -> list[EnvStep]:
+        """Every environment's answer to its model turn, in order; run on threads, since an environment may wait on a
+        subprocess (a contained program)."""
+        if len(pairs) < 2:
+            return [e.step(text) for e, text in pairs]
+        if self._env_threads is None:
+            self._env_threads = concurrent.futures.ThreadPoolExecutor(len(os.sched_getaffinity(0)),
+                                                                      thread_name_prefix="env-step")
+        return list(self._env_threads.map(lambda pair: pair[0].step(pair[1]), pairs))
+
+    def _record_turn(self, episode: Episode, completion: Completion, answer: EnvStep, spec: EnvSpec, turn: int) -> bool:
+        """Append a model turn and the environment's answer; True when the episode is over. The bounds are checked
+        after each turn: a turn that crosses `max_episode_tokens` is kept, and the episode ends there, truncated."""
         episode.turns.append(Turn("model", completion.text, completion.token_ids, completion.logprobs,
                                   completion.finish_reason, completion.policy_version))
-        answer = env.step(completion.text)
         tokenizer = self.engine.tokenizer
         for text in answer.observations:
             episode.turns.append(Turn("env", text, tokenizer(text, add_special_tokens=False).input_ids))

@@ -291,12 +291,14 @@ def _check_sizes(cfg: TrainConfig) -> None:
 def _check_choices(cfg: TrainConfig) -> None:
     if cfg.rollout.engine not in ("hf", "vllm"):
         raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
+    import cluster.environments  # noqa: F401 - registers the environments beyond `answer`
     from actors.environments import ENVIRONMENTS
 
     if cfg.rollout.env not in ENVIRONMENTS:
         raise ConfigError(f"rollout.env: unknown environment {cfg.rollout.env!r} (known: {', '.join(sorted(ENVIRONMENTS))})")
-    if cfg.rollout.max_turns < 1:
-        raise ConfigError(f"rollout.max_turns: must be at least 1, got {cfg.rollout.max_turns}")
+    least = getattr(ENVIRONMENTS[cfg.rollout.env], "min_turns", 1)
+    if cfg.rollout.max_turns < least:
+        raise ConfigError(f"rollout.max_turns: {cfg.rollout.env} needs at least {least} turns, got {cfg.rollout.max_turns}")
     if cfg.rollout.sync not in ("auto", "adapter", "merged"):
         raise ConfigError(f"rollout.sync: expected auto, adapter or merged, got {cfg.rollout.sync!r}")
     if cfg.rollout.sync == "merged" and cfg.rollout.engine == "vllm":

@@ -7,6 +7,8 @@ import dataclasses
 import time
 from typing import Callable
 
+import cluster.environments  # noqa: F401 - registers the environments that need the other services
+from actors.environments import ENVIRONMENTS
 from actors.fleet import RolloutFleet
 from actors.records import EnvSpec, GroupBatch, SamplingConfig
 from cluster.config import TrainConfig
@@ -16,8 +18,9 @@ from verifier_pool.pool import ScoreRequest, VerifierPool
 
 
 def env_spec(cfg: TrainConfig) -> EnvSpec:
+    """The episodes' environment, its class carried to the workers (which then need not know the registry)."""
     return EnvSpec(name=cfg.rollout.env, template=cfg.prompt, max_turns=cfg.rollout.max_turns,
-                   max_episode_tokens=cfg.rollout.max_episode_tokens)
+                   max_episode_tokens=cfg.rollout.max_episode_tokens, cls=ENVIRONMENTS[cfg.rollout.env])
 
 
 def uses_sampler_logprobs(cfg: TrainConfig) -> bool:

@@ -34,7 +34,8 @@ def grpo_batch(cfg: TrainConfig, scored: ScoredStep) -> TrainBatch | None:
     return TrainBatch(prompt_ids=[e.prompt_token_ids for e in episodes], completion_ids=[e.token_ids for e in episodes],
                       rewards=[e.reward.total for e in episodes], group_size=cfg.group_size,
                       correct=[e.correct for e in episodes], shaping=[e.reward.shaping for e in episodes],
-                      sampler_logprobs=[e.sampler_logprobs for e in episodes] if uses_sampler_logprobs(cfg) else None)
+                      sampler_logprobs=[e.sampler_logprobs for e in episodes] if uses_sampler_logprobs(cfg) else None,
+                      loss_masks=[e.loss_mask for e in episodes] if any(len(e.turns) > 1 for e in episodes) else None)
 
 
 def learn(cfg: TrainConfig, svc: Services, scored: ScoredStep, busy: BusyClock, deadline: float | None) -> Learned:

@@ -2,6 +2,7 @@
 checkpoint's held-out evaluation (`EvalRow`). Each turns itself into MLflow's flat metric names in one place."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ class GroupStats:
     timeouts: float = 0.0
     zero_spread_groups: float = 0.0
     completion_tokens: int = 0
+    programs: dict[str, int] = field(default_factory=dict)  # what the episodes' programs did (code-feedback)
 
     @classmethod
     def of(cls, groups: list[GroupBatch]) -> "GroupStats":
@@ -50,7 +52,9 @@ class GroupStats:
                    not_final=sum(r.verdict == Verdict.NOT_FINAL for r in rewards) / n,
                    timeouts=sum(r.verdict == Verdict.TIMEOUT for r in rewards) / n,
                    zero_spread_groups=sum(not has_spread(g.correct) for g in groups) / max(len(groups), 1),
-                   completion_tokens=sum(len(e.token_ids) for g in groups for e in g.episodes))
+                   completion_tokens=sum(len(e.token_ids) for g in groups for e in g.episodes),
+                   programs=dict(collections.Counter(status for g in groups for e in g.episodes
+                                                     for status in e.info.get("programs", ()))))
 
 
 @dataclass
@@ -114,6 +118,7 @@ class StepResult:
             out.update(learn_seconds=self.learn.seconds, learner_tokens_per_s=self.learn.tokens_per_s)
         if self.raft_kept is not None:
             out.update({"raft/kept": self.raft_kept, "raft/kept_groups": self.raft_kept_groups})
+        out.update({f"programs/{status}": n for status, n in self.sampled.programs.items()})
         out.update(self.curriculum)
         return {k: float(v) for k, v in out.items()}
 

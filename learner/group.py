@@ -25,7 +25,7 @@ def shard_batch(batch: TrainBatch, rank: int, world_size: int) -> TrainBatch:
 
     return TrainBatch(batch.prompt_ids[a:b], batch.completion_ids[a:b], batch.rewards[a:b], batch.group_size,
                       sampler_logprobs=cut(batch.sampler_logprobs),
-                      correct=cut(batch.correct), shaping=cut(batch.shaping))
+                      correct=cut(batch.correct), shaping=cut(batch.shaping), loss_masks=cut(batch.loss_masks))
 
 
 def shard_rows(rows: list, rank: int, world_size: int) -> list:

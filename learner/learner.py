@@ -84,6 +84,10 @@ class TrainBatch:
     sampler_logprobs: list[list[float]] | None = None
     correct: list[float] | None = None  # 1.0 for a verified answer; None: `rewards` lead the advantages
     shaping: list[float] | None = None  # the non-correctness signals in [0, 1]
+    loss_masks: list[list[int]] | None = None  # per completion token: 1 trained, 0 context (an observation); None: all 1
+
+    def trained_tokens(self) -> int:
+        return sum(map(sum, self.loss_masks)) if self.loss_masks is not None else sum(map(len, self.completion_ids))
 
 
 @dataclass
@@ -94,6 +98,7 @@ class MicroBatchTargets:
     sampler: torch.Tensor | None = None  # the sampler's log-probs (when the batch carries them)
     reference: torch.Tensor | None = None  # adapter off (when β ≠ 0)
     old: torch.Tensor | None = None  # the step's starting log-probs (when epochs > 1; else the current ones detached)
+    mask: torch.Tensor | None = None  # 1 trained, 0 an observation's token (when the batch has loss masks)
 
 
 def _flat_tokens(rows: list[list[float]], packed: PackedSequences, lengths: list[int]) -> torch.Tensor:
@@ -287,8 +292,8 @@ class LearnerCore:
                                       shaping_coef=cfg.shaping_coef, std_floor=cfg.std_floor).to(self.device)
         lengths = [len(c) for c in batch.completion_ids]
         micro = self._micro_batches(batch.prompt_ids, batch.completion_ids)
-        targets = [self._targets(m, advantages, batch.sampler_logprobs, lengths) for m in micro]
-        tokens, completions, seq_tokens = self.global_sum([float(sum(lengths)), float(len(lengths)),
+        targets = [self._targets(m, advantages, batch, lengths) for m in micro]
+        tokens, completions, seq_tokens = self.global_sum([float(batch.trained_tokens()), float(len(lengths)),
                                                             float(sum(map(len, batch.prompt_ids)) + sum(lengths))])
         normalizer = tokens if cfg.advantage != "dr_grpo" else completions * self.max_completion_tokens
         totals = dict.fromkeys(("loss", "kl", "clip_fraction", "ratio", "mismatch_kl", "tis_clipped"), 0.0)
@@ -310,12 +315,15 @@ class LearnerCore:
             seconds=seconds, step=self.step_count, version=self.version,
         )
 
-    def _targets(self, micro: PackedSequences, advantages: torch.Tensor, sampler_logprobs: list[list[float]] | None,
+    def _targets(self, micro: PackedSequences, advantages: torch.Tensor, batch: TrainBatch,
                  lengths: list[int]) -> MicroBatchTargets:
-        """A micro-batch's advantages and, before any update of the step, its sampler, reference and old log-probs."""
+        """A micro-batch's advantages, loss mask and, before any update of the step, its sampler, reference and old
+        log-probs."""
         targets = MicroBatchTargets(advantages[micro.token_rows()])
-        if sampler_logprobs is not None:
-            targets.sampler = _flat_tokens(sampler_logprobs, micro, lengths).to(self.device)
+        if batch.sampler_logprobs is not None:
+            targets.sampler = _flat_tokens(batch.sampler_logprobs, micro, lengths).to(self.device)
+        if batch.loss_masks is not None:
+            targets.mask = _flat_tokens(batch.loss_masks, micro, lengths).to(self.device)
         if self.cfg.beta != 0.0:
             targets.reference = self._no_grad_logprobs(micro, reference=True)
         if self.cfg.epochs > 1:
@@ -332,7 +340,8 @@ class LearnerCore:
         weights = None
         if targets.sampler is not None and self.tis_cap > 0:
             weights = truncated_is_weights(old, targets.sampler, self.tis_cap)
-        loss, metrics = grpo_loss(logp, old, targets.reference, targets.advantages, torch.ones_like(logp),
+        mask = targets.mask if targets.mask is not None else torch.ones_like(logp)
+        loss, metrics = grpo_loss(logp, old, targets.reference, targets.advantages, mask,
                                   clip_low=cfg.clip_low, clip_high=cfg.clip_high, beta=cfg.beta,
                                   normalizer=normalizer, is_weights=weights)
         loss.backward()
@@ -344,9 +353,13 @@ class LearnerCore:
         if targets.sampler is not None:
             with torch.no_grad():
                 log_r = old - targets.sampler
-                totals["mismatch_kl"] += float((torch.exp(log_r) - 1 - log_r).sum()) / tokens / cfg.epochs
-                if weights is not None:
-                    totals["tis_clipped"] += float((weights >= self.tis_cap).sum()) / tokens / cfg.epochs
+                mismatch, capped = torch.exp(log_r) - 1 - log_r, None if weights is None else weights >= self.tis_cap
+                if targets.mask is not None:
+                    mismatch = mismatch * targets.mask
+                    capped = None if capped is None else capped & (targets.mask > 0)
+                totals["mismatch_kl"] += float(mismatch.sum()) / tokens / cfg.epochs
+                if capped is not None:
+                    totals["tis_clipped"] += float(capped.sum()) / tokens / cfg.epochs
 
     def sft_step(self, prompt_ids: list[list[int]], targets: list[str]) -> LearnStats:
         """One supervised step on (prompt token ids, target text) pairs; see `learner.sft`."""

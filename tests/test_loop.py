@@ -456,3 +456,22 @@ def test_a_killed_learner_is_restarted_from_the_checkpoint_and_an_async_run_repe
     with pytest.raises(JobFailed, match="(?s)failed in learning: .*rlvr train --resume .*no_restart"):
         train(tiny_config(tmp_path, tiny_model_dir, "no_restart", *one_stage, "learner.restarts=0"), echo=lambda _: None,
               faults=FaultInjector(kill_learner_at=3))
+
+
+@pytest.mark.ray
+def test_code_feedback_episodes_train_through_the_same_loop(ray_cluster, tiny_model_dir, tmp_path):
+    """`rollout.env: code-feedback`: every episode is a program turn, the runner's feedback (masked), and an answer
+    turn; the rollout log keeps the transcript, MLflow counts what the programs did, the learner trains."""
+    import mlflow
+
+    code = ("rollout.env=code-feedback", "rollout.max_turns=2", "rollout.max_tokens=8", "sft.enabled=false",
+            "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
+    lines: list[str] = []
+    out = train(tiny_config(tmp_path, tiny_model_dir, "code", *code), echo=lines.append)
+    assert out["finished"] and out["steps"] == 1 and out["learner_version"] == 1
+    records = list(read_records(tmp_path / "code/rollouts.msgpack"))
+    assert len(records) == 8 and {r["env"] for r in records} == {"code-feedback"}
+    assert all("Give the final answer." in r["text"] for r in records)  # the observation between the two turns
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    counts = {k: v for k, v in client.get_run(out["run_id"]).data.metrics.items() if k.startswith("programs/")}
+    assert sum(counts.values()) == 8 and any(" programs " in line for line in lines)

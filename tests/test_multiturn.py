@@ -1,0 +1,122 @@
+"""Multi-turn episodes in the learner: observation tokens are context, never loss, and an episode's log-probs are
+one forward pass over its whole transcript (equal to what the sampler saw turn by turn)."""
+from __future__ import annotations
+
+import torch
+
+from actors.environments import EnvStep, register
+from actors.records import EnvSpec, SamplingConfig
+from learner.learner import LearnerConfig, LearnerCore, TrainBatch
+from learner.policy import PolicyConfig
+from synthesis.problem import Problem
+
+
+def learner(model_dir: str) -> LearnerCore:
+    return LearnerCore(LearnerConfig(lr=1e-3, beta=0.0, micro_batch_size=4), PolicyConfig(name=model_dir, lora_rank=4,
+                                                                                            lora_alpha=8), seed=0)
+
+
+def adapter_gradient(core: LearnerCore, batch: TrainBatch) -> torch.Tensor:
+    """The loss gradient w.r.t. the adapter for `batch` (no update)."""
+    core.model.train()
+    core.optimizer.zero_grad(set_to_none=True)
+    for param in core.trainable:
+        param.grad = None
+    micro = core._micro_batches(batch.prompt_ids, batch.completion_ids)
+    advantages = torch.tensor([1.0, -1.0])
+    lengths = [len(c) for c in batch.completion_ids]
+    for m in micro:
+        targets = core._targets(m, advantages, batch, lengths)
+        core._micro_step(m, targets, float(batch.trained_tokens()), float(batch.trained_tokens()),
+                         dict.fromkeys(("loss", "kl", "clip_fraction", "ratio", "mismatch_kl", "tis_clipped"), 0.0))
+    return torch.cat([p.grad.flatten() for p in core.master])
+
+
+def test_observation_tokens_carry_no_gradient(tiny_model_dir):
+    """Two episodes whose model turns are the same and whose final observations differ: the same gradient when
+    observations are masked; a different one when they are trained on (the test can fail)."""
+    core = learner(tiny_model_dir)
+    torch.nn.init.normal_(next(p for n, p in core.model.named_parameters() if "lora_B" in n), std=0.02)
+    prompts, turn_a, turn_b = [[5, 6, 7], [5, 6, 8]], [11, 12, 13, 14], [21, 22, 23]
+    mask = [[1] * 4 + [0] * 3, [1] * 3 + [0] * 3]
+
+    def batch(obs_a: list[int], obs_b: list[int], masks) -> TrainBatch:
+        return TrainBatch(prompts, [turn_a + obs_a, turn_b + obs_b], rewards=[1.0, 0.0], group_size=2,
+                          correct=[1.0, 0.0], loss_masks=masks)
+
+    one = adapter_gradient(core, batch([30, 31, 32], [40, 41, 42], mask))
+    other = adapter_gradient(core, batch([50, 51, 52], [60, 61, 62], mask))
+    assert one.abs().sum() > 0 and torch.equal(one, other)
+    unmasked = adapter_gradient(core, batch([30, 31, 32], [40, 41, 42], None))
+    assert not torch.allclose(unmasked, one)
+    assert batch([1, 2, 3], [4, 5, 6], mask).trained_tokens() == 7
+
+
+@register("test-twice")
+class TwiceEnv:
+    """Two model turns with an observation between them."""
+
+    def __init__(self, spec: EnvSpec) -> None:
+        self.turns = 0
+
+    def init(self, problem) -> str:
+        return problem.question
+
+    def step(self, turn_text: str) -> EnvStep:
+        self.turns += 1
+        return EnvStep(observations=[" Output: 7. Answer:"] if self.turns < 2 else [], done=self.turns >= 2)
+
+
+def test_a_multi_turn_episode_has_the_log_probs_of_one_forward_pass_over_its_transcript(tiny_model_dir):
+    """The sampler's per-token log-probs, generated turn by turn with the observation in between, equal the
+    learner's over prompt + every turn in one pass (same weights: the adapter is zero), on the model's tokens."""
+    from actors.worker import RolloutWorker
+
+    worker = RolloutWorker("hf", torch_threads=1, model=tiny_model_dir, max_batch_size=8)
+    problems = [Problem(id="p", question="What is 3 + 4?", answer="7")]
+    groups = worker.run_episodes(problems, EnvSpec("test-twice", max_turns=2), 2,
+                                 SamplingConfig(temperature=1.0, max_tokens=5, logprobs=True, seed=1))
+    core = learner(tiny_model_dir)
+    for episode in groups[0].episodes:
+        assert [t.role for t in episode.turns] == ["model", "env", "model"]
+        learned = core.completion_logprobs([episode.prompt_token_ids], [episode.token_ids])[0]
+        sampled = episode.sampler_logprobs
+        trained = [i for i, m in enumerate(episode.loss_mask) if m]
+        assert len(learned) == len(sampled) == len(episode.loss_mask)
+        assert torch.allclose(torch.tensor([learned[i] for i in trained]), torch.tensor([sampled[i] for i in trained]),
+                              atol=1e-4)
+
+
+# ------------------------------------------------------------------ code feedback
+
+
+def code_env(max_turns: int):
+    from cluster.environments import CodeFeedbackEnv
+
+    env = CodeFeedbackEnv(EnvSpec("code-feedback", max_turns=max_turns))
+    assert env.init(Problem(id="p", question="What is 3 + 4?", answer="7")).startswith("What is 3 + 4?\nWrite a Python")
+    return env
+
+
+def test_code_feedback_runs_the_program_then_asks_for_the_answer():
+    env = code_env(max_turns=2)
+    ran = env.step("```python\nprint(3 + 4)\n```")
+    assert not ran.done and ran.observations == ["\nOutput: 7\nGive the final answer.\n"]
+    answered = env.step("The program printed 7. The answer is 7.")
+    assert answered.done and answered.observations == [] and answered.info == {"programs": ["ok"]}
+
+
+def test_code_feedback_lets_a_failed_program_be_written_again_while_a_turn_for_the_answer_remains():
+    env = code_env(max_turns=3)
+    missing = env.step("I think it is 7.")
+    assert missing.observations == ["\nError: no program found\nWrite a corrected Python program that prints the answer.\n"]
+    failed = env.step("```python\nprint(3 +)\n```")
+    assert failed.observations[0].startswith("\nError: SyntaxError") and failed.observations[0].endswith("Give the final answer.\n")
+    assert env.step("7").done and env.programs == ["no_code", "error"]
+
+
+def test_a_hostile_program_in_an_episode_stays_contained(tmp_path):
+    target = tmp_path / "escaped"
+    env = code_env(max_turns=2)
+    step = env.step(f"```python\nopen({str(target)!r}, 'w').write('x')\nprint(7)\n```")
+    assert env.programs == ["error"] and not target.exists() and step.observations[0].startswith("\nError: ")
