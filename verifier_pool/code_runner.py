@@ -8,9 +8,15 @@ hostile code:
 - resource limits set before the program starts: address space (`RLIMIT_AS`), CPU seconds (`RLIMIT_CPU`), no new
   processes (`RLIMIT_NPROC` = 0 after dropping root: fork bombs fail at the first fork), file size
   (`RLIMIT_FSIZE`), open files; its own network namespace where the kernel lets us make one (no network);
-- inside, before the program runs, an audit hook (PEP 578: it cannot be removed from Python) that refuses
-  imports other than `math`, `fractions` and `sympy` (and what SymPy needs), process creation, `os.system`,
-  sockets, `ctypes`, and opening files for writing outside the working directory;
+- Landlock, applied by the kernel before the program runs and irreversible: the child may read and execute files
+  under the interpreter's own directories only (no `/proc`, `/tmp`, `/home`, `/etc`), and create, write, rename or
+  remove nothing anywhere (a program prints its answer; it keeps no files, so it cannot fill a disk either), nor
+  open a TCP connection or signal a process outside itself. Where the kernel has no Landlock the child refuses to
+  run the program (`containment_available()` says so; code-feedback training is refused there);
+- a second layer inside, whose policy no name the program can reach holds: an audit hook (PEP 578: it cannot be
+  removed from Python) that refuses imports other than `math`, `fractions` and `sympy` (and what SymPy needs),
+  process creation, `os.system`, sockets, `ctypes`, opening files for writing, and the calls that could find the
+  hook (`gc.get_objects`, `sys._getframe`, …);
 - a wall-clock deadline after which the whole process group is killed; stdout and stderr are cut at
   `max_output` bytes.
 
@@ -19,6 +25,7 @@ hostile code:
 """
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import signal
@@ -89,6 +96,13 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 1024, max_o
         out, err = (r.result() for r in readers)
     return CodeResult(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                       time.monotonic() - start, proc.returncode)
+
+
+@functools.lru_cache(maxsize=1)
+def containment_available() -> bool:
+    """Whether this machine can run a program behind the kernel-enforced confinement (Landlock)."""
+    result = run_python("print(1)", timeout=30)
+    return result.status == "ok" and result.stdout == "1\n"
 
 
 class _Drain:
