@@ -113,6 +113,7 @@ class GroupBatch:
 
     problem: Any
     episodes: list[Episode]
+    role: str = "solver"  # solver: answers a problem; verifier: judges a solver's answer (solver-verifier)
 
     @property
     def correct(self) -> list[float]:

@@ -1,11 +1,12 @@
 """Environments that need more than the rollout service: `code-feedback` runs the model's programs in the contained
-runner (`verifier_pool.code_runner`). Registered by name beside `answer`; `rollout.env` picks one and the episode
+runner (`verifier_pool.code_runner`); `solver-verifier`'s solver answers once and its verifier role is sampled by
+the loop on the scored answers (`cluster.verifier_role`). Registered by name beside `answer`; `rollout.env` picks one and the episode
 spec carries its class to the rollout workers."""
 from __future__ import annotations
 
 from typing import Any
 
-from actors.environments import EnvStep, register
+from actors.environments import AnswerEnv, EnvStep, register
 from actors.records import EnvSpec
 from cluster.agents import extract_program
 from synthesis.agent_data import CODE_PROMPT, output_feedback
@@ -45,3 +46,9 @@ class CodeFeedbackEnv:
         self.answering = last_program
         prompt = ANSWER_NOW if last_program else WRITE_AGAIN
         return EnvStep(observations=["\n" + feedback + prompt], done=False, info={"programs": self.programs})
+
+
+@register("solver-verifier")
+class SolverEnv(AnswerEnv):
+    """The solver role of solver-verifier: one answer turn, scored by the pool; the loop then samples the verifier
+    role on the scored answers (`cluster.verifier_role`)."""

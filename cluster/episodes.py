@@ -13,6 +13,7 @@ from actors.fleet import RolloutFleet
 from actors.records import EnvSpec, GroupBatch, SamplingConfig
 from cluster.config import TrainConfig
 from cluster.records import ScoredStep
+from cluster.verifier_role import verifier_groups
 from learner.grpo import has_spread
 from verifier_pool.pool import ScoreRequest, VerifierPool
 
@@ -86,8 +87,15 @@ def sample_step(cfg: TrainConfig, fleet: RolloutFleet, pool: VerifierPool, probl
                                      score_seconds=scored.score_seconds + more.score_seconds,
                                      rollout_span=(scored.rollout_span[0], more.rollout_span[1]))
         extra, round_ = extra + len(fresh), round_ + 1
-    return dataclasses.replace(scored, trained=select_groups(scored.groups, full, resampled=extra > 0),
-                               extra_problems=extra)
+    scored = dataclasses.replace(scored, trained=select_groups(scored.groups, full, resampled=extra > 0),
+                                 extra_problems=extra)
+    if cfg.rollout.env == "solver-verifier":
+        start = time.perf_counter()
+        scored.verifier = verifier_groups(fleet, scored.kept, cfg.group_size, training_sampling(cfg, seed + 104_729),
+                                          stall_seconds=stall_seconds)
+        scored.rollout_seconds += time.perf_counter() - start
+        scored.rollout_span = (scored.rollout_span[0], time.perf_counter())
+    return scored
 
 
 def select_groups(groups: list[GroupBatch], full: int, *, resampled: bool) -> list[bool]:

@@ -27,7 +27,7 @@ class Learned:
 
 def grpo_batch(cfg: TrainConfig, scored: ScoredStep) -> TrainBatch | None:
     """The trained groups' episodes, group by group (groups without spread left out under `drop_zero_spread`)."""
-    groups = [g for g in scored.kept if not cfg.drop_zero_spread or has_spread(g.correct)]
+    groups = [g for g in scored.learned if not cfg.drop_zero_spread or has_spread(g.correct)]
     episodes = [e for g in groups for e in g.episodes]
     if not episodes:
         return None

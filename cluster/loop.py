@@ -32,6 +32,7 @@ from cluster.schedule import (RunState, replacement_problems, stage_curriculum, 
 from cluster.services import (FaultInjector, JobFailed, LearnerDied, Services, check_canaries, connect_ray,
                               learner_died, release, resolve_model, start_services)
 from cluster.tracking import Tracker
+from cluster.verifier_role import VerifierStats
 from cluster.warm_start import warm_start
 from cluster.watchdog import BusyClock, Watchdog
 from learner.grpo import has_spread
@@ -145,7 +146,8 @@ def staleness_of(scored: ScoredStep, learner_version: int) -> float:
 def step_result(cfg: TrainConfig, scored: ScoredStep, learned, state: RunState, health, staleness: float,
                 curriculum: Curriculum, times: StepTimes, stage_end: str | None) -> StepResult:
     with_spread = sum(has_spread(g.correct) for g in scored.groups)
-    return StepResult(step=state.step, stage=state.stage, trained=GroupStats.of(scored.kept),
+    verifier = VerifierStats.of(scored.verifier) if cfg.rollout.env == "solver-verifier" else None
+    return StepResult(step=state.step, stage=state.stage, trained=GroupStats.of(scored.kept), verifier=verifier,
                       sampled=GroupStats.of(scored.groups), extra_problems=scored.extra_problems,
                       shortfall=max(0, cfg.batch_size - with_spread),
                       staleness=staleness, health=health, times=times, learn=learned.stats,
@@ -162,7 +164,8 @@ def log_step(loop: Loop, state: RunState, scored: ScoredStep, result: StepResult
     loop.tracker.log_metrics(result.metrics(), step=state.step)
     stage = cfg.stages[state.stage].name
     records = [{"step": state.step, "stage": stage, **record}
-               for g, trained in zip(scored.groups, scored.trained) for record in episode_records(cfg, g, trained)]
+               for g, trained in list(zip(scored.groups, scored.trained)) + [(g, True) for g in scored.verifier]
+               for record in episode_records(cfg, g, trained)]
     append_records(loop.run_dir / "rollouts.msgpack", records)
     loop.recent.extend(records)
     loop.echo(step_line(cfg, state, len(loop.pool), loop.length, result))
@@ -173,7 +176,7 @@ def episode_records(cfg: TrainConfig, group, trained: bool) -> list[dict]:
     p = group.problem
     return [{"problem_id": p.id, "question": p.question, "gold": p.answer, "form": p.form, "topic": p.topic,
              "difficulty": p.meta.get("d"), "trained": trained, "policy": cfg.verifier.answer_policy,
-             "verifier_version": e.reward.verifier_version, "text": e.transcript, "env": e.env,
+             "verifier_version": e.reward.verifier_version, "text": e.transcript, "env": e.env, "role": group.role,
              "policy_version": e.policy_version, "finish_reason": e.finish_reason, "reward": e.reward.to_dict()}
             for e in group.episodes]
 

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from actors.records import GroupBatch
+from cluster.verifier_role import VerifierStats
 from learner.grpo import has_spread
 from learner.learner import LearnStats
 from verifier_pool.reward import RewardWeights, Verdict
@@ -22,10 +23,16 @@ class ScoredStep:
     score_seconds: float = 0.0
     rollout_span: tuple[float, float] = (0.0, 0.0)  # perf_counter start and end of sampling
     extra_problems: int = 0  # sampled to replace groups with no correctness spread
+    verifier: list[GroupBatch] = field(default_factory=list)  # solver-verifier: groups judging the solver's answers
 
     @property
     def kept(self) -> list[GroupBatch]:
         return [g for g, t in zip(self.groups, self.trained) if t]
+
+    @property
+    def learned(self) -> list[GroupBatch]:
+        """What the learner gets: the kept solver groups, then the verifier groups."""
+        return self.kept + self.verifier
 
 
 @dataclass
@@ -98,6 +105,7 @@ class StepResult:
     raft_kept_groups: float | None = None
     curriculum: dict[str, float] = field(default_factory=dict)
     stage_end: str | None = None  # why this step ended its stage, if it did
+    verifier: VerifierStats | None = None  # solver-verifier: how the verifier role judged
 
     def metrics(self) -> dict[str, float]:
         """MLflow's flat names."""
@@ -119,6 +127,9 @@ class StepResult:
         if self.raft_kept is not None:
             out.update({"raft/kept": self.raft_kept, "raft/kept_groups": self.raft_kept_groups})
         out.update({f"programs/{status}": n for status, n in self.sampled.programs.items()})
+        if self.verifier is not None:
+            out.update({"verifier/approve_right": self.verifier.approve_right,
+                        "verifier/approve_wrong": self.verifier.approve_wrong, "verifier/groups": self.verifier.groups})
         out.update(self.curriculum)
         return {k: float(v) for k, v in out.items()}
 

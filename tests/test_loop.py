@@ -475,3 +475,35 @@ def test_code_feedback_episodes_train_through_the_same_loop(ray_cluster, tiny_mo
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     counts = {k: v for k, v in client.get_run(out["run_id"]).data.metrics.items() if k.startswith("programs/")}
     assert sum(counts.values()) == 8 and any(" programs " in line for line in lines)
+
+
+@pytest.mark.ray
+def test_solver_verifier_trains_both_roles_through_the_same_loop(ray_cluster, tiny_model_dir, tmp_path):
+    """`rollout.env: solver-verifier`: each trained solver group gives the verifier its answers to judge; the
+    verifier groups are logged (role verifier) and learned beside the solver groups, approval rates are logged."""
+    import mlflow
+
+    both = ("rollout.env=solver-verifier", "sft.enabled=false",
+            "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 4}]")
+    lines: list[str] = []
+    out = train(tiny_config(tmp_path, tiny_model_dir, "sv", *both), echo=lines.append)
+    assert out["finished"] and out["steps"] == 1
+    records = list(read_records(tmp_path / "sv/rollouts.msgpack"))
+    solver = [r for r in records if r["role"] == "solver"]
+    verifier = [r for r in records if r["role"] == "verifier"]
+    groups = {}
+    for r in solver:
+        groups.setdefault(r["problem_id"], []).append(r["reward"]["verdict"] == "correct")
+    judged = sum(2 if len(set(v)) == 2 else 1 for v in groups.values())
+    assert len(solver) == 8 and len(verifier) == 2 * judged  # G = 2 replies per judged answer
+    assert all(r["question"].endswith("then say CORRECT or WRONG.") for r in verifier)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    metrics = client.get_run(out["run_id"]).data.metrics
+    def approval(gold: str) -> float:
+        replies = [r["reward"]["extracted"] == "CORRECT" for r in verifier if r["gold"] == gold]
+        return sum(replies) / max(len(replies), 1)
+
+    assert metrics["verifier/groups"] == judged
+    assert metrics["verifier/approve_right"] == pytest.approx(approval("CORRECT"))
+    assert metrics["verifier/approve_wrong"] == pytest.approx(approval("WRONG"))
+    assert any("verifier approves right" in line for line in lines)

@@ -120,3 +120,38 @@ def test_a_hostile_program_in_an_episode_stays_contained(tmp_path):
     env = code_env(max_turns=2)
     step = env.step(f"```python\nopen({str(target)!r}, 'w').write('x')\nprint(7)\n```")
     assert env.programs == ["error"] and not target.exists() and step.observations[0].startswith("\nError: ")
+
+
+# ------------------------------------------------------------------ solver-verifier
+
+
+def test_the_verifier_reward_is_agreement_with_sympys_verdict_on_the_judged_answer():
+    import dataclasses
+
+    from actors.records import Episode, GroupBatch, Turn
+    from cluster.verifier_role import VerifierStats, agreement, check_problem, judged_solutions, verdict_word
+    from verifier_pool.reward import Verdict, error_breakdown
+
+    assert [verdict_word(t) for t in ("… so it is CORRECT.", "It is INCORRECT.", "WRONG, then CORRECT", "UNCLEAR",
+                                      "no idea")] == ["CORRECT", "WRONG", "CORRECT", "UNCLEAR", None]
+    assert [agreement(t, "WRONG").total for t in ("WRONG", "INCORRECT", "CORRECT", "UNCLEAR", "")] == [1, 1, 0, 0, 0]
+    assert agreement("It checks out: CORRECT", "CORRECT").verdict == Verdict.CORRECT
+
+    def solver_group(pid: str, verdicts: list[str]) -> GroupBatch:
+        problem = Problem(id=pid, question="What is 3 + 4?", answer="7")
+        return GroupBatch(problem, [Episode(pid, "solver-verifier", "", [], [Turn("model", f"answer {j}", [1])],
+                                            reward=dataclasses.replace(error_breakdown(Verdict(v))))
+                                    for j, v in enumerate(verdicts)])
+
+    groups = [solver_group("a", ["wrong", "correct", "correct"]), solver_group("b", ["not_final", "wrong", "wrong"])]
+    assert [(g.problem.id, j) for g, j in judged_solutions(groups)] == [("a", 1), ("a", 0), ("b", 0)]
+    right, wrong = check_problem(groups[0], 1), check_problem(groups[1], 0)
+    assert right.answer == "CORRECT" and wrong.answer == "WRONG" and right.id == "a/check1"
+    assert "Proposed solution:\nanswer 1\n" in right.question and right.question.startswith("What is 3 + 4?")
+
+    def verifier_group(problem: Problem, replies: list[str]) -> GroupBatch:
+        return GroupBatch(problem, [Episode(problem.id, "answer", "", [], [Turn("model", r, [1])],
+                                            reward=agreement(r, problem.answer)) for r in replies], role="verifier")
+
+    stats = VerifierStats.of([verifier_group(right, ["CORRECT", "WRONG"]), verifier_group(wrong, ["CORRECT"] * 3 + ["WRONG"])])
+    assert (stats.approve_right, stats.approve_wrong, stats.groups) == (0.5, 0.75, 2)
