@@ -128,6 +128,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cluster.config import ConfigError, load_config
 
     overrides = list(args.set or [])
+    if args.env:
+        overrides = [f"rollout.env={args.env}"] + (["rollout.max_turns=2"] if args.env == "code-feedback" else []) + overrides
     config_path = args.config
     if args.resume:
         saved = pathlib.Path(args.resume) / "config.yaml"
@@ -369,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. learner.lr=2e-5 (repeatable)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     train.add_argument("--force", action="store_true", help="resume even though a data-affecting setting changed")
+    train.add_argument("--env", choices=("answer", "code-feedback", "solver-verifier"),
+                       help="the episodes' environment (rollout.env; code-feedback also sets rollout.max_turns=2); "
+                            "the SFT warm start adds the agent's turns")
     train.set_defaults(func=_cmd_train)
     audit = sub.add_parser("audit-split", help="count facts shared between pretraining, SFT, GRPO and held-out data")
     audit.add_argument("--preset", default="tiny")

@@ -41,11 +41,17 @@ class CodeFeedbackEnv:
         result = run_python(program, timeout=PROGRAM_SECONDS) if program else None
         status = result.status if result else "no_code"
         self.programs.append(status)
-        feedback = output_feedback(status, result.stdout if result else "", result.stderr if result else "")
         last_program = status == "ok" or self.turns + 2 > self.max_turns  # a retry must leave a turn to answer
         self.answering = last_program
-        prompt = ANSWER_NOW if last_program else WRITE_AGAIN
-        return EnvStep(observations=["\n" + feedback + prompt], done=False, info={"programs": self.programs})
+        observation = program_observation(status, result.stdout if result else "", result.stderr if result else "",
+                                          answer_next=last_program)
+        return EnvStep(observations=[observation], done=False, info={"programs": self.programs})
+
+
+def program_observation(status: str, stdout: str, stderr: str, *, answer_next: bool) -> str:
+    """What the model reads after a program turn: what the program did, then what to write next (the SFT warm start
+    builds its transcripts with the same text)."""
+    return "\n" + output_feedback(status, stdout, stderr) + (ANSWER_NOW if answer_next else WRITE_AGAIN)
 
 
 @register("solver-verifier")

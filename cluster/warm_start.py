@@ -5,10 +5,12 @@ from __future__ import annotations
 import collections
 import random
 
+from actors.engine import encode_prompts
 from cluster.config import ConfigError, TrainConfig
 from cluster.data import sft_problems
 from cluster.services import Services
 from cluster.tracking import Tracker
+from synthesis.agent_data import CODE_PROMPT
 from synthesis.problem import solution_text
 from verifier_pool.pool import ScoreRequest
 from verifier_pool.reward import Verdict
@@ -20,8 +22,6 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
     goes to every worker."""
     import ray
 
-    from actors.engine import encode_prompts
-
     if cfg.sft.data:
         rows = verified_sft_rows(cfg, svc, exclude, tracker, echo)
         prompts = [r.prompt if r.turn else cfg.prompt.format(question=r.prompt) for r in rows]
@@ -30,6 +30,10 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
         problems = sft_problems(cfg, exclude)
         prompts = [cfg.prompt.format(question=p.question) for p in problems]
         targets = [solution_text(p, cfg.sft.target) for p in problems]
+        agent_prompts, agent_targets = agent_rows(cfg, problems, svc.tokenizer)
+        prompts, targets = prompts + agent_prompts, targets + agent_targets
+        if agent_targets:
+            echo(f"[sft] {len(problems)} plain solutions and {len(agent_targets)} {cfg.rollout.env} turns")
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
     rng = random.Random(cfg.seed)
     prompt_ids = encode_prompts(svc.tokenizer, prompts)
@@ -66,3 +70,31 @@ def verified_sft_rows(cfg: TrainConfig, svc: Services, exclude: set[str], tracke
     if not kept:
         raise ConfigError(f"sft.data {cfg.sft.data}: no row is fit to train on ({counts})")
     return kept
+
+
+def agent_rows(cfg: TrainConfig, problems: list, tokenizer) -> tuple[list, list[str]]:
+    """The agent turns an agent environment's episodes need, in the token layout of those episodes (a later turn's
+    prompt is the episode so far, as token ids): for `code-feedback` the program turn and the answer turn after its
+    output; for `solver-verifier` the verifier's checks of a right and of a wrong solution. None for `answer`."""
+    from cluster.environments import program_observation
+    from learner.sft import encode_target
+    from synthesis.agent_data import agent_turns, expression_of, program_for
+    from synthesis.problem import worked_solution
+
+    if cfg.rollout.env == "solver-verifier":
+        checks = [r for r in agent_turns(problems, seed=cfg.seed) if r["kind"] == "check"]
+        return [r["prompt"] for r in checks], [r["target"] for r in checks]
+    if cfg.rollout.env != "code-feedback":
+        return [], []
+    prompts, targets = [], []
+    for p in problems:
+        expression = expression_of(p)
+        if expression is None:
+            continue
+        program_turn = f"```python\n{program_for(expression)}\n```"
+        question = encode_prompts(tokenizer, [CODE_PROMPT.format(question=p.question)])[0]
+        observation = program_observation("ok", p.answer, "", answer_next=True)
+        prompts += [question, question + encode_target(tokenizer, program_turn)
+                    + tokenizer(observation, add_special_tokens=False).input_ids]
+        targets += [program_turn, worked_solution([f"The program printed {p.answer}."], p.answer)]
+    return prompts, targets

@@ -155,3 +155,32 @@ def test_the_verifier_reward_is_agreement_with_sympys_verdict_on_the_judged_answ
 
     stats = VerifierStats.of([verifier_group(right, ["CORRECT", "WRONG"]), verifier_group(wrong, ["CORRECT"] * 3 + ["WRONG"])])
     assert (stats.approve_right, stats.approve_wrong, stats.groups) == (0.5, 0.75, 2)
+
+
+def test_the_code_feedback_warm_start_writes_its_turns_in_the_episodes_token_layout(tiny_model_dir):
+    """The answer turn's SFT prompt is the episode so far (question, program turn with its EOS, the runner's
+    observation) as token ids, and that observation is what the environment answers to the same program."""
+    from transformers import AutoTokenizer
+
+    from actors.engine import encode_prompts
+    from cluster.config import load_config
+    from cluster.environments import CodeFeedbackEnv
+    from cluster.warm_start import agent_rows
+    from learner.sft import encode_target
+    from synthesis.generators import generate_problems
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    problems = generate_problems(3, 1, topics={"mental_math": 1}, seed=5, split="train")
+    prompts, targets = agent_rows(load_config("tiny", overrides=["rollout.env=code-feedback", "rollout.max_turns=2"]),
+                                  problems, tokenizer)
+    assert len(prompts) == len(targets) == 6
+    question = encode_prompts(tokenizer, [f"{problems[0].question}\nWrite a Python program that prints the answer."])[0]
+    env = CodeFeedbackEnv(EnvSpec("code-feedback", max_turns=2))
+    observation = env.step(targets[0]).observations[0]
+    assert prompts[0] == question and targets[0].startswith("```python\nprint(")
+    assert prompts[1] == question + encode_target(tokenizer, targets[0]) + tokenizer(observation, add_special_tokens=False).input_ids
+    assert observation == f"\nOutput: {problems[0].answer}\nGive the final answer.\n"
+    assert targets[1].endswith(f"<final_answer>{problems[0].answer}</final_answer></response>")
+    checks = agent_rows(load_config("tiny", overrides=["rollout.env=solver-verifier"]), problems, tokenizer)
+    assert checks[0] and all(t.endswith(("CORRECT", "WRONG")) for t in checks[1])
+    assert agent_rows(load_config("tiny"), problems, tokenizer) == ([], [])
