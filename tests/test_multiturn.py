@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from actors.environments import EnvStep, register
+from tests.test_step import EchoEnv  # noqa: F401 - registers the two-turn test environment `test-echo`
 from actors.records import EnvSpec, SamplingConfig
 from learner.learner import LearnerConfig, LearnerCore, TrainBatch
 from learner.policy import PolicyConfig
@@ -52,21 +52,6 @@ def test_observation_tokens_carry_no_gradient(tiny_model_dir):
     assert batch([1, 2, 3], [4, 5, 6], mask).trained_tokens() == 7
 
 
-@register("test-twice")
-class TwiceEnv:
-    """Two model turns with an observation between them."""
-
-    def __init__(self, spec: EnvSpec) -> None:
-        self.turns = 0
-
-    def init(self, problem) -> str:
-        return problem.question
-
-    def step(self, turn_text: str) -> EnvStep:
-        self.turns += 1
-        return EnvStep(observations=[" Output: 7. Answer:"] if self.turns < 2 else [], done=self.turns >= 2)
-
-
 def test_a_multi_turn_episode_has_the_log_probs_of_one_forward_pass_over_its_transcript(tiny_model_dir):
     """The sampler's per-token log-probs, generated turn by turn with the observation in between, equal the
     learner's over prompt + every turn in one pass (same weights: the adapter is zero), on the model's tokens."""
@@ -74,11 +59,11 @@ def test_a_multi_turn_episode_has_the_log_probs_of_one_forward_pass_over_its_tra
 
     worker = RolloutWorker("hf", torch_threads=1, model=tiny_model_dir, max_batch_size=8)
     problems = [Problem(id="p", question="What is 3 + 4?", answer="7")]
-    groups = worker.run_episodes(problems, EnvSpec("test-twice", max_turns=2), 2,
+    groups = worker.run_episodes(problems, EnvSpec("test-echo", max_turns=2), 2,
                                  SamplingConfig(temperature=1.0, max_tokens=5, logprobs=True, seed=1))
     core = learner(tiny_model_dir)
     for episode in groups[0].episodes:
-        assert [t.role for t in episode.turns] == ["model", "env", "model"]
+        assert [t.role for t in episode.turns] == ["model", "env", "model", "env"]
         learned = core.completion_logprobs([episode.prompt_token_ids], [episode.token_ids])[0]
         sampled = episode.sampler_logprobs
         trained = [i for i, m in enumerate(episode.loss_mask) if m]
