@@ -5,6 +5,7 @@
 #   bash bench/gpu_throughput.sh overlap   # rlvr train, 0.5B shape: async_steps 0 vs 1 (step seconds, GPU idle);
 #                                          # the async run starts from a 2-step SFT, so vLLM's merge path runs too
 #   bash bench/gpu_throughput.sh trl       # bench/vs_trl.py --gpu: TRL GRPOTrainer (vLLM colocated) vs rlvr train
+#   bash bench/gpu_throughput.sh multiturn # bench/multiturn_rollout.py --engine vllm: 4-turn vs 1-turn episodes, same tokens
 set -uo pipefail
 export MLFLOW_ALLOW_FILE_STORE=true PYTHONPATH=/tmp/site:$PWD:/tmp/site-extra VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 \
   MLFLOW_TRACKING_URI=file:///tmp/mlruns TOKENIZERS_PARALLELISM=false
@@ -19,5 +20,6 @@ case "${1:-}" in
     python3 bench/vs_trl.py --gpu --only rlvr --steps "$STEPS" --out "$OUT" --name overlap-async.json --set async_steps=1 \
       --set sft.enabled=true --set sft.steps=2 --set sft.problems=64 --set sft.batch_size=32 2>&1 | grep -E "step|sft|merged|held-out|Error|error|rlvr|{" | tail -30 ;;
   trl) python3 bench/vs_trl.py --gpu --steps "$STEPS" --out "$OUT" "${@:2}" 2>&1 | grep -vi "warn" | tail -40 ;;
-  *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl"; exit 2 ;;
+  multiturn) python3 bench/multiturn_rollout.py --engine vllm --out "$OUT" "${@:2}" 2>&1 | grep -E "^\{|Error|error" | tail -12 ;;
+  *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn"; exit 2 ;;
 esac
