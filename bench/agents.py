@@ -94,7 +94,7 @@ def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, sft_steps: int,
                 "GRPO": work / f"agents{seed}" / "stages" / cfg.stages[-1].name / "adapter"}
     env = dict(os.environ, SYMPY_RLVR_CACHE=str(cache), RAY_DEDUP_LOGS="0")
     return {"seed": seed, "model": model, "sft_rows": kinds, "train_minutes": train["minutes"],
-            "heldout": len(problems), "evals": train["evals"],
+            "heldout": len(problems), "evals": [row.to_dict() for row in train["evals"]],
             "after": {after: {"solver_verifier": eval_agent("solver-verifier", 3, adapter, heldout,
                                                             work / f"sv{seed}-{after}.json", env, model),
                               "code_feedback": eval_agent("code-feedback", 2, adapter, heldout,

@@ -55,7 +55,8 @@ def extract_program(text: str) -> str | None:
 
 def iteration_row(iteration: int, correct: list[bool]) -> dict:
     low, high = bootstrap_interval([float(c) for c in correct])
-    return {"iteration": iteration, "accuracy": sum(correct) / max(len(correct), 1), "ci": [low, high]}
+    return {"iteration": iteration, "accuracy": sum(correct) / max(len(correct), 1), "ci": [low, high],
+            "per_problem": [float(c) for c in correct]}
 
 
 def solver_verifier(problems: list[Problem], solve_prompts: list[str], generate: Generate, check: Generate,

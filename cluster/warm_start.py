@@ -75,14 +75,15 @@ def verified_sft_rows(cfg: TrainConfig, svc: Services, exclude: set[str], tracke
 def agent_rows(cfg: TrainConfig, problems: list, tokenizer) -> tuple[list, list[str]]:
     """The agent turns an agent environment's episodes need, in the token layout of those episodes (a later turn's
     prompt is the episode so far, as token ids): for `code-feedback` the program turn and the answer turn after its
-    output; for `solver-verifier` the verifier's checks of a right and of a wrong solution. None for `answer`."""
+    output; for `solver-verifier` the verifier's checks of a right and of a wrong solution, and the revision of the wrong
+    one after its critique (the loop `rlvr eval --agent solver-verifier` runs). None for `answer`."""
     from cluster.environments import program_observation
     from learner.sft import encode_target
     from synthesis.agent_data import agent_turns, expression_of, program_for
     from synthesis.problem import worked_solution
 
     if cfg.rollout.env == "solver-verifier":
-        checks = [r for r in agent_turns(problems, seed=cfg.seed) if r["kind"] == "check"]
+        checks = [r for r in agent_turns(problems, seed=cfg.seed) if r["kind"] in ("check", "revise")]
         return [r["prompt"] for r in checks], [r["target"] for r in checks]
     if cfg.rollout.env != "code-feedback":
         return [], []

@@ -141,8 +141,8 @@ def test_rlvr_eval_agent_reports_accuracy_per_iteration(ray_cluster, tiny_model_
     assert report["agent"] == agent and report["problems"] == 3
     # The tiny model, greedy, in 8 tokens: no right answer, never the (untrained) word CORRECT, never a whole fenced
     # program. So every solution is checked once and rejected, and every problem is asked for a program twice.
-    assert report["iterations"] == [{"iteration": 1, "accuracy": 0.0, "ci": [0.0, 0.0]},
-                                    {"iteration": 2, "accuracy": 0.0, "ci": [0.0, 0.0]}]
+    assert report["iterations"] == [{"iteration": 1, "accuracy": 0.0, "ci": [0.0, 0.0], "per_problem": [0.0] * 3},
+                                    {"iteration": 2, "accuracy": 0.0, "ci": [0.0, 0.0], "per_problem": [0.0] * 3}]
     if agent == "solver-verifier":
         assert report["verifier"] == {"approved_right": 0, "approved_wrong": 0, "rejected_right": 0, "rejected_wrong": 3}
     else:

@@ -167,5 +167,6 @@ def test_the_code_feedback_warm_start_writes_its_turns_in_the_episodes_token_lay
     assert observation == f"\nOutput: {problems[0].answer}\nGive the final answer.\n"
     assert targets[1].endswith(f"<final_answer>{problems[0].answer}</final_answer></response>")
     checks = agent_rows(load_config("tiny", overrides=["rollout.env=solver-verifier"]), problems, tokenizer)
-    assert checks[0] and all(t.endswith(("CORRECT", "WRONG")) for t in checks[1])
+    assert checks[0] and all(t.endswith(("CORRECT", "WRONG", "</response>")) for t in checks[1])
+    assert any(t.endswith("CORRECT") for t in checks[1]) and any(t.endswith("WRONG") for t in checks[1])
     assert agent_rows(load_config("tiny"), problems, tokenizer) == ([], [])
