@@ -76,8 +76,6 @@ class RolloutWorker:
             next_sampling = sampling if sampling.seed is None else dataclasses.replace(sampling, seed=sampling.seed + 7_777 * turn)
             rows = self.generate(contexts, 1, next_sampling, [episode.problem_id for episode, _ in live])
             live = [(episode, e, row[0]) for (episode, e), row in zip(live, rows)]
-        for episode, *_ in live:
-            episode.truncated = episode.truncated or not episode.done
         return groups
 
     def _step_envs(self, pairs: list) -> list[EnvStep]:

@@ -35,8 +35,13 @@ MAX_READ_CHARS = 20_000  # of a completion, before any search in it
 def approves(reply: str) -> bool:
     """A verifier reply that accepts the solution: its last verdict word is CORRECT (INCORRECT counts as WRONG);
     a reply with neither rejects."""
-    text = reply[-MAX_READ_CHARS:].upper().replace("IN" + APPROVAL, REJECTION)
+    text = verdict_text(reply)
     return text.rfind(APPROVAL) > text.rfind(REJECTION)
+
+
+def verdict_text(reply: str) -> str:
+    """A reply's tail, upper-cased, with INCORRECT spelled WRONG: where its verdict words are searched."""
+    return reply[-MAX_READ_CHARS:].upper().replace("IN" + APPROVAL, REJECTION)
 
 
 def extract_program(text: str) -> str | None:

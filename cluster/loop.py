@@ -80,7 +80,8 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
     push_seconds = push_unpushed(loop, svc)
     curriculum = observe(Curriculum.from_dict(state.curriculum), cfg.curriculum,
                          [(g.problem, [e.correct == 1.0 for e in g.episodes]) for g in scored.groups])
-    loop.rolling.append(GroupStats.of(scored.groups).accuracy)
+    sampled = GroupStats.of(scored.groups)
+    loop.rolling.append(sampled.accuracy)
     stage_end = stage_end_reason(cfg, state, loop.length, curriculum, list(loop.rolling),
                                  state.stage_seconds + time.perf_counter() - window)
     done = dataclasses.replace(state, step=step, stage_step=state.stage_step + 1, curriculum=curriculum.to_dict(),
@@ -101,7 +102,7 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
         push_seconds += push(loop, svc, learned.weights)
     now = time.perf_counter()
     state = dataclasses.replace(done, stage_seconds=state.stage_seconds + now - window)
-    result = step_result(cfg, scored, learned, state, health, staleness, curriculum,
+    result = step_result(cfg, scored, sampled, learned, state, health, staleness, curriculum,
                          StepTimes(scored.rollout_seconds, scored.score_seconds, learned.stats.seconds if learned.stats
                                    else 0.0, push_seconds, now - window, loop.busy.idle(window, now)), stage_end)
     log_step(loop, state, scored, result)
@@ -143,12 +144,12 @@ def staleness_of(scored: ScoredStep, learner_version: int) -> float:
     return learner_version - sum(versions) / max(len(versions), 1)
 
 
-def step_result(cfg: TrainConfig, scored: ScoredStep, learned, state: RunState, health, staleness: float,
+def step_result(cfg: TrainConfig, scored: ScoredStep, sampled: GroupStats, learned, state: RunState, health, staleness: float,
                 curriculum: Curriculum, times: StepTimes, stage_end: str | None) -> StepResult:
     with_spread = sum(has_spread(g.correct) for g in scored.groups)
     verifier = VerifierStats.of(scored.verifier) if cfg.rollout.env == "solver-verifier" else None
     return StepResult(step=state.step, stage=state.stage, trained=GroupStats.of(scored.kept), verifier=verifier,
-                      sampled=GroupStats.of(scored.groups), extra_problems=scored.extra_problems,
+                      sampled=sampled, extra_problems=scored.extra_problems,
                       shortfall=max(0, cfg.batch_size - with_spread),
                       staleness=staleness, health=health, times=times, learn=learned.stats,
                       raft_kept=learned.raft_kept, raft_kept_groups=learned.raft_kept_groups,

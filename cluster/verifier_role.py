@@ -12,17 +12,17 @@ import dataclasses
 from dataclasses import dataclass
 
 from actors.records import EnvSpec, GroupBatch, SamplingConfig
+from cluster.agents import verdict_text
 from synthesis.agent_data import APPROVAL, CHECK_PROMPT, REJECTION, shown
 from synthesis.problem import Problem
 from verifier_pool.reward import RewardBreakdown, Verdict
 
-MAX_READ_CHARS = 20_000
 UNCLEAR = "UNCLEAR"
 
 
 def verdict_word(reply: str) -> str | None:
     """The last of CORRECT / WRONG (INCORRECT counts as WRONG) / UNCLEAR in a reply, or None."""
-    text = reply[-MAX_READ_CHARS:].upper().replace("IN" + APPROVAL, REJECTION)
+    text = verdict_text(reply)
     found = {word: text.rfind(word) for word in (APPROVAL, REJECTION, UNCLEAR)}
     word, at = max(found.items(), key=lambda item: item[1])
     return word if at >= 0 else None

@@ -61,9 +61,8 @@ def _readable() -> list[str]:
     return sorted(p for p in roots if os.path.isdir(p))
 
 
-def _install_hook() -> None:
+def _install_hook(allowed: tuple[str, ...]) -> None:
     """The audit hook, with its policy held only in this closure (the program can name neither)."""
-    allowed = ("math", "fractions", "sympy", "mpmath")
     refused = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
                "socket.", "ctypes.", "os.kill", "os.killpg", "os.chdir", "os.chmod", "os.chown", "os.remove",
                "os.rename", "os.rmdir", "os.unlink", "os.mkdir", "os.utime", "os.truncate", "shutil.", "os.link",
@@ -88,7 +87,7 @@ def _install_hook() -> None:
     sys.addaudithook(hook)
 
 
-def _program_builtins() -> dict:
+def _program_builtins(allowed: tuple[str, ...]) -> dict:
     """Builtins whose `import` statement admits only the allowed modules (the audit hook covers modules not yet
     loaded; this covers the ones this process already holds, such as `os`)."""
     import builtins
@@ -96,7 +95,7 @@ def _program_builtins() -> dict:
     real_import = builtins.__import__
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0 and name.split(".")[0] not in ("math", "fractions", "sympy", "mpmath"):
+        if level == 0 and name.split(".")[0] not in allowed:
             raise ImportError(f"import of {name!r} is not allowed here (only math, fractions, sympy)")
         return real_import(name, globals, locals, fromlist, level)
 
@@ -124,12 +123,13 @@ def _prepare() -> tuple:
     if "sympy" in source:  # loaded before the confinement, as a whole; a program that never names it starts faster
         import sympy  # noqa: F401
     program = compile(source, "program.py", "exec")
-    namespace = {"__name__": "__main__", "__builtins__": _program_builtins()}
+    allowed = ("math", "fractions", "sympy", "mpmath")  # a local: no module name the program reaches holds it
+    namespace = {"__name__": "__main__", "__builtins__": _program_builtins(allowed)}
     import ctypes  # before dropping root: `nobody` may not read the interpreter's own directories
 
     _drop_root(os.path.realpath(os.getcwd()))
     _landlock(_readable(), ctypes)
-    _install_hook()
+    _install_hook(allowed)
     return program, namespace
 
 
