@@ -15,7 +15,8 @@ Per seed and arm, from one empty cache directory (the tiny model is built and pr
 3. plain answers of the final adapter on the same problems (`rlvr eval --k 1 --temperature 0`);
 4. the trained verifier's approval of right and of wrong solutions (solver–verifier arm), from the loop's counts.
 
-Greedy accuracy with 95 % bootstrap intervals; the gain of the own loop over SFT is paired per problem.
+Greedy accuracy with 95 % bootstrap intervals; the gain of the own loop over SFT is paired per problem. Rows of an
+earlier run for other (arm, seed) pairs are kept, so seeds can be run in separate invocations.
 Writes `agentic.json` and the table into `agentic.md` between its `generated` markers.
 """
 from __future__ import annotations
@@ -114,6 +115,18 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merged(path: pathlib.Path, rows: list[dict]) -> list[dict]:
+    """The rows of an earlier run of this script with this run's (arm, seed) rows replaced: seeds and arms can be run
+    in separate invocations and land in one table, each row naming the command that produced it."""
+    earlier = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    new = {(r["arm"], r["seed"]) for r in rows}
+    kept = [{"command": "python bench/agentic.py --seeds 0 --sft-steps 600 --model tiny-prose --set eval_samples=0",
+             "date": earlier.get("date"), "cache": "fresh", **r}
+            for r in earlier["rows"] if (r["arm"], r["seed"]) not in new]
+    order = ["plain", "code-feedback", "solver-verifier"]
+    return sorted(kept + rows, key=lambda r: (order.index(r["arm"]), r["seed"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -127,16 +140,19 @@ def main() -> None:
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="agentic-"))
     cache = pathlib.Path(args.cache) if args.cache else work / "cache"
-    rows = [run_arm(arm, seed, work, cache, args) for seed in args.seeds for arm in args.arms]
     when, machine = time.strftime("%Y-%m-%d"), f"{platform.machine()}, {os.cpu_count()} cores"
+    command = (f"python bench/agentic.py --seeds {' '.join(map(str, args.seeds))} --arms {' '.join(args.arms)} "
+               f"--sft-steps {args.sft_steps} --model {args.model}{''.join(' --set ' + o for o in args.overrides)}"
+               f"{' --cache ' + args.cache if args.cache else ''}")
+    rows = [{**run_arm(arm, seed, work, cache, args), "command": command, "date": when,
+             "cache": "reused" if args.cache else "fresh"} for seed in args.seeds for arm in args.arms]
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "agentic.json").write_text(json.dumps({"date": when, "machine": machine, "args": vars(args), "rows": rows},
-                                                 indent=1))
-    text = (f"`python bench/agentic.py --seeds {' '.join(map(str, args.seeds))} --sft-steps {args.sft_steps} "
-            f"--model {args.model}{''.join(' --set ' + o for o in args.overrides)}`, {machine}, {when}, "
-            f"{'a reused cache' if args.cache else 'fresh cache'}; "
-            f"greedy, 95 % bootstrap intervals.\n\n{table(rows)}\n")
+    rows = merged(out / "agentic.json", rows)
+    (out / "agentic.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    commands = sorted({(r["command"], r["date"], r["cache"]) for r in rows})
+    text = ("".join(f"`{c}` ({d}, {cache} cache)\n" for c, d, cache in commands) +
+            f"\n{machine}; greedy, 95 % bootstrap intervals.\n\n{table(rows)}\n")
     _bench("tiny_default").write_results_md(out / "agentic.md", text, "Agentic RL: plain vs code feedback vs solver–verifier")
     print(text)
 

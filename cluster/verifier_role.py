@@ -1,7 +1,7 @@
 """The verifier role of `rollout.env: solver-verifier` (SLM-Math's solver–verifier, both roles trained).
 
-After a step's solver groups are scored, each group with correctness spread gives its first right and its first
-wrong solution (a group without spread gives its first solution) to the same policy as a verifier: G replies to
+After a step's solver groups are scored, as many right as wrong solutions (each group's first of each, the larger
+class cut to the smaller) go to the same policy as a verifier: G replies to
 "check it step by step, then say CORRECT or WRONG" form a verifier group. A reply earns 1 when its last verdict word
 agrees with SymPy's verdict on the judged answer (CORRECT for a right one, WRONG for any other verdict) and 0
 otherwise — an UNCLEAR reply or none earns 0 too, so the group-relative advantage always favours deciding right.
@@ -29,13 +29,16 @@ def verdict_word(reply: str) -> str | None:
 
 
 def judged_solutions(groups: list[GroupBatch]) -> list[tuple[GroupBatch, int]]:
-    """Which solver episodes the verifier judges: per group its first right and first wrong one (one if no spread)."""
-    picks = []
-    for g in groups:
-        right = next((j for j, e in enumerate(g.episodes) if e.verdict == Verdict.CORRECT), None)
-        wrong = next((j for j, e in enumerate(g.episodes) if e.verdict != Verdict.CORRECT), None)
-        picks += [(g, j) for j in (right, wrong) if j is not None]
-    return picks
+    """Which solver episodes the verifier judges: as many right as wrong ones, each group giving at most its first
+    right and its first wrong one. Balance matters: the solver is mostly wrong early on, and an agreement reward over
+    a mostly-wrong judged set is met best by rejecting everything."""
+    def first(g: GroupBatch, right: bool) -> int | None:
+        return next((j for j, e in enumerate(g.episodes) if (e.verdict == Verdict.CORRECT) == right), None)
+
+    rights = [(g, first(g, True)) for g in groups if first(g, True) is not None]
+    wrongs = [(g, first(g, False)) for g in groups if first(g, False) is not None]
+    n = min(len(rights), len(wrongs))
+    return [pick for pair in zip(rights[:n], wrongs[:n]) for pick in pair]
 
 
 def check_problem(group: GroupBatch, index: int) -> Problem:

@@ -128,8 +128,10 @@ def test_the_verifier_reward_is_agreement_with_sympys_verdict_on_the_judged_answ
                                             reward=dataclasses.replace(error_breakdown(Verdict(v))))
                                     for j, v in enumerate(verdicts)])
 
-    groups = [solver_group("a", ["wrong", "correct", "correct"]), solver_group("b", ["not_final", "wrong", "wrong"])]
-    assert [(g.problem.id, j) for g, j in judged_solutions(groups)] == [("a", 1), ("a", 0), ("b", 0)]
+    groups = [solver_group("a", ["wrong", "correct", "correct"]), solver_group("b", ["not_final", "wrong", "wrong"]),
+              solver_group("c", ["correct", "correct", "correct"])]
+    assert [(g.problem.id, j) for g, j in judged_solutions(groups)] == [("a", 1), ("a", 0), ("c", 0), ("b", 0)]
+    assert judged_solutions(groups[1:2]) == [], "one class alone is not judged: the set stays balanced"
     right, wrong = check_problem(groups[0], 1), check_problem(groups[1], 0)
     assert right.answer == "CORRECT" and wrong.answer == "WRONG" and right.id == "a/check1"
     assert "Proposed solution:\nanswer 1\n" in right.question and right.question.startswith("What is 3 + 4?")
