@@ -23,6 +23,7 @@ from typing import NamedTuple
 import sympy as sp
 
 from synthesis.problem import Problem, fact_key, question_key, worked_solution
+from synthesis.symbolic import Quantity, Relation, Symbolic, expression_form, fact_source, realise
 from verifier_pool.tools import render
 
 x, y, z, n, k = sp.symbols("x y z n k")
@@ -40,6 +41,7 @@ class Draft(NamedTuple):
     steps: list[str]
     template: str
     recompute: str  # SymPy source that evaluates to the answer
+    symbolic: Symbolic | None = None  # variables, constraints, target and words (`synthesis.symbolic`)
 
 
 def fmt(value) -> str:
@@ -108,8 +110,9 @@ def arithmetic(rng: random.Random, d: float) -> Draft:
     ops, top = whole(rng, along(d, (2, 4, 6))), round(along(d, (20, 50, 99)))
     text, value, steps = _expression_tree(rng, ops, top)
     phrasing = rng.randrange(3)
-    question = [f"Calculate {text}.", f"What is the value of {text}?", f"Evaluate the expression {text}."][phrasing]
-    return Draft(question, value, steps, f"arithmetic/tree/{phrasing}", f"sympify('{text}')")
+    form = expression_form(text, ["Calculate {expr}.", "What is the value of {expr}?", "Evaluate the expression {expr}."][phrasing],
+                           [(2, top)], structure=f"arithmetic/tree/{phrasing}")
+    return Draft(realise(form), value, steps, form.structure, fact_source(form), form)
 
 
 def mental_math(rng: random.Random, d: float) -> Draft:
@@ -118,13 +121,16 @@ def mental_math(rng: random.Random, d: float) -> Draft:
     intermediate result."""
     if d >= 1 or (d > 0.5 and rng.random() < (d - 0.5) / 0.5):
         text, value, steps = _chain(rng, 12)
-        return Draft(f"What is {text}?", value, steps, "mental/chain", f"sympify('{text}')")
+        form = expression_form(text, "What is {expr}?", [(2, 12)], structure="mental/chain", integral=True)
+        return Draft(realise(form), value, steps, form.structure, fact_source(form), form)
     size = min(d, 0.5)
     top, factor_top = round(along(size, (30, 99, 99))), round(along(size, (12, 9, 9)))
     op = rng.choice("+-*")
     a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else factor_top)
     value = _OPERATIONS[op](sp.Integer(a), b)
-    return Draft(f"What is {a} {op} {b}?", value, [f"{a} {op} {b} = {value}"], f"mental/{op}", f"sympify('{a} {op} {b}')")
+    form = expression_form(f"{a} {op} {b}", "What is {expr}?", [(1, top), (1, top if op != "*" else factor_top)],
+                           structure=f"mental/{op}", integral=True)
+    return Draft(realise(form), value, [f"{a} {op} {b} = {value}"], form.structure, fact_source(form), form)
 
 
 def _chain(rng: random.Random, top: int):
@@ -139,6 +145,14 @@ def _chain(rng: random.Random, top: int):
 # ------------------------------------------------------------------ word problems (GSM8K style)
 
 
+def _story(text: str, slots: dict, quantities: list[tuple[str, int, int, int]], target: str, source: str,
+           structure: str, *, integral: bool = False, constraints: tuple[Relation, ...] = (),
+           unknowns: tuple[str, ...] = ()) -> Symbolic:
+    """A word problem's form: `text` and `source` hold `{name}` for each quantity (name, value, low, high)."""
+    return Symbolic("story", (target,), tuple(Quantity(*q) for q in quantities), unknowns, constraints,
+                    integral=integral, text=text, slots=slots, source=source, structure=structure)
+
+
 def _shopping(rng: random.Random, d: float) -> Draft:
     difficulty = tier(rng, d)
     who = rng.choice(NAMES)
@@ -146,27 +160,31 @@ def _shopping(rng: random.Random, d: float) -> Draft:
     q1, p1 = rng.randint(2, 9), rng.randint(2, 15)
     steps = [f"{q1} {many} cost {q1} * {p1} = {q1 * p1} dollars."]
     total = sp.Integer(q1 * p1)
-    question = f"{who} buys {q1} {many} at ${p1} each."
-    recompute = f"{q1}*{p1}"
+    text, quantities, cost, source = "{who} buys {a} {many} at ${b} each.", [("a", q1, 2, 9), ("b", p1, 2, 15)], "a*b", "{a}*{b}"
     if difficulty >= 2:
         q2, p2 = rng.randint(2, 9), rng.randint(2, 15)
         total += q2 * p2
         steps += [f"{q2} {many2} cost {q2} * {p2} = {q2 * p2} dollars.", f"Together: {q1 * p1} + {q2 * p2} = {total} dollars."]
-        question += f" {who} also buys {q2} {many2} at ${p2} each."
-        recompute = f"({recompute} + {q2}*{p2})"
+        text += " {who} also buys {d} {many2} at ${f} each."
+        quantities += [("d", q2, 2, 9), ("f", p2, 2, 15)]
+        cost, source = "(a*b + d*f)", "({a}*{b} + {d}*{f})"
     if difficulty == 3:
         off = rng.choice([10, 20, 25, 50])
         discount = total * sp.Rational(off, 100)
         total -= discount
         steps += [f"The discount is {off}% of {fmt(total + discount)} = {fmt(discount)} dollars.",
                   f"After the discount: {fmt(total + discount)} - {fmt(discount)} = {fmt(total)} dollars."]
-        question += f" The shop takes {off}% off the whole bill."
-        recompute = f"{recompute}*(1 - Rational({off}, 100))"
+        text += " The shop takes {g}% off the whole bill."
+        quantities.append(("g", off, 10, 50))
+        cost, source = f"{cost}*(1 - g/100)", f"{source}*(1 - Rational({{g}}, 100))"
     bill = next(b for b in (10, 20, 50, 100, 200, 500) if b >= total)
     change = bill - total
     steps.append(f"Change from ${bill}: {bill} - {fmt(total)} = {fmt(change)} dollars.")
-    question += f" {who} pays with a ${bill} bill. How much change, in dollars, does {who} get back?"
-    return Draft(question, change, steps, f"word/shopping/{difficulty}", f"{bill} - {recompute}")
+    form = _story(text + " {who} pays with a ${c} bill. How much change, in dollars, does {who} get back?",
+                  {"who": who, "many": many, "many2": many2}, quantities + [("c", bill, 10, 500)], f"c - {cost}",
+                  f"{{c}} - {source}", f"word/shopping/{difficulty}", integral=difficulty < 3,
+                  constraints=(Relation("c", ">=", cost),))
+    return Draft(realise(form), change, steps, form.structure, fact_source(form), form)
 
 
 def _rates(rng: random.Random, d: float) -> Draft:
@@ -175,20 +193,24 @@ def _rates(rng: random.Random, d: float) -> Draft:
     v1, t1 = rng.randint(20, 90), rng.randint(1, 5)
     if difficulty == 1:
         steps = [f"Distance = speed * time = {v1} * {t1} = {v1 * t1} km."]
-        return Draft(f"{who} drives at {v1} km/h for {t1} hours. How many kilometres does {who} travel?",
-                     sp.Integer(v1 * t1), steps, "word/rates/1", f"{v1}*{t1}")
+        form = _story("{who} drives at {a} km/h for {b} hours. How many kilometres does {who} travel?", {"who": who},
+                      [("a", v1, 20, 90), ("b", t1, 1, 5)], "a*b", "{a}*{b}", "word/rates/1", integral=True)
+        return Draft(realise(form), sp.Integer(v1 * t1), steps, form.structure, fact_source(form), form)
     v2, t2 = rng.randint(20, 90), rng.randint(1, 5)
     d1, d2 = v1 * t1, v2 * t2
     steps = [f"First leg: {v1} * {t1} = {d1} km.", f"Second leg: {v2} * {t2} = {d2} km.",
              f"Total distance: {d1} + {d2} = {d1 + d2} km."]
-    question = f"{who} drives {t1} hours at {v1} km/h and then {t2} hours at {v2} km/h."
+    text = "{who} drives {b} hours at {a} km/h and then {d} hours at {c} km/h."
+    quantities = [("a", v1, 20, 90), ("b", t1, 1, 5), ("c", v2, 20, 90), ("d", t2, 1, 5)]
     if difficulty == 2:
-        return Draft(question + " How many kilometres is that in total?", sp.Integer(d1 + d2), steps,
-                     "word/rates/2", f"{v1}*{t1} + {v2}*{t2}")
+        form = _story(text + " How many kilometres is that in total?", {"who": who}, quantities, "a*b + c*d",
+                      "{a}*{b} + {c}*{d}", "word/rates/2", integral=True)
+        return Draft(realise(form), sp.Integer(d1 + d2), steps, form.structure, fact_source(form), form)
     average = sp.Rational(d1 + d2, t1 + t2)
     steps += [f"Total time: {t1} + {t2} = {t1 + t2} hours.", f"Average speed: {d1 + d2} / {t1 + t2} = {fmt(average)} km/h."]
-    return Draft(question + " What is the average speed for the whole trip, in km/h?", average, steps,
-                 "word/rates/3", f"Rational({v1}*{t1} + {v2}*{t2}, {t1} + {t2})")
+    form = _story(text + " What is the average speed for the whole trip, in km/h?", {"who": who}, quantities,
+                  "(a*b + c*d)/(b + d)", "Rational({a}*{b} + {c}*{d}, {b} + {d})", "word/rates/3")
+    return Draft(realise(form), average, steps, form.structure, fact_source(form), form)
 
 
 def _ages(rng: random.Random, d: float) -> Draft:
@@ -196,46 +218,61 @@ def _ages(rng: random.Random, d: float) -> Draft:
     a, b = rng.sample(NAMES, 2)
     young, gap = rng.randint(4, 30), rng.randint(2, 25)
     old = young + gap
+    slots = {"older": a, "younger": b}
     if difficulty == 1:
-        return Draft(f"{b} is {young} years old. {a} is {gap} years older than {b}. How old is {a}?",
-                     sp.Integer(old), [f"{a} is {young} + {gap} = {old} years old."], "word/ages/1", f"{young} + {gap}")
+        form = _story("{younger} is {a} years old. {older} is {b} years older than {younger}. How old is {older}?",
+                      slots, [("a", young, 4, 30), ("b", gap, 2, 25)], "a + b", "{a} + {b}", "word/ages/1",
+                      integral=True)
+        return Draft(realise(form), sp.Integer(old), [f"{a} is {young} + {gap} = {old} years old."], form.structure,
+                     fact_source(form), form)
     if difficulty == 2:
         later = rng.randint(2, 15)
         steps = [f"{a} is {young} + {gap} = {old} now.", f"In {later} years {a} is {old} + {later} = {old + later}.",
                  f"In {later} years {b} is {young} + {later} = {young + later}.",
                  f"Sum: {old + later} + {young + later} = {old + young + 2 * later}."]
-        return Draft(f"{b} is {young} years old and {a} is {gap} years older. What will the sum of their ages be in "
-                     f"{later} years?", sp.Integer(old + young + 2 * later), steps, "word/ages/2",
-                     f"({young} + {gap} + {later}) + ({young} + {later})")
+        form = _story("{younger} is {a} years old and {older} is {b} years older. What will the sum of their ages be "
+                      "in {c} years?", slots, [("a", young, 4, 30), ("b", gap, 2, 25), ("c", later, 2, 15)],
+                      "(a + b + c) + (a + c)", "({a} + {b} + {c}) + ({a} + {c})", "word/ages/2", integral=True)
+        return Draft(realise(form), sp.Integer(old + young + 2 * later), steps, form.structure, fact_source(form), form)
     total = old + young
     solution = sp.solve([sp.Eq(x + y, total), sp.Eq(x - y, gap)], [x, y])
     steps = [f"Let {a} be x and {b} be y: x + y = {total} and x - y = {gap}.",
              f"Adding the equations: 2x = {total} + {gap} = {total + gap}.", f"x = {total + gap} / 2 = {solution[x]}.",
              f"y = {total} - {solution[x]} = {solution[y]}.", f"So {b} is {solution[y]} years old."]
-    return Draft(f"The ages of {a} and {b} add up to {total} years, and {a} is {gap} years older than {b}. "
-                 f"How old is {b}?", solution[y], steps, "word/ages/3",
-                 f"solve([Eq(x + y, {total}), Eq(x - y, {gap})], [x, y])[y]")
+    form = _story("The ages of {older} and {younger} add up to {a} years, and {older} is {b} years older than "
+                  "{younger}. How old is {younger}?", slots, [("a", total, 10, 85), ("b", gap, 2, 25)], "y",
+                  "solve([Eq(x + y, {a}), Eq(x - y, {b})], [x, y])[y]", "word/ages/3", integral=True,
+                  constraints=(Relation("x + y", "=", "a"), Relation("x - y", "=", "b"), Relation("y", ">", "0")),
+                  unknowns=("x", "y"))
+    return Draft(realise(form), solution[y], steps, form.structure, fact_source(form), form)
 
 
 def _work(rng: random.Random, d: float) -> Draft:
     difficulty = tier(rng, d)
     h1, h2, h3 = rng.sample(range(2, 13), 3)
     if difficulty == 1:
-        return Draft(f"A pipe fills a tank in {h1} hours. What fraction of the tank does it fill in one hour?",
-                     sp.Rational(1, h1), [f"In one hour it fills 1/{h1} of the tank."], "word/work/1", f"Rational(1, {h1})")
+        form = _story("A pipe fills a tank in {a} hours. What fraction of the tank does it fill in one hour?", {},
+                      [("a", h1, 2, 12)], "1/a", "Rational(1, {a})", "word/work/1")
+        return Draft(realise(form), sp.Rational(1, h1), [f"In one hour it fills 1/{h1} of the tank."], form.structure,
+                     fact_source(form), form)
     rate = sp.Rational(1, h1) + sp.Rational(1, h2)
     steps = [f"Rates: 1/{h1} + 1/{h2} = {fmt(rate)} of the tank per hour."]
     if difficulty == 2:
         steps.append(f"Time together: 1 / ({fmt(rate)}) = {fmt(1 / rate)} hours.")
-        return Draft(f"One worker paints a fence in {h1} hours and another in {h2} hours. How many hours do they take "
-                     f"working together?", 1 / rate, steps, "word/work/2", f"1/(Rational(1, {h1}) + Rational(1, {h2}))")
+        form = _story("One worker paints a fence in {a} hours and another in {b} hours. How many hours do they take "
+                      "working together?", {}, [("a", h1, 2, 12), ("b", h2, 2, 12)], "1/(1/a + 1/b)",
+                      "1/(Rational(1, {a}) + Rational(1, {b}))", "word/work/2")
+        return Draft(realise(form), 1 / rate, steps, form.structure, fact_source(form), form)
     drain = max(h1, h2, h3) + rng.randint(1, 8)
     net = rate - sp.Rational(1, drain)
     steps += [f"The drain empties 1/{drain} per hour.", f"Net rate: {fmt(rate)} - 1/{drain} = {fmt(net)} per hour.",
               f"Time to fill: 1 / ({fmt(net)}) = {fmt(1 / net)} hours."]
-    return Draft(f"Two pipes fill a pool in {h1} and {h2} hours on their own, while a drain empties the full pool in "
-                 f"{drain} hours. With all three open, how many hours does the empty pool take to fill?", 1 / net, steps,
-                 "word/work/3", f"1/(Rational(1, {h1}) + Rational(1, {h2}) - Rational(1, {drain}))")
+    form = _story("Two pipes fill a pool in {a} and {b} hours on their own, while a drain empties the full pool in "
+                  "{c} hours. With all three open, how many hours does the empty pool take to fill?", {},
+                  [("a", h1, 2, 12), ("b", h2, 2, 12), ("c", drain, 3, 20)], "1/(1/a + 1/b - 1/c)",
+                  "1/(Rational(1, {a}) + Rational(1, {b}) - Rational(1, {c}))", "word/work/3",
+                  constraints=(Relation("1/a + 1/b", ">", "1/c"),))
+    return Draft(realise(form), 1 / net, steps, form.structure, fact_source(form), form)
 
 
 def _percent(rng: random.Random, d: float) -> Draft:
@@ -245,25 +282,31 @@ def _percent(rng: random.Random, d: float) -> Draft:
     p1 = rng.choice([5, 10, 15, 20, 25, 30, 40, 50])
     first = base * sp.Rational(p1, 100)
     if difficulty == 1:
-        return Draft(f"What is {p1}% of {base}?", first, [f"{p1}% of {base} = {base} * {p1}/100 = {fmt(first)}."],
-                     "word/percent/1", f"{base}*Rational({p1}, 100)")
+        form = _story("What is {b}% of {a}?", {}, [("a", base, 40, 500), ("b", p1, 5, 50)], "a*(b/100)",
+                      "{a}*Rational({b}, 100)", "word/percent/1")
+        return Draft(realise(form), first, [f"{p1}% of {base} = {base} * {p1}/100 = {fmt(first)}."], form.structure,
+                     fact_source(form), form)
     raised = base + first
     p2 = rng.choice([10, 20, 25, 50])
     lowered = raised * (1 - sp.Rational(p2, 100))
     steps = [f"The rise is {p1}% of {base} = {fmt(first)}.", f"New price: {base} + {fmt(first)} = {fmt(raised)}.",
              f"A {p2}% cut leaves {100 - p2}%: {fmt(raised)} * {100 - p2}/100 = {fmt(lowered)}."]
-    question = f"A jacket costs ${base}. Its price goes up by {p1}%, then the new price is cut by {p2}%."
-    recompute = f"{base}*(1 + Rational({p1}, 100))*(1 - Rational({p2}, 100))"
+    text = "A jacket costs ${a}. Its price goes up by {b}%, then the new price is cut by {c}%."
+    quantities = [("a", base, 40, 500), ("b", p1, 5, 50), ("c", p2, 10, 50)]
+    price, source = "a*(1 + b/100)*(1 - c/100)", "{a}*(1 + Rational({b}, 100))*(1 - Rational({c}, 100))"
     if difficulty == 2:
-        return Draft(question + " What is the final price in dollars?", lowered, steps, "word/percent/2", recompute)
+        form = _story(text + " What is the final price in dollars?", {}, quantities, price, source, "word/percent/2")
+        return Draft(realise(form), lowered, steps, form.structure, fact_source(form), form)
     share = rng.choice([2, 3, 4, 5])
     spent = lowered / share
     left = 250 + base - spent
     steps += [f"{who} pays 1/{share} of it now: {fmt(lowered)} / {share} = {fmt(spent)}.",
               f"{who} had 250 + {base} = {250 + base} dollars; left: {250 + base} - {fmt(spent)} = {fmt(left)}."]
-    return Draft(f"{who} has ${250 + base}. " + question + f" {who} pays 1/{share} of the final price as a deposit. "
-                 f"How many dollars does {who} have left?", left, steps, "word/percent/3",
-                 f"{250 + base} - {recompute}/{share}")
+    form = _story("{who} has ${m}. " + text + " {who} pays 1/{d} of the final price as a deposit. How many dollars "
+                  "does {who} have left?", {"who": who}, quantities + [("d", share, 2, 5), ("m", 250 + base, 290, 750)],
+                  f"m - {price}/d", f"{{m}} - {source}/{{d}}", "word/percent/3",
+                  constraints=(Relation(f"{price}/d", "<=", "m"),))
+    return Draft(realise(form), left, steps, form.structure, fact_source(form), form)
 
 
 def word_problems(rng: random.Random, d: float) -> Draft:
@@ -289,19 +332,38 @@ def linear_equations(rng: random.Random, d: float) -> Draft:
         a, b = eq.lhs.coeff(x), rng.randint(-20, 20)
         eq = sp.Eq(a * x + b, eq.rhs + b)
         steps = [f"Subtract {b}: {a}x = {eq.rhs} - {b} = {eq.rhs - b}.", f"Divide by {a}: x = {solution[x]}."]
-        return Draft(f"Solve for x: {render(eq.lhs)} = {eq.rhs}.", sp.Integer(solution[x]), steps,
-                     "algebra/linear/1", f"solve(Eq({eq.lhs}, {eq.rhs}), x)[0]")
-    text = "; ".join(f"{render(e.lhs)} = {e.rhs}" for e in equations)
+        form = Symbolic("equation", ("x",), (Quantity("a", int(a), -6, 6), Quantity("b", b, -20, 20),
+                                             Quantity("s", solution[x], -9, 9)),
+                        ("x",), (Relation("a*x + b", "=", "a*s + b"),), integral=True, text="Solve for x: {equations}.",
+                        structure="algebra/linear/1")
+        return Draft(realise(form), sp.Integer(solution[x]), steps, form.structure, fact_source(form), form)
+    form = linear_system_form(equations, unknowns, solution)
     solved = sp.solve(equations, unknowns)
     steps = []
     for i, u in enumerate(unknowns[:-1]):
         steps.append(f"Eliminate {u} between equation {i + 1} and the ones after it.")
     steps += [f"{u} = {solved[u]}" for u in reversed(unknowns)]
     steps.append("Check: every equation holds with these values.")
-    names = ", ".join(str(u) for u in unknowns)
-    source = "[" + ", ".join(f"Eq({e.lhs}, {e.rhs})" for e in equations) + "]"
-    return Draft(f"Solve the system {text}. Give ({names}).", tuple(solved[u] for u in unknowns), steps,
-                 f"algebra/system/{difficulty}", f"tuple(solve({source}, [{names}])[s] for s in [{names}])")
+    return Draft(realise(form), tuple(solved[u] for u in unknowns), steps, form.structure, fact_source(form), form)
+
+
+def linear_system_form(equations: list, unknowns: list, solution: dict) -> Symbolic:
+    """A system's form: each coefficient a quantity, each unknown's intended value a hidden quantity the right-hand
+    sides are computed from (so a changed value keeps the solution integral)."""
+    coefficients = [[int(e.lhs.coeff(u)) for u in unknowns] for e in equations]
+    names = iter("abcdfghjkmnp")
+    coefficient_names = [[next(names) for _ in unknowns] for _ in equations]
+    value_names = {u: "qrs"[i] for i, u in enumerate(unknowns)}
+    quantities = [Quantity(n, c, -6, 6) for row, row_names in zip(coefficients, coefficient_names)
+                  for c, n in zip(row, row_names)]
+    quantities += [Quantity(value_names[u], solution[u], -9, 9) for u in unknowns]
+    constraints = tuple(Relation(" + ".join(f"{n}*{u}" for n, u in zip(row, unknowns)), "=",
+                                 " + ".join(f"{n}*{value_names[u]}" for n, u in zip(row, unknowns)))
+                        for row in coefficient_names)
+    names_text = ", ".join(str(u) for u in unknowns)
+    return Symbolic("equation", tuple(str(u) for u in unknowns), tuple(quantities), tuple(str(u) for u in unknowns),
+                    constraints, integral=True, text=f"Solve the system {{equations}}. Give ({names_text}).",
+                    structure=f"algebra/system/{len(unknowns)}")
 
 
 def quadratics(rng: random.Random, d: float) -> Draft:
@@ -309,6 +371,7 @@ def quadratics(rng: random.Random, d: float) -> Draft:
     if difficulty == 1:
         r1, r2 = rng.sample(range(-9, 10), 2)
         poly = sp.expand((x - r1) * (x - r2))
+        quantities, lhs = (Quantity("r", r1, -9, 9), Quantity("s", r2, -9, 9)), "(x - r)*(x - s)"
         steps = [f"Find two numbers with product {r1 * r2} and sum {r1 + r2}: {r1} and {r2}.",
                  f"So {render(poly)} = (x - ({r1}))(x - ({r2})) = 0."]
     elif difficulty == 2:
@@ -317,6 +380,8 @@ def quadratics(rng: random.Random, d: float) -> Draft:
         while r1 == r2:
             r2 = rng.randint(-6, 6)
         poly = sp.expand(a * (x - r1) * (x - r2))
+        quantities = (Quantity("a", a, 2, 5), Quantity("p", int(r1 * a), -7, 7), Quantity("s", r2, -6, 6))
+        lhs = "a*(x - p/a)*(x - s)"
         disc = sp.Poly(poly, x).discriminant()
         steps = [f"a = {a}, discriminant = {disc}, whose square root is {sp.sqrt(disc)}.",
                  f"x = (-b ± {sp.sqrt(disc)}) / {2 * a}.", f"Roots: {fmt(r1)} and {fmt(r2)}."]
@@ -325,14 +390,16 @@ def quadratics(rng: random.Random, d: float) -> Draft:
         while (b * b - 4 * a * c) <= 0 or sp.sqrt(b * b - 4 * a * c).is_rational:
             a, b, c = rng.randint(1, 4), rng.randint(-9, 9), rng.randint(-9, 9)
         poly = a * x**2 + b * x + c
+        quantities, lhs = (Quantity("a", a, 1, 4), Quantity("b", b, -9, 9), Quantity("c", c, -9, 9)), "a*x^2 + b*x + c"
         disc = b * b - 4 * a * c
         steps = [f"a = {a}, b = {b}, c = {c}.", f"Discriminant: {b}^2 - 4*{a}*{c} = {disc}.",
                  f"sqrt({disc}) = {render(sp.sqrt(disc))} is irrational, so use the formula.",
                  f"x = ({-b} ± {render(sp.sqrt(disc))}) / {2 * a}."]
     roots = frozenset(sp.solve(sp.Eq(poly, 0), x))
     steps.append(f"Solutions: {render(roots)}.")
-    return Draft(f"Find all real solutions of {render(poly)} = 0.", roots, steps, f"algebra/quadratic/{difficulty}",
-                 f"frozenset(solve(Eq({poly}, 0), x))")
+    form = Symbolic("roots", ("x",), quantities, ("x",), (Relation(lhs, "=", "0"),),
+                    text="Find all real solutions of {equations}.", structure=f"algebra/quadratic/{difficulty}")
+    return Draft(realise(form), roots, steps, form.structure, fact_source(form), form)
 
 
 def polynomials(rng: random.Random, d: float) -> Draft:
@@ -573,7 +640,7 @@ def to_problem(topic: str, d: float, draft: Draft) -> Problem:
         id=f"{topic}-{level}-{question_key(draft.question)}", question=draft.question, answer=answer,
         difficulty=level, topic=topic, source="sympy",
         meta={"steps": len(draft.steps), "template": draft.template, "recompute": draft.recompute, "d": round(d, 4)},
-        solution=worked_solution(draft.steps, answer), form=required_form(draft.template),
+        solution=worked_solution(draft.steps, answer), form=required_form(draft.template), symbolic=draft.symbolic,
     )
 
 

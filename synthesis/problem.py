@@ -6,12 +6,15 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
+from synthesis.symbolic import Symbolic
+
 
 @dataclass(frozen=True)
 class Problem:
     """A question with a ground-truth answer (a string SymPy can parse), its difficulty, topic and origin.
     `solution` is a worked solution in our XML format (usable as an SFT target), empty when unknown; `form`
-    is the form the answer must take when the form is the task (the strict verifier checks it)."""
+    is the form the answer must take when the form is the task (the strict verifier checks it); `symbolic` is the
+    problem as variables, constraints and a target (`synthesis.symbolic`), None for dataset problems."""
 
     id: str
     question: str
@@ -22,6 +25,7 @@ class Problem:
     meta: dict = field(default_factory=dict)
     solution: str = ""
     form: str = ""  # "" (a value), or the form that is the task: "factored", "expanded", "simplified"
+    symbolic: Symbolic | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,6 +33,8 @@ class Problem:
     @classmethod
     def from_dict(cls, data: dict) -> "Problem":
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if isinstance(known.get("symbolic"), dict):
+            known["symbolic"] = Symbolic.from_dict(known["symbolic"])
         return cls(**known)
 
 

@@ -1,0 +1,122 @@
+"""The teacher's symbolic space: every generated problem's form recomputes its answer, words and fact; operators keep
+children well posed and on the training side of the split; the strategy bandit finds what hits the target."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synthesis.generators import GENERATORS, generate_problems, in_split, to_problem
+from synthesis.operators import OPERATORS, modify, structure_key
+from synthesis.problem import Problem, fact_key
+from synthesis.symbolic import IllPosed, Symbolic, derive_answer, fact_source, realise
+from verifier_pool.tools import render
+
+TEACHER_TOPICS = ("mental_math", "arithmetic", "linear_equations", "word_problems", "quadratics")
+
+
+@pytest.mark.parametrize("topic", TEACHER_TOPICS)
+def test_the_symbolic_form_recomputes_every_generated_problem(topic):
+    """Answer (derived by SymPy from the form), words and fact source all equal the generator's own, for every
+    problem drawn at nine difficulties."""
+    for d in (0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0):
+        rng = random.Random(f"{topic}/{d}")
+        for _ in range(40):
+            problem = to_problem(topic, d, GENERATORS[topic](rng, d))
+            form = problem.symbolic
+            assert render(derive_answer(form)) == problem.answer, problem.question
+            assert realise(form) == problem.question
+            assert fact_source(form) == problem.meta["recompute"]
+
+
+def test_a_problem_with_its_form_survives_json_and_a_hostile_form_is_refused_unread():
+    problem = generate_problems(1, 3, topics={"word_problems": 1}, seed=5)[0]
+    again = Problem.from_dict(json.loads(json.dumps(problem.to_dict())))
+    assert again == problem and again.symbolic == problem.symbolic
+    good = problem.symbolic.to_dict()
+    for bad in ({**good, "target": ["__import__('os')"]}, {**good, "target": ["a + zz9"]}, {**good, "style": "exec"},
+                {**good, "quantities": [{"name": "e", "value": 1, "low": 0, "high": 2}]},
+                {**good, "target": ["a" + " + a" * 400]}, {**good, "quantities": "nope"},
+                {**good, "target": ["q"]}):
+        with pytest.raises(IllPosed):
+            Symbolic.from_dict(bad)
+
+
+def test_ill_posed_forms_are_named():
+    linear = generate_problems(1, 1, topics={"linear_equations": 1}, seed=1)[0].symbolic
+    with pytest.raises(IllPosed, match="solutions"):
+        derive_answer(linear.with_values({"a": 0}))
+    shopping = next(p for p in generate_problems(40, 1, topics={"word_problems": 1}, seed=2)
+                    if p.meta["template"].startswith("word/shopping")).symbolic
+    with pytest.raises(IllPosed, match="constraint"):
+        derive_answer(shopping.with_values({"c": 10, "a": 9, "b": 15}))
+
+
+@pytest.fixture(scope="module")
+def parents() -> dict[str, list[Problem]]:
+    return {t: generate_problems(24, 2, topics={t: 1}, seed=11, split="train") for t in TEACHER_TOPICS}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(topic=st.sampled_from(TEACHER_TOPICS), operator=st.sampled_from(OPERATORS), seed=st.integers(0, 10**6),
+       index=st.integers(0, 23), second=st.sampled_from((None,) + OPERATORS))
+def test_every_child_is_well_posed_realised_and_on_the_training_side(parents, topic, operator, seed, index, second):
+    recipe = (operator,) if second is None else (operator, second)
+    parent, partner = parents[topic][index], parents[topic][(index + 7) % 24]
+    child = modify(parent, recipe, random.Random(seed), partner=partner)
+    if child is None:
+        return
+    form = child.symbolic
+    assert render(derive_answer(form)) == child.answer
+    assert realise(form) == child.question and child.question != parent.question
+    assert in_split(fact_key(child), "train") and child.source == "teacher"
+    assert form.structure.endswith(">" + ">".join(recipe))
+    assert all(q.low <= q.value <= q.high for q in form.quantities)
+    if form.integral:
+        assert "/" not in child.answer
+
+
+def test_a_modified_fact_has_the_key_the_generator_gives_the_same_fact(parents):
+    """Children and generated problems spell the same fact the same way, so the split audit covers teacher output:
+    a child whose question a generator also draws shares that problem's fact key (and side of the split)."""
+    rng = random.Random(3)
+    drawn = [to_problem(t, d, GENERATORS[t](rng, d)) for t in ("mental_math", "linear_equations", "quadratics",
+                                                                "word_problems") for d in (0, 0.5, 1) for _ in range(300)]
+    generated = {p.question: fact_key(p) for p in drawn}
+    rng, matched = random.Random(0), 0
+    for topic in ("mental_math", "linear_equations", "quadratics", "word_problems"):
+        for parent in parents[topic]:
+            for _ in range(20):
+                child = modify(parent, ("change_constant",), rng, split=None)
+                if child is not None and child.question in generated:
+                    matched += 1
+                    assert fact_key(child) == generated[child.question], child.question
+    assert matched >= 20
+
+
+def test_no_modification_creates_a_held_out_fact(parents):
+    """Over many draws, every child whose fact is held out (by hash, or by name in `exclude`) is refused."""
+    rng = random.Random(1)
+    held_out_children = []
+    for parent in parents["mental_math"]:
+        for _ in range(40):
+            child = modify(parent, ("change_constant",), rng, split=None)
+            if child is not None and not in_split(fact_key(child), "train"):
+                held_out_children.append((parent, child))
+    assert held_out_children, "the draw should reach held-out facts for the test to mean anything"
+    excluded = {fact_key(c) for _, c in held_out_children}
+    for parent, _ in held_out_children[:20]:
+        for seed in range(40):
+            child = modify(parent, ("change_constant",), random.Random(seed), exclude=excluded)
+            assert child is None or (fact_key(child) not in excluded and in_split(fact_key(child), "train"))
+
+
+def test_structure_keys_ignore_numbers_and_see_steps(parents):
+    parent = parents["mental_math"][0]
+    moved = modify(parent, ("change_constant",), random.Random(0))
+    stepped = modify(parent, ("add_step",), random.Random(0))
+    assert structure_key(moved.symbolic) == structure_key(parent.symbolic)
+    assert structure_key(stepped.symbolic) != structure_key(parent.symbolic)
