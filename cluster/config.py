@@ -76,7 +76,8 @@ class SFTConfig:
 class CurriculumConfig:
     """The closed-loop curriculum (`cluster.curriculum`) and dynamic sampling; `mode: fixed` is the open loop."""
 
-    mode: str = "fixed"  # fixed: the stages' own data | adaptive: difficulty follows the pass rate, promotion
+    mode: str = "fixed"  # fixed: the stages' own data | adaptive: difficulty follows the pass rate, promotion |
+    # teacher: adaptive, with taught children (`teacher:`) in place of siblings
     target: float = 0.5  # pass rate the difficulty is steered to
     step_size: float = 0.2  # difficulty moved per unit of pass-rate error per step
     smoothing: float = 0.5  # weight of a step's pass rate in the running estimate
@@ -85,6 +86,25 @@ class CurriculumConfig:
     sibling_share: float = 0.25  # share of a batch drawn as siblings of half-solved problems
     mix_floor: float = 0.05  # every topic keeps at least this weight in the mix
     resample_budget: int = 0  # extra problems per step to replace groups with no correctness spread (DAPO)
+
+
+CURRICULUM_MODES = ("fixed", "adaptive", "teacher")
+TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_unknown", "compose", "add_distractor",
+                      "add_step+add_step", "change_constant+add_distractor")
+
+
+@dataclass
+class TeacherConfig:
+    """The teacher of `curriculum.mode: teacher` (`cluster.teacher`): a bandit over operator recipes picks how to
+    rewrite problems far from the target pass rate; its children fill `share` of every batch."""
+
+    model: str = "offline"  # offline: the bandit over operator recipes (an LLM teacher is not wired in yet)
+    share: float = 0.5  # share of each batch made of taught children (once there are parents)
+    edge: float = 0.25  # a problem becomes a parent when its pass rate is at least this far from the target
+    novelty: float = 0.2  # reward for a child whose symbolic structure the run has not seen
+    exploration: float = 0.5  # the UCB bonus's weight
+    discount: float = 0.9  # per-step decay of each strategy's statistics (the student moves)
+    strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes, operators joined by "+"
 
 
 @dataclass
@@ -146,6 +166,7 @@ class TrainConfig:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     algo: str = "grpo"  # grpo | raft
     raft: RaftConfig = field(default_factory=RaftConfig)
@@ -202,7 +223,8 @@ def _coerce(value, hint, path: str):
 _SECTIONS = {(TrainConfig, "model"): PolicyConfig, (TrainConfig, "rollout"): RolloutConfig,
              (TrainConfig, "learner"): LearnerConfig, (TrainConfig, "verifier"): VerifierConfig,
              (TrainConfig, "sft"): SFTConfig, (TrainConfig, "curriculum"): CurriculumConfig,
-             (TrainConfig, "watchdog"): WatchdogConfig, (TrainConfig, "raft"): RaftConfig}
+             (TrainConfig, "watchdog"): WatchdogConfig, (TrainConfig, "raft"): RaftConfig,
+             (TrainConfig, "teacher"): TeacherConfig}
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -342,14 +364,32 @@ def _check_choices(cfg: TrainConfig) -> None:
 
 def _check_curriculum(cfg: TrainConfig) -> None:
     cur = cfg.curriculum
-    if cur.mode not in ("fixed", "adaptive"):
-        raise ConfigError(f"curriculum.mode: expected fixed or adaptive, got {cur.mode!r}")
+    if cur.mode not in CURRICULUM_MODES:
+        raise ConfigError(f"curriculum.mode: expected one of {', '.join(CURRICULUM_MODES)}, got {cur.mode!r}")
+    _check_teacher(cfg.teacher)
     for key in ("target", "smoothing", "promote_pass", "sibling_share"):
         value = getattr(cur, key)
         if not isinstance(value, (int, float)) or not 0 <= value <= 1 or (key == "smoothing" and value == 0):
             raise ConfigError(f"curriculum.{key}: must be in [0, 1]{' and above 0' if key == 'smoothing' else ''}, got {value!r}")
     if cur.step_size < 0 or cur.mix_floor < 0 or cur.promote_steps < 1 or cur.resample_budget < 0:
         raise ConfigError("curriculum: step_size, mix_floor and resample_budget must be >= 0, promote_steps >= 1")
+
+
+def _check_teacher(teacher: TeacherConfig) -> None:
+    from synthesis.operators import OPERATORS
+
+    if teacher.model != "offline":
+        raise ConfigError(f"teacher.model: only 'offline' (the bandit over operator recipes) is built; an LLM teacher "
+                          f"({teacher.model!r}) is not wired into training yet")
+    for key in ("share", "edge", "discount"):
+        if not 0 <= getattr(teacher, key) <= 1:
+            raise ConfigError(f"teacher.{key}: must be in [0, 1], got {getattr(teacher, key)!r}")
+    if teacher.novelty < 0 or teacher.exploration < 0:
+        raise ConfigError("teacher.novelty and teacher.exploration must be >= 0")
+    bad = [s for s in teacher.strategies if not s or any(op not in OPERATORS for op in s.split("+"))]
+    if bad or not teacher.strategies:
+        raise ConfigError(f"teacher.strategies: {bad[0] if bad else 'empty'!r} is not a recipe of operators "
+                          f"({', '.join(OPERATORS)}) joined by '+'")
 
 
 def _check_stages(cfg: TrainConfig) -> None:
@@ -371,8 +411,8 @@ def _check_stages(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: a stage with no data (problems={stage.problems}, topics={stage.topics})")
     if cfg.sft.data and not pathlib.Path(cfg.sft.data).exists():
         raise ConfigError(f"sft.data: no such file {cfg.sft.data!r}")
-    if cur.mode == "adaptive" and any(s.data for s in cfg.stages):
-        raise ConfigError("curriculum.mode: adaptive generates its problems; a stage with `data` needs mode fixed")
+    if cur.mode != "fixed" and any(s.data for s in cfg.stages):
+        raise ConfigError(f"curriculum.mode: {cur.mode} generates its problems; a stage with `data` needs mode fixed")
     from verifier_pool.reward import RewardWeights
 
     try:

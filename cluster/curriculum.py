@@ -27,7 +27,7 @@ import dataclasses
 import random
 from dataclasses import dataclass, field
 
-from cluster.config import CurriculumConfig
+from cluster.config import CurriculumConfig, TeacherConfig
 from synthesis.generators import generate_problems, sibling
 from synthesis.problem import Problem
 
@@ -48,6 +48,7 @@ class Curriculum:
     high: float
     passing_steps: int = 0  # consecutive steps at the top difficulty with pass rate ≥ promote_pass
     frontier: list[dict] = field(default_factory=list)  # Problem dicts, newest last
+    teacher: dict | None = None  # `cluster.teacher.Teacher.to_dict()` in `mode: teacher`
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -55,21 +56,28 @@ class Curriculum:
     @classmethod
     def from_dict(cls, data: dict) -> "Curriculum":
         topics = {t: TopicState(**s) for t, s in data["topics"].items()}
-        return cls(topics, data["low"], data["high"], data["passing_steps"], list(data["frontier"]))
+        return cls(topics, data["low"], data["high"], data["passing_steps"], list(data["frontier"]), data.get("teacher"))
 
 
-def start_stage(mix: dict[str, float], low: float, high: float, previous: Curriculum | None = None) -> Curriculum:
+def start_stage(mix: dict[str, float], low: float, high: float, previous: Curriculum | None = None,
+                teacher: TeacherConfig | None = None) -> Curriculum:
     """The controller for a stage over difficulties [low, high]: every topic starts at the stage's own level
     (`high`) with no pass-rate estimate, and eases down from there while the model passes less than the target.
     Starting at the top rather than where the last stage ended matters when a topic's levels are not ordered
     by the model's pass rate (the tiny model passes short chains of small numbers, level 3, more often than one
-    operation on numbers up to 99, level 2). Half-solved parents carry over."""
+    operation on numbers up to 99, level 2). Half-solved parents, and the teacher (when `teacher` is given), carry
+    over."""
+    from cluster.teacher import start_teacher
+
     topics = {t: TopicState(high) for t, weight in mix.items() if weight > 0}
-    return Curriculum(topics, low, high, 0, list(previous.frontier) if previous else [])
+    taught = start_teacher(teacher, previous.teacher if previous else None).to_dict() if teacher else None
+    return Curriculum(topics, low, high, 0, list(previous.frontier) if previous else [], taught)
 
 
-def observe(cur: Curriculum, cfg: CurriculumConfig, groups: list[tuple[Problem, list[bool]]]) -> Curriculum:
-    """Fold one step's verdicts (problem, correctness of each of its completions) into the state."""
+def observe(cur: Curriculum, cfg: CurriculumConfig, groups: list[tuple[Problem, list[bool]]],
+            teacher: TeacherConfig | None = None) -> Curriculum:
+    """Fold one step's verdicts (problem, correctness of each of its completions) into the state, the teacher's
+    too when it has one."""
     topics = {t: dataclasses.replace(s) for t, s in cur.topics.items()}
     for topic, state in topics.items():
         verdicts = [c for problem, correct in groups if problem.topic == topic for c in correct]
@@ -82,8 +90,13 @@ def observe(cur: Curriculum, cfg: CurriculumConfig, groups: list[tuple[Problem, 
     at_top = all(s.d >= cur.high - 1e-9 and s.pass_rate is not None and s.pass_rate >= cfg.promote_pass
                  for s in topics.values())
     half_solved = [p.to_dict() for p, correct in groups if 0 < sum(correct) < len(correct) and p.topic in topics]
+    taught = cur.teacher
+    if cur.teacher is not None and teacher is not None:
+        from cluster.teacher import Teacher, observe_teacher
+
+        taught = observe_teacher(Teacher.from_dict(cur.teacher), teacher, cfg.target, groups).to_dict()
     return Curriculum(topics, cur.low, cur.high, cur.passing_steps + 1 if at_top else 0,
-                      (cur.frontier + half_solved)[-FRONTIER:])
+                      (cur.frontier + half_solved)[-FRONTIER:], taught)
 
 
 def should_promote(cur: Curriculum, cfg: CurriculumConfig) -> bool:
@@ -98,14 +111,22 @@ def topic_weights(cur: Curriculum, cfg: CurriculumConfig) -> dict[str, float]:
     return {t: w / total for t, w in raw.items()}
 
 
-def next_problems(cur: Curriculum, cfg: CurriculumConfig, n: int, seed: str, exclude: set[str]) -> list[Problem]:
+def next_problems(cur: Curriculum, cfg: CurriculumConfig, n: int, seed: str, exclude: set[str],
+                  teacher: TeacherConfig | None = None) -> list[Problem]:
     """`n` training problems for a step: `sibling_share` of them mutated from half-solved parents at their
-    topic's current difficulty, the rest fresh, topics drawn by `topic_weights`. Deterministic in (state, seed);
-    held-out facts (`exclude`) and the held-out side of the split never appear."""
+    topic's current difficulty (with a teacher: its `share` taught children instead), the rest fresh, topics drawn
+    by `topic_weights`. Deterministic in (state, seed); held-out facts (`exclude`) and the held-out side of the
+    split never appear."""
     rng = random.Random(seed)
     out: list[Problem] = []
     seen: set[str] = set()
-    if cur.frontier:
+    if cur.teacher is not None and teacher is not None:
+        from cluster.teacher import Teacher, taught_problems
+
+        out = taught_problems(Teacher.from_dict(cur.teacher), teacher, cfg.target, round(teacher.share * n), rng,
+                              exclude)
+        seen.update(p.question for p in out)
+    elif cur.frontier:
         for _ in range(round(cfg.sibling_share * n)):
             parent = Problem.from_dict(rng.choice(cur.frontier))
             child = sibling(parent, cur.topics[parent.topic].d, rng, exclude=exclude)
@@ -135,4 +156,4 @@ def snapshot(cur: Curriculum) -> dict[str, float]:
         out[f"curriculum/{topic}/difficulty"] = s.d
         if s.pass_rate is not None:
             out[f"curriculum/{topic}/pass_rate"] = s.pass_rate
-    return out
+    return {**out, **(cur.teacher or {}).get("last", {})}

@@ -27,7 +27,7 @@ from cluster.records import EvalRow, SampledEval, ScoredStep, StageEval, StepRes
 from cluster.report import (eval_line, format_table, health_warning, last_logged, log_samples, plot_curriculum,
                             reward_health, step_line)
 from cluster.rollout_log import append_records, truncate_after
-from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool,
+from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool, teacher_of,
                               step_problems)
 from cluster.services import (FaultInjector, JobFailed, LearnerDied, Services, check_canaries, connect_ray,
                               learner_died, release, resolve_model, start_services)
@@ -79,7 +79,7 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
     loop.busy.add(scored.rollout_span)
     push_seconds = push_unpushed(loop, svc)
     curriculum = observe(Curriculum.from_dict(state.curriculum), cfg.curriculum,
-                         [(g.problem, [e.correct == 1.0 for e in g.episodes]) for g in scored.groups])
+                         [(g.problem, [e.correct == 1.0 for e in g.episodes]) for g in scored.groups], teacher_of(cfg))
     sampled = GroupStats.of(scored.groups)
     loop.rolling.append(sampled.accuracy)
     stage_end = stage_end_reason(cfg, state, loop.length, curriculum, list(loop.rolling),
@@ -128,7 +128,7 @@ def stage_end_reason(cfg: TrainConfig, state: RunState, length: int, curriculum:
     stage = cfg.stages[state.stage]
     if state.stage_step + 1 >= length:
         return f"its last batch ({length} steps)"
-    if cfg.curriculum.mode == "adaptive" and should_promote(curriculum, cfg.curriculum):
+    if cfg.curriculum.mode != "fixed" and should_promote(curriculum, cfg.curriculum):
         return f"promoted: the top difficulty passed for {cfg.curriculum.promote_steps} steps in a row"
     if cfg.grpo_minutes is not None and stage_seconds >= 60 * cfg.grpo_minutes / len(cfg.stages):
         return f"its share of grpo_minutes={cfg.grpo_minutes} spent"

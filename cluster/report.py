@@ -53,7 +53,7 @@ def step_line(cfg: TrainConfig, run: RunState, pool_size: int, length: int, resu
         line += "  programs " + " ".join(f"{k} {v}" for k, v in sorted(result.sampled.programs.items()))
     if cfg.async_steps:
         line += f"  staleness {result.staleness:.1f}"
-    if cfg.curriculum.mode == "adaptive":
+    if cfg.curriculum.mode != "fixed":
         line += "  d " + " ".join(f"{t}={s['d']:.2f}" for t, s in run.curriculum["topics"].items())
     return line
 

@@ -95,16 +95,22 @@ def stage_curriculum(cfg: TrainConfig, index: int, previous: dict | None) -> Cur
 
     stage = cfg.stages[index]
     top = level_point(stage.difficulty)
-    low = 0.0 if cfg.curriculum.mode == "adaptive" else top  # fixed: pass rates measured, difficulty held
+    low = 0.0 if cfg.curriculum.mode != "fixed" else top  # fixed: pass rates measured, difficulty held
     return start_stage(stage.topics or {t: 1.0 for t in TOPICS}, low, top,
-                       Curriculum.from_dict(previous) if previous else None)
+                       Curriculum.from_dict(previous) if previous else None,
+                       cfg.teacher if cfg.curriculum.mode == "teacher" else None)
+
+
+def teacher_of(cfg: TrainConfig):
+    """The teacher's configuration in `curriculum.mode: teacher`, else None."""
+    return cfg.teacher if cfg.curriculum.mode == "teacher" else None
 
 
 def step_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str]) -> list[Problem]:
     """The problems of the step after `state`: the fixed schedule's next batch, or the controller's draw."""
-    if cfg.curriculum.mode == "adaptive":
+    if cfg.curriculum.mode != "fixed":
         return next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, cfg.batch_size,
-                             f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude)
+                             f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher_of(cfg))
     per_epoch = -(-len(pool) // cfg.batch_size)
     epoch, batch = divmod(state.stage_step, per_epoch)
     return epoch_batches(pool, cfg.batch_size, cfg.seed, state.stage, epoch)[batch]
@@ -114,9 +120,10 @@ def replacement_problems(cfg: TrainConfig, state: RunState, pool: list[Problem],
                          round_: int, taken: set[str]) -> list[Problem]:
     """`n` fresh problems to replace groups with no correctness spread (dynamic sampling), none already in
     this step: drawn by the controller (adaptive) or from the rest of the stage's pool (fixed)."""
-    if cfg.curriculum.mode == "adaptive":
+    if cfg.curriculum.mode != "fixed":
         drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, n + len(taken),
-                              f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude)
+                              f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude,
+                              teacher_of(cfg))
     else:
         drawn = list(pool)
         random.Random(f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}").shuffle(drawn)

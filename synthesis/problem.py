@@ -28,7 +28,9 @@ class Problem:
     symbolic: Symbolic | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["symbolic"] = self.symbolic.to_dict() if self.symbolic is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Problem":

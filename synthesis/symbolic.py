@@ -20,6 +20,7 @@ Four styles say how the words are realised:
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -75,7 +76,8 @@ class Symbolic:
     structure: str = ""
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON data (lists, not tuples), equal to what a JSON round trip gives back."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict) -> "Symbolic":

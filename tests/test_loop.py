@@ -181,6 +181,32 @@ def test_adaptive_curriculum_resamples_plots_and_resumes_to_the_same_decisions(r
 
 
 @pytest.mark.ray
+def test_teacher_mode_trains_on_taught_children_logs_its_strategies_and_resumes_exactly(ray_cluster, tiny_model_dir,
+                                                                                         tmp_path):
+    """`curriculum.mode: teacher`: from the second step half of each batch are children the teacher rewrote in
+    symbolic space from problems far from the target; strategy rewards go to MLflow; a resumed run makes the same
+    choices (same problems and completions) as one that never stopped."""
+    import mlflow
+
+    teacher = ("curriculum.mode=teacher", "teacher.share=0.5", "sft.enabled=false",
+               "stages=[{name: one, difficulty: 2, topics: {mental_math: 1, word_problems: 1}, epochs: 2, problems: 8}]")
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full", *teacher), echo=lambda _: None)
+    assert full["finished"] and full["steps"] == 4
+    records = step_records(tmp_path / "full/rollouts.msgpack")
+    taught = {step: {pid for pid, *_ in rows if "-t-" in pid} for step, rows in records.items()}
+    assert not taught[1] and all(len(taught[step]) == 2 for step in (2, 3, 4)), taught
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(client.get_metric_history(full["run_id"], "teacher/parents")) == 4
+    assert any(k.startswith("teacher/hard/") for k in client.get_run(full["run_id"]).data.metrics)
+
+    stopped = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *teacher, "max_steps=2"), echo=lambda _: None)
+    assert not stopped["finished"] and stopped["steps"] == 2
+    resumed = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *teacher), resume=str(tmp_path / "resumed"),
+                    echo=lambda _: None)
+    assert resumed["finished"] and step_records(tmp_path / "resumed/rollouts.msgpack") == records
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("phase", ["rollout", "learning"])
 def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_cluster, tiny_model_dir, tmp_path,
                                                                          monkeypatch, capsys, phase):

@@ -120,3 +120,72 @@ def test_structure_keys_ignore_numbers_and_see_steps(parents):
     stepped = modify(parent, ("add_step",), random.Random(0))
     assert structure_key(moved.symbolic) == structure_key(parent.symbolic)
     assert structure_key(stepped.symbolic) != structure_key(parent.symbolic)
+
+
+# ---------------------------------------------------------------- the strategy bandit
+
+
+def simulated_step(teacher, cfg, parents, pass_rates: dict[str, float], rng: random.Random, n: int = 16):
+    """Children taught from `parents`; a simulated student passes each with its strategy's probability."""
+    from cluster.teacher import observe_teacher, taught_problems
+
+    children = taught_problems(teacher, cfg, 0.5, n, rng, exclude=set())
+    groups = [(c, [rng.random() < pass_rates[c.meta["strategy"]] for _ in range(8)]) for c in children]
+    return observe_teacher(teacher, cfg, 0.5, groups + [(p, [True] * 8) for p in parents[:2]]), children
+
+
+def test_the_bandit_converges_to_the_strategy_that_lands_children_at_the_target(parents):
+    from cluster.config import TeacherConfig
+    from cluster.teacher import observe_teacher, start_teacher
+
+    cfg = TeacherConfig(strategies=("change_constant", "add_step", "compose", "swap_operation"), novelty=0.0)
+    pass_rates = {"change_constant": 0.95, "add_step": 0.5, "compose": 0.1, "swap_operation": 0.85}
+    rng = random.Random(0)
+    teacher = observe_teacher(start_teacher(cfg), cfg, 0.5, [(p, [True] * 8) for p in parents["mental_math"]])
+    assert len(teacher.parents) == 24 and all(e["pass_rate"] == 1.0 for e in teacher.parents)
+    picks = []
+    for _ in range(25):
+        teacher, children = simulated_step(teacher, cfg, parents["mental_math"], pass_rates, rng)
+        picks.append([c.meta["strategy"] for c in children])
+    late = [s for step in picks[-8:] for s in step]
+    assert late.count("add_step") > 0.6 * len(late), late
+    values = {s: a.reward / a.pulls for s, a in teacher.arms["easy"].items() if a.pulls}
+    assert max(values, key=values.get) == "add_step"
+    assert {c for step in picks[:2] for c in step} == set(cfg.strategies), "every strategy is tried first"
+    assert teacher.last["teacher/add_step/children"] > 0 and "teacher/easy/add_step/value" in teacher.last
+
+
+def test_novelty_rewards_a_structure_the_run_has_not_seen(parents):
+    from cluster.config import TeacherConfig
+    from cluster.teacher import observe_teacher, start_teacher, strategy_reward
+
+    assert strategy_reward(0.5, 0.5, False, 0.2) == 1.0 and strategy_reward(1.0, 0.5, True, 0.2) == pytest.approx(0.2)
+    cfg = TeacherConfig(strategies=("add_step",))
+    child = modify(parents["mental_math"][0], ("add_step",), random.Random(0))
+    child = Problem.from_dict({**child.to_dict(), "meta": {**child.meta, "strategy": "add_step", "context": "easy"}})
+    first = observe_teacher(start_teacher(cfg), cfg, 0.5, [(child, [True, False] * 4)])
+    second = observe_teacher(first, cfg, 0.5, [(child, [True, False] * 4)])
+    assert first.arms["easy"]["add_step"].reward == pytest.approx(1.2)
+    assert second.arms["easy"]["add_step"].reward == pytest.approx(1.2 * 0.9 + 1.0)
+
+
+def test_teacher_mode_batches_hold_taught_children_and_resume_to_the_same_choices(parents):
+    from cluster.config import CurriculumConfig, TeacherConfig
+    from cluster.curriculum import Curriculum, next_problems, observe, start_stage
+    from synthesis.generators import generate_problems
+
+    cfg, teacher = CurriculumConfig(mode="teacher"), TeacherConfig(share=0.5)
+    cur = start_stage({"mental_math": 1, "word_problems": 1}, 0.0, 0.5, teacher=teacher)
+    cur = observe(cur, cfg, [(p, [False] * 8) for p in parents["mental_math"][:6] + parents["word_problems"][:6]],
+                  teacher)
+    held = {fact_key(p) for p in generate_problems(300, 2, topics={"mental_math": 1, "word_problems": 1}, seed=5,
+                                                   split="heldout")}
+    batch = next_problems(cur, cfg, 16, "seed/3", held, teacher)
+    taught = [p for p in batch if p.source == "teacher"]
+    assert len(batch) == 16 and len(taught) == 8 and not held & {fact_key(p) for p in batch}
+    assert all(p.meta["context"] == "hard" and p.meta["strategy"] in teacher.strategies for p in taught)
+    live = observe(cur, cfg, [(p, [True, False, False, False] * 2) for p in batch], teacher)
+    restored = Curriculum.from_dict(json.loads(json.dumps(live.to_dict())))
+    assert restored == live and live.teacher["last"]
+    again = [p.to_dict() for p in next_problems(restored, cfg, 16, "seed/4", held, teacher)]
+    assert again == [p.to_dict() for p in next_problems(live, cfg, 16, "seed/4", held, teacher)]
