@@ -67,11 +67,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         for item in args.topics.split(","):
             name, _, weight = item.partition(":")
             topics[name.strip()] = float(weight or 1.0)
-    try:
-        problems = generate_problems(args.n, args.difficulty, topics=topics, seed=args.seed, progress=True)
-    except ValueError as exc:
-        print(f"rlvr synth: {exc}", file=sys.stderr)
-        return 2
+    if args.source == "grok":
+        problems = _grok_problems(args, topics)
+        if problems is None:
+            return 2
+    else:
+        try:
+            problems = generate_problems(args.n, args.difficulty, topics=topics, seed=args.seed, progress=True)
+        except ValueError as exc:
+            print(f"rlvr synth: {exc}", file=sys.stderr)
+            return 2
     rows = [p.to_dict() for p in problems]
     if args.cot == "grok":
         rows = _grok_cot_rows(args, problems)
@@ -82,6 +87,47 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             dst.write(json.dumps(row, ensure_ascii=False) + "\n")
     print(f"wrote {len(rows)} {'chain-of-thought rows' if args.cot else 'problems'} to {args.out}", file=sys.stderr)
     return 0
+
+
+def topic_counts(topics: dict[str, float], n: int) -> list[str]:
+    """`n` topic names in proportion to their weights (largest remainders; no draw), in the order given."""
+    total = sum(topics.values())
+    exact = {t: n * w / total for t, w in topics.items()}
+    counts = {t: int(v) for t, v in exact.items()}
+    for t in sorted(exact, key=lambda t: counts[t] - exact[t])[: n - sum(counts.values())]:
+        counts[t] += 1
+    return [t for t in topics for _ in range(counts[t])]
+
+
+def _grok_problems(args: argparse.Namespace, topics: dict | None) -> list | None:
+    """`--n` problems Grok proposes and SymPy answers through its tool calls (`synthesis.grok.GrokResolver`: bounded
+    concurrency, backoff on rate limits, hard problems solved twice); every outcome counted by reason. None (after
+    a message) when the resolver cannot start."""
+    import asyncio
+    from collections import Counter
+
+    from synthesis.grok import GrokResolver, ResolverConfig
+
+    if args.cot:
+        print("rlvr synth: --cot writes worked solutions of generated problems; use it without --source grok",
+              file=sys.stderr)
+        return None
+    try:
+        resolver = GrokResolver(ResolverConfig(model=args.grok_model, api_host=args.api_host, insecure=args.insecure,
+                                               concurrency=args.concurrency))
+    except (ImportError, RuntimeError) as exc:
+        print(f"rlvr synth --source grok: {exc}", file=sys.stderr)
+        return None
+    requests = [(t, args.difficulty) for t in topic_counts(topics or {"arithmetic": 1, "algebra": 1,
+                                                                       "word problems": 1}, args.n)]
+    outcomes = asyncio.run(resolver.resolve_many(requests))
+    kept = [o.problem for o in outcomes if o.problem is not None]
+    reasons = Counter(o.reason for o in outcomes if o.problem is None)
+    forms = Counter(o.symbolic or "none given" for o in outcomes if o.problem is not None)
+    print(f"kept {len(kept)}/{len(outcomes)} problems answered by SymPy"
+          + "".join(f"; {n} {reason}" for reason, n in reasons.most_common())
+          + "\nsymbolic forms: " + ", ".join(f"{n} {what}" for what, n in forms.most_common()), file=sys.stderr)
+    return kept
 
 
 def _grok_cot_rows(args: argparse.Namespace, problems: list) -> list[dict] | None:
@@ -358,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--topics", help="comma-separated topic[:weight] list (default: every topic equally)")
+    synth.add_argument("--source", choices=("generators", "grok"), default="generators",
+                       help="generators: our SymPy-backed generators; grok: problems Grok-4 proposes and solves "
+                            "through SymPy tools (XAI_API_KEY), hard ones twice, with their symbolic form when given")
     synth.add_argument("--cot", choices=("grok",), help="write chain-of-thought SFT rows (question, solution, answer): "
                        "Grok's worked solutions, kept only when the final answer matches SymPy's (needs XAI_API_KEY)")
     synth.add_argument("--grok-model", default="grok-4")

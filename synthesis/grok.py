@@ -12,12 +12,14 @@ exponential backoff on rate limits (honouring `retry-after`), timeouts and unava
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import re
 from dataclasses import dataclass, field
 
 from synthesis.problem import Problem, question_key
+from synthesis.symbolic import IllPosed, Symbolic, derive_within, form_from_json
 from verifier_pool import answers_match, extract_answer, sandbox
 from verifier_pool.tools import TOOL_SPECS, ToolError
 
@@ -60,6 +62,7 @@ class Outcome:
     reason: str = ""
     answers: list[str] = field(default_factory=list)
     retries: int = 0
+    symbolic: str = ""  # "kept", why a given form was not kept, or "" when the model gave none
 
 
 class GrokResolver:
@@ -119,7 +122,8 @@ class GrokResolver:
 
         chat = self._client.chat.create(model=self.config.model, tools=self._tool_protos(), messages=[
             system("You write and solve math problems. Compute every answer with the tools; the last tool result "
-                   "is taken as the answer. End with a line 'QUESTION: <the problem statement>'."),
+                   "is taken as the answer. " + SYMBOLIC_INSTRUCTION +
+                   "End with a line 'QUESTION: <the problem statement>'."),
             user(prompt)])
         last_value = None
         for _ in range(self.config.max_turns):
@@ -167,9 +171,10 @@ class GrokResolver:
                 return outcome
             finally:
                 outcome.retries = retries[0]
+        form, outcome.symbolic = await asyncio.to_thread(checked_form, text, outcome.answers[0])
         outcome.problem = Problem(id=f"grok-{topic}-{difficulty}-{question_key(question)}", question=question,
                                   answer=outcome.answers[0], difficulty=difficulty, topic=topic, source="grok",
-                                  meta={"model": self.config.model, "solves": len(outcome.answers)})
+                                  meta={"model": self.config.model, "solves": len(outcome.answers)}, symbolic=form)
         return outcome
 
     async def resolve_many(self, requests: list[tuple[str, int]]) -> list[Outcome]:
@@ -193,6 +198,11 @@ class GrokResolver:
         return list(outcomes)
 
 
+SYMBOLIC_INSTRUCTION = (
+    "If you can, give the problem's symbolic form on one line before the question: 'SYMBOLIC: {json}' with keys "
+    "style (expression|equation|roots|story), target (list of expressions), quantities (list of {name, value, low, "
+    "high}: one-letter names, integer values and ranges), unknowns (x, y, z), constraints (list of {lhs, op, rhs}), "
+    "text (the question with {name} where each quantity's value goes). ")
 COT_SYSTEM = ("You solve math problems step by step: one step per line, each computing one thing, then a last "
               "line 'The answer is: <answer>' with the exact answer.")
 MAX_COT_CHARS = 6_000
@@ -257,8 +267,24 @@ class GrokCotWriter(GrokResolver):
 
 
 def _question(text: str) -> str:
-    match = re.search(r"QUESTION:\s*(.+)", text or "", re.S)
+    match = re.search(r"QUESTION:\s*(.+?)(?:\n\s*SYMBOLIC:|$)", (text or "")[:MAX_COT_CHARS], re.S)
     return match.group(1).strip() if match else ""
+
+
+def checked_form(text: str, answer: str) -> tuple[Symbolic | None, str]:
+    """The symbolic form the model gave on its `SYMBOLIC:` line, kept only when SymPy derives from it (under a
+    deadline) the answer its tool calls produced; else (None, why)."""
+    match = re.search(r"^SYMBOLIC:[ \t]*(\{.*\})[ \t]*$", (text or "")[:MAX_COT_CHARS], re.M)
+    if match is None:
+        return None, ""
+    try:
+        form = form_from_json(match.group(1))
+        derived = derive_within(form)
+    except IllPosed as exc:
+        return None, f"form rejected: {str(exc)[:80]}"
+    if not answers_match(derived, answer):
+        return None, "form's answer differs from the tools'"
+    return dataclasses.replace(form, structure=form.structure or "grok"), "kept"
 
 
 def _retry_after(err) -> float | None:

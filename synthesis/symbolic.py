@@ -169,6 +169,44 @@ def derive_answer(form: Symbolic):
     return values[0] if len(values) == 1 else values
 
 
+_POOL = None
+MAX_FORM_CHARS = 8_000
+
+
+def derive_within(form: Symbolic, timeout: float = 5.0) -> str:
+    """`derive_answer` rendered, computed in a worker process that is killed at `timeout`: a form written by an LLM is
+    hostile, and SymPy's `solve` has no deadline of its own. IllPosed for an ill-posed form or a timeout."""
+    global _POOL
+    import multiprocessing
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from pebble import ProcessPool
+
+    if _POOL is None or not _POOL.active:
+        _POOL = ProcessPool(max_workers=1, context=multiprocessing.get_context("spawn"))
+    try:
+        return _POOL.schedule(_derive_rendered, args=(form.to_dict(),), timeout=timeout).result()
+    except FutureTimeout:
+        raise IllPosed(f"deriving the answer took longer than {timeout:g}s") from None
+
+
+def _derive_rendered(data: dict) -> str:
+    return render(derive_answer(Symbolic.from_dict(data)))
+
+
+def form_from_json(text: str) -> Symbolic:
+    """A symbolic form from untrusted JSON text (length-bounded, `json.loads`, then `Symbolic.from_dict`)."""
+    if len(text) > MAX_FORM_CHARS:
+        raise IllPosed(f"a symbolic form longer than {MAX_FORM_CHARS} characters")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise IllPosed(f"not JSON: {str(exc)[:80]}") from None
+    if not isinstance(data, dict):
+        raise IllPosed("a symbolic form is a JSON object")
+    return Symbolic.from_dict(data)
+
+
 # ---------------------------------------------------------------- words
 
 

@@ -189,3 +189,79 @@ def test_synth_cot_grok_keeps_only_solutions_whose_final_answer_is_sympys(tmp_pa
     assert [r.answer for r in rows] == [p[0].answer, p[4].answer] and servicer.calls[p[4].question] == 2
     assert all(r.kind == "cot" and r.fact_key() == fact for r, fact in
                zip(rows, [fact_key(p[0]), fact_key(p[4])]))
+
+
+SYNTH_SCRIPTS = {  # topic word → (first tool call, final text, second-solve tool call)
+    "algebra": (call("solve", '{"equation": "2*x + 3 = 11", "variable": "x"}'),
+                'SYMBOLIC: {"style": "equation", "target": ["x"], "unknowns": ["x"], "quantities": [{"name": "a", '
+                '"value": 2, "low": 1, "high": 9}, {"name": "b", "value": 3, "low": 0, "high": 9}, {"name": "c", '
+                '"value": 11, "low": 0, "high": 50}], "constraints": [{"lhs": "a*x + b", "op": "=", "rhs": "c"}], '
+                '"text": "Solve for x: {equations}."}\nQUESTION: Solve 2x + 3 = 11 for x.',
+                call("evaluate", '{"expression": "4"}')),
+    "hostile": (call("evaluate", '{"expression": "7"}'),
+                'SYMBOLIC: {"style": "expression", "target": ["__import__(\'os\').system(\'id\')"]}\n'
+                "QUESTION: What is 3 + 4?", call("evaluate", '{"expression": "7"}')),
+    "mismatch": (call("evaluate", '{"expression": "12"}'),
+                 'SYMBOLIC: {"style": "expression", "target": ["a + b"], "quantities": [{"name": "a", "value": 5, '
+                 '"low": 1, "high": 9}, {"name": "b", "value": 6, "low": 1, "high": 9}], "text": "What is {expr}?"}'
+                 "\nQUESTION: What is 5 + 7?", call("evaluate", '{"expression": "12"}')),
+    "malformed": (call("evaluate", "{not json"), "QUESTION: What is 2 to the 10th power?",
+                  call("evaluate", '{"expression": "2^10"}')),
+    "disagree": (call("evaluate", '{"expression": "7"}'), "QUESTION: How many days are in a week, minus zero?",
+                 call("evaluate", '{"expression": "8"}')),
+}
+
+
+class FakeSynthChat(chat_pb2_grpc.ChatServicer):
+    """Scripted by the topic word in the prompt; the second solve (given only the question) by that question."""
+
+    def GetCompletion(self, request, context):
+        prompt = next(m.content[0].text for m in request.messages if m.role == chat_pb2.MessageRole.ROLE_USER)
+        results = [m.content[0].text for m in request.messages if m.role == chat_pb2.MessageRole.ROLE_TOOL]
+        if prompt.startswith("Solve this problem"):
+            second = next(s[2] for s in SYNTH_SCRIPTS.values() if s[1].split("QUESTION: ")[1] in prompt)
+            return reply(tool_calls=[second]) if not results else reply("QUESTION: (same)")
+        first, final, _ = SYNTH_SCRIPTS[next(t for t in SYNTH_SCRIPTS if t in prompt.split())]
+        if not results:
+            return reply(tool_calls=[first])
+        if results[-1].startswith("error:"):
+            return reply(tool_calls=[call("evaluate", '{"expression": "2**10"}', "c2")])
+        return reply(final)
+
+
+def test_synth_source_grok_writes_sympy_answered_problems_with_checked_forms_a_stage_can_train_on(
+        tmp_path, monkeypatch, capsys):
+    """`rlvr synth --source grok` at difficulty 3 (every problem solved twice) against the fake server: answers are
+    SymPy's, a form is kept only when SymPy derives the same answer from it (a hostile form is refused unread, a
+    form with another answer dropped), every outcome is counted, and the file is a stage's training data."""
+    from cluster.cli import main
+    from cluster.config import load_config
+    from synthesis.datasets import load_problems
+    from synthesis.symbolic import realise
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    chat_pb2_grpc.add_ChatServicer_to_server(FakeSynthChat(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    out = tmp_path / "grok.jsonl"
+    try:
+        assert main(["synth", "--source", "grok", "--n", "5", "--difficulty", "3", "--topics",
+                     "algebra,hostile,mismatch,malformed,disagree", "--out", str(out), "--api-host",
+                     f"127.0.0.1:{port}", "--insecure"]) == 0
+    finally:
+        server.stop(0)
+    err = capsys.readouterr().err
+    assert "kept 4/5 problems answered by SymPy; 1 the two solves disagree" in err
+    assert all(f"1 {what}" in err for what in ("kept", "form rejected: ", "form's answer differs from the tools'",
+                                                "none given"))
+    problems = {p.topic: p for p in load_problems(str(out))}
+    assert sorted(problems) == ["algebra", "hostile", "malformed", "mismatch"]
+    assert problems["algebra"].answer == "4" and realise(problems["algebra"].symbolic) == "Solve for x: 2*x + 3 = 11."
+    assert problems["malformed"].answer == "1024" and problems["mismatch"].answer == "12"
+    assert all(problems[t].symbolic is None for t in ("hostile", "mismatch", "malformed"))
+    cfg = load_config("tiny", overrides=["curriculum.mode=fixed",
+                                         f"stages=[{{name: grok, difficulty: 3, data: {out}, epochs: 1}}]"])
+    from cluster.schedule import stage_pool
+
+    assert {p.question for p in stage_pool(cfg, 0, exclude=set())} == {p.question for p in problems.values()}

@@ -45,6 +45,23 @@ def test_a_problem_with_its_form_survives_json_and_a_hostile_form_is_refused_unr
             Symbolic.from_dict(bad)
 
 
+def test_a_form_that_stalls_sympy_is_stopped_at_its_deadline():
+    """A hostile form's `solve` runs in a worker process killed at the deadline; the next form is served at once."""
+    from synthesis.symbolic import Quantity, Relation, derive_within, form_from_json
+
+    stall = Symbolic("equation", ("x",), (Quantity("a", 7, 0, 9),), ("x", "y"),
+                     (Relation("x^a*y^a + x^(a - 1) + y^a*x + x*y^3 - a", "=", "0"),
+                      Relation("x^a + y^a + x*y - a^a", "=", "1")))
+    with pytest.raises(IllPosed, match="longer than 1s"):
+        derive_within(stall, timeout=1.0)
+    linear = generate_problems(1, 2, topics={"linear_equations": 1}, seed=1)[0]
+    assert derive_within(linear.symbolic) == linear.answer
+    with pytest.raises(IllPosed, match="JSON"):
+        form_from_json("{'style': 1}")
+    with pytest.raises(IllPosed, match="longer"):
+        form_from_json("{" + " " * 9000 + "}")
+
+
 def test_ill_posed_forms_are_named():
     linear = generate_problems(1, 1, topics={"linear_equations": 1}, seed=1)[0].symbolic
     with pytest.raises(IllPosed, match="solutions"):
