@@ -98,13 +98,18 @@ class TeacherConfig:
     """The teacher of `curriculum.mode: teacher` (`cluster.teacher`): a bandit over operator recipes picks how to
     rewrite problems far from the target pass rate; its children fill `share` of every batch."""
 
-    model: str = "offline"  # offline: the bandit over operator recipes (an LLM teacher is not wired in yet)
+    model: str = "offline"  # offline: operator recipes | an xAI model name (grok-4): prompts on the symbolic JSON
     share: float = 0.5  # share of each batch made of taught children (once there are parents)
     edge: float = 0.25  # a problem becomes a parent when its pass rate is at least this far from the target
     novelty: float = 0.2  # reward for a child whose symbolic structure the run has not seen
     exploration: float = 0.5  # the UCB bonus's weight
     discount: float = 0.9  # per-step decay of each strategy's statistics (the student moves)
     strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes, operators joined by "+"
+    prompt_every: int = 10  # LLM teacher: steps between rewrites of the lowest-scoring strategy prompt (OPRO)
+    trial_children: int = 8  # ... a candidate prompt replaces the active one after this many scored children each
+    api_host: str = "api.x.ai"
+    insecure: bool = False  # a plaintext channel (a local test server)
+    concurrency: int = 8  # LLM calls in flight
 
 
 @dataclass
@@ -378,9 +383,11 @@ def _check_curriculum(cfg: TrainConfig) -> None:
 def _check_teacher(teacher: TeacherConfig) -> None:
     from synthesis.operators import OPERATORS
 
-    if teacher.model != "offline":
-        raise ConfigError(f"teacher.model: only 'offline' (the bandit over operator recipes) is built; an LLM teacher "
-                          f"({teacher.model!r}) is not wired into training yet")
+    if teacher.model != "offline" and not os.environ.get("XAI_API_KEY"):
+        raise ConfigError(f"teacher.model: {teacher.model!r} is an LLM teacher and needs XAI_API_KEY; "
+                          "'offline' needs no key")
+    if teacher.prompt_every < 1 or teacher.trial_children < 1 or teacher.concurrency < 1:
+        raise ConfigError("teacher.prompt_every, teacher.trial_children and teacher.concurrency must be >= 1")
     for key in ("share", "edge", "discount"):
         if not 0 <= getattr(teacher, key) <= 1:
             raise ConfigError(f"teacher.{key}: must be in [0, 1], got {getattr(teacher, key)!r}")

@@ -75,7 +75,7 @@ def start_stage(mix: dict[str, float], low: float, high: float, previous: Curric
 
 
 def observe(cur: Curriculum, cfg: CurriculumConfig, groups: list[tuple[Problem, list[bool]]],
-            teacher: TeacherConfig | None = None) -> Curriculum:
+            teacher: TeacherConfig | None = None, llm=None) -> Curriculum:
     """Fold one step's verdicts (problem, correctness of each of its completions) into the state, the teacher's
     too when it has one."""
     topics = {t: dataclasses.replace(s) for t, s in cur.topics.items()}
@@ -94,7 +94,7 @@ def observe(cur: Curriculum, cfg: CurriculumConfig, groups: list[tuple[Problem, 
     if cur.teacher is not None and teacher is not None:
         from cluster.teacher import Teacher, observe_teacher
 
-        taught = observe_teacher(Teacher.from_dict(cur.teacher), teacher, cfg.target, groups).to_dict()
+        taught = observe_teacher(Teacher.from_dict(cur.teacher), teacher, cfg.target, groups, llm).to_dict()
     return Curriculum(topics, cur.low, cur.high, cur.passing_steps + 1 if at_top else 0,
                       (cur.frontier + half_solved)[-FRONTIER:], taught)
 
@@ -112,7 +112,7 @@ def topic_weights(cur: Curriculum, cfg: CurriculumConfig) -> dict[str, float]:
 
 
 def next_problems(cur: Curriculum, cfg: CurriculumConfig, n: int, seed: str, exclude: set[str],
-                  teacher: TeacherConfig | None = None) -> list[Problem]:
+                  teacher: TeacherConfig | None = None, llm=None) -> list[Problem]:
     """`n` training problems for a step: `sibling_share` of them mutated from half-solved parents at their
     topic's current difficulty (with a teacher: its `share` taught children instead), the rest fresh, topics drawn
     by `topic_weights`. Deterministic in (state, seed); held-out facts (`exclude`) and the held-out side of the
@@ -124,7 +124,7 @@ def next_problems(cur: Curriculum, cfg: CurriculumConfig, n: int, seed: str, exc
         from cluster.teacher import Teacher, taught_problems
 
         out = taught_problems(Teacher.from_dict(cur.teacher), teacher, cfg.target, round(teacher.share * n), rng,
-                              exclude)
+                              exclude, llm)
         seen.update(p.question for p in out)
     elif cur.frontier:
         for _ in range(round(cfg.sibling_share * n)):

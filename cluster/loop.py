@@ -29,6 +29,7 @@ from cluster.report import (eval_line, format_table, health_warning, last_logged
 from cluster.rollout_log import append_records, truncate_after
 from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool, teacher_of,
                               step_problems)
+from cluster.teacher import teacher_client
 from cluster.services import (FaultInjector, JobFailed, LearnerDied, Services, check_canaries, connect_ray,
                               learner_died, release, resolve_model, start_services)
 from cluster.tracking import Tracker
@@ -63,6 +64,7 @@ class Loop:
     rolling: collections.deque = field(default_factory=collections.deque)
     recent: collections.deque = field(default_factory=collections.deque)
     timeout_shares: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20))
+    teacher_llm: object = None  # `cluster.teacher.teacher_client`: an LLM teacher, None offline
 
 
 def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, StepResult]:
@@ -79,7 +81,8 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
     loop.busy.add(scored.rollout_span)
     push_seconds = push_unpushed(loop, svc)
     curriculum = observe(Curriculum.from_dict(state.curriculum), cfg.curriculum,
-                         [(g.problem, [e.correct == 1.0 for e in g.episodes]) for g in scored.groups], teacher_of(cfg))
+                         [(g.problem, [e.correct == 1.0 for e in g.episodes]) for g in scored.groups], teacher_of(cfg),
+                         loop.teacher_llm)
     sampled = GroupStats.of(scored.groups)
     loop.rolling.append(sampled.accuracy)
     stage_end = stage_end_reason(cfg, state, loop.length, curriculum, list(loop.rolling),
@@ -112,8 +115,9 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
 def sample_after(state: RunState, loop: Loop, svc: Services, seed: int) -> ScoredStep:
     """The scored rollout of the step after `state`: its problems and any replacements are fixed by `state`."""
     cfg, state = loop.cfg, dataclasses.replace(state)
-    return sample_step(cfg, svc.fleet, svc.pool, step_problems(cfg, state, loop.pool, loop.exclude), seed,
-                       lambda n, r, taken: replacement_problems(cfg, state, loop.pool, loop.exclude, n, r, taken),
+    return sample_step(cfg, svc.fleet, svc.pool, step_problems(cfg, state, loop.pool, loop.exclude, loop.teacher_llm),
+                       seed, lambda n, r, taken: replacement_problems(cfg, state, loop.pool, loop.exclude, n, r, taken,
+                                                                      loop.teacher_llm),
                        stall_seconds=loop.watchdog.deadline("rollout"))
 
 
@@ -378,7 +382,7 @@ def run_job(cfg: TrainConfig, resume: str | None, echo, force: bool, faults: Fau
         loop = Loop(cfg, run_dir, tracker, held_out, echo, started,
                     Watchdog(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds), prefetch,
                     exclude=held_out_facts(held_out), rolling=collections.deque(state.rolling, maxlen=cfg.rolling_window),
-                    recent=collections.deque(maxlen=cfg.log_samples))
+                    recent=collections.deque(maxlen=cfg.log_samples), teacher_llm=teacher_client(cfg, run_dir))
         if resume:
             restore(state, loop, svc)
         return run_loop(state, loop, svc)

@@ -106,24 +106,26 @@ def teacher_of(cfg: TrainConfig):
     return cfg.teacher if cfg.curriculum.mode == "teacher" else None
 
 
-def step_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str]) -> list[Problem]:
-    """The problems of the step after `state`: the fixed schedule's next batch, or the controller's draw."""
+def step_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str],
+                  llm=None) -> list[Problem]:
+    """The problems of the step after `state`: the fixed schedule's next batch, or the controller's draw (with an
+    LLM teacher, `llm` writes the taught children)."""
     if cfg.curriculum.mode != "fixed":
         return next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, cfg.batch_size,
-                             f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher_of(cfg))
+                             f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher_of(cfg), llm)
     per_epoch = -(-len(pool) // cfg.batch_size)
     epoch, batch = divmod(state.stage_step, per_epoch)
     return epoch_batches(pool, cfg.batch_size, cfg.seed, state.stage, epoch)[batch]
 
 
 def replacement_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str], n: int,
-                         round_: int, taken: set[str]) -> list[Problem]:
+                         round_: int, taken: set[str], llm=None) -> list[Problem]:
     """`n` fresh problems to replace groups with no correctness spread (dynamic sampling), none already in
     this step: drawn by the controller (adaptive) or from the rest of the stage's pool (fixed)."""
     if cfg.curriculum.mode != "fixed":
         drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, n + len(taken),
                               f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude,
-                              teacher_of(cfg))
+                              teacher_of(cfg), llm)
     else:
         drawn = list(pool)
         random.Random(f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}").shuffle(drawn)

@@ -23,8 +23,9 @@ import random
 from dataclasses import dataclass, field
 
 from cluster.config import TeacherConfig
+from synthesis.llm_teacher import PromptBook, prompt_for, record, settle_trials, start_book, start_trial, worst_prompt
 from synthesis.operators import modify
-from synthesis.problem import Problem
+from synthesis.problem import Problem, fact_key
 
 PARENTS = 64  # parents remembered, newest last
 SEEN = 4096  # structure keys remembered for novelty
@@ -47,6 +48,8 @@ class Teacher:
     parents: list[dict] = field(default_factory=list)  # {"problem": Problem dict, "pass_rate": float}
     seen: list[str] = field(default_factory=list)  # structure keys of children and parents, oldest first
     last: dict[str, float] = field(default_factory=dict)  # the last step's `teacher_snapshot`, logged with the curriculum
+    prompts: dict | None = None  # an LLM teacher's `PromptBook.to_dict()` (strategy prompts and their trials)
+    steps: int = 0  # steps observed
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -54,7 +57,8 @@ class Teacher:
     @classmethod
     def from_dict(cls, data: dict) -> "Teacher":
         arms = {ctx: {s: Arm(**a) for s, a in by.items()} for ctx, by in data["arms"].items()}
-        return cls(arms, list(data["parents"]), list(data["seen"]), dict(data.get("last", {})))
+        return cls(arms, list(data["parents"]), list(data["seen"]), dict(data.get("last", {})), data.get("prompts"),
+                   int(data.get("steps", 0)))
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,14 @@ class StrategyReward:
     pass_rate: float
     novel: bool
     reward: float
+    prompt_version: int | None = None  # an LLM teacher's prompt version that made the child
 
 
 def start_teacher(cfg: TeacherConfig, previous: dict | None = None) -> Teacher:
     if previous:
         return Teacher.from_dict(previous)
-    return Teacher({ctx: {s: Arm() for s in cfg.strategies} for ctx in ("easy", "hard")})
+    book = start_book(list(cfg.strategies)).to_dict() if cfg.model != "offline" else None
+    return Teacher({ctx: {s: Arm() for s in cfg.strategies} for ctx in ("easy", "hard")}, prompts=book)
 
 
 def context_of(pass_rate: float, target: float) -> str:
@@ -96,10 +102,10 @@ def choose(arms: dict[str, Arm], allowed: list[str], pending: dict[str, int], ex
     return max(allowed, key=lambda s: (bound(s), -allowed.index(s)))
 
 
-def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float,
-                    groups: list[tuple[Problem, list[bool]]]) -> Teacher:
-    """Fold one step's verdicts in: taught children reward their strategies, problems far from the target become
-    parents."""
+def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float, groups: list[tuple[Problem, list[bool]]],
+                    llm=None) -> Teacher:
+    """Fold one step's verdicts in: taught children reward their strategies (and an LLM teacher's prompt versions),
+    problems far from the target become parents."""
     arms = {ctx: {s: Arm(a.pulls * cfg.discount, a.reward * cfg.discount) for s, a in by.items()}
             for ctx, by in teacher.arms.items()}
     seen, rewards, parents = list(teacher.seen), [], list(teacher.parents)
@@ -113,7 +119,7 @@ def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float,
         if problem.source == "teacher" and strategy in arms.get(problem.meta.get("context"), {}):
             novel = key not in known
             r = StrategyReward(strategy, problem.meta["context"], rate, novel,
-                               strategy_reward(rate, target, novel, cfg.novelty))
+                               strategy_reward(rate, target, novel, cfg.novelty), problem.meta.get("prompt_version"))
             arm = arms[r.context][strategy]
             arm.pulls, arm.reward = arm.pulls + 1, arm.reward + r.reward
             rewards.append(r)
@@ -122,21 +128,45 @@ def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float,
             seen.append(key)
         if problem.symbolic is not None and abs(rate - target) >= cfg.edge:
             parents.append({"problem": problem.to_dict(), "pass_rate": rate})
-    taught = Teacher(arms, parents[-PARENTS:], seen[-SEEN:])
+    taught = Teacher(arms, parents[-PARENTS:], seen[-SEEN:], prompts=teacher.prompts, steps=teacher.steps + 1)
+    if taught.prompts is not None:
+        taught.prompts = optimised_prompts(PromptBook.from_dict(taught.prompts), cfg, rewards, taught.steps,
+                                           llm).to_dict()
     taught.last = teacher_snapshot(taught, rewards)
     return taught
 
 
-def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int, rng: random.Random,
-                    exclude: set[str]) -> list[Problem]:
-    """Up to `n` children of the teacher's parents, each by the strategy the bandit picks for its parent's context;
-    none holds a held-out fact or repeats a question."""
-    if not teacher.parents:
-        return []
-    out, questions, pending = [], set(), {"easy": {}, "hard": {}}
-    for _ in range(3 * n):
-        if len(out) >= n:
-            break
+def optimised_prompts(book: PromptBook, cfg: TeacherConfig, rewards: list[StrategyReward], step: int,
+                      llm=None) -> PromptBook:
+    """The prompt book after a step (OPRO): rewards credited to the prompt versions that earned them, finished
+    trials settled, and every `prompt_every` steps a rewrite of the lowest-scoring prompt put on trial."""
+    for r in rewards:
+        if r.prompt_version is not None:
+            book = record(book, r.strategy, r.prompt_version, r.reward)
+    book = settle_trials(book, cfg.trial_children)
+    worst = worst_prompt(book, cfg.trial_children)
+    if llm is not None and worst is not None and step % cfg.prompt_every == 0:
+        _, text = llm.run([], improve=(book, worst.strategy))
+        if text and text != worst.text:
+            book = start_trial(book, worst.strategy, text)
+    return book
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One child to make: from which parent, in which context, by which strategy (and a partner to compose with)."""
+
+    parent: Problem
+    context: str
+    strategy: str
+    partner: Problem
+
+
+def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: random.Random) -> list[Pick]:
+    """`k` (parent, strategy) picks: parents drawn uniformly, strategies by the bandit among those that apply to the
+    parent's style, pulls handed out in this batch counted so the batch spreads over the arms."""
+    out, pending = [], {"easy": {}, "hard": {}}
+    for _ in range(k):
         entry = rng.choice(teacher.parents)
         parent, context = Problem.from_dict(entry["problem"]), context_of(entry["pass_rate"], target)
         allowed = [s for s in cfg.strategies if all(parent.symbolic.style in APPLIES[op] for op in s.split("+"))]
@@ -145,12 +175,37 @@ def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int,
         strategy = choose(teacher.arms[context], allowed, pending[context], cfg.exploration)
         pending[context][strategy] = pending[context].get(strategy, 0) + 1
         partners = [p for p in teacher.parents if p["problem"]["topic"] == parent.topic]
-        partner = Problem.from_dict(rng.choice(partners)["problem"])
-        child = modify(parent, tuple(strategy.split("+")), rng, partner=partner, exclude=exclude)
-        if child is None or child.question in questions:
-            continue
-        questions.add(child.question)
-        out.append(dataclasses.replace(child, meta={**child.meta, "strategy": strategy, "context": context}))
+        out.append(Pick(parent, context, strategy, Problem.from_dict(rng.choice(partners)["problem"])))
+    return out
+
+
+def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int, rng: random.Random,
+                    exclude: set[str], llm=None) -> list[Problem]:
+    """Up to `n` children of the teacher's parents, each by the strategy the bandit picks for its parent's context:
+    made by the operators (offline) or by the LLM from the strategy's current prompt. None holds a held-out fact or
+    repeats a question."""
+    from synthesis.generators import in_split
+
+    if not teacher.parents:
+        return []
+    if llm is None:
+        chosen = picks(teacher, cfg, target, 3 * n, rng)
+        made = (modify(p.parent, tuple(p.strategy.split("+")), rng, partner=p.partner, exclude=exclude)
+                for p in chosen)
+    else:
+        chosen = picks(teacher, cfg, target, 2 * n, rng)
+        book = PromptBook.from_dict(teacher.prompts)
+        children, _ = llm.run([(p.parent, prompt_for(book, p.strategy, i)) for i, p in enumerate(chosen)])
+        made = (child if child is not None and fact_key(child) not in exclude and in_split(fact_key(child), "train")
+                else None for child, _ in children)
+    out, questions = [], set()
+    for pick, child in zip(chosen, made):
+        if child is not None and child.question not in questions:
+            questions.add(child.question)
+            out.append(dataclasses.replace(child, meta={**child.meta, "strategy": pick.strategy,
+                                                        "context": pick.context}))
+        if len(out) >= n:
+            break
     return out
 
 
@@ -166,4 +221,27 @@ def teacher_snapshot(teacher: Teacher, rewards: list[StrategyReward]) -> dict[st
         for strategy, arm in arms.items():
             if arm.pulls > 0:
                 out[f"teacher/{context}/{strategy}/value"] = arm.reward / arm.pulls
+    if teacher.prompts is not None:
+        book = PromptBook.from_dict(teacher.prompts)
+        out.update({f"teacher/{s}/prompt_version": v for s, v in book.versions().items()})
+        out["teacher/prompt_trials"] = len(book.trials)
+        out["teacher/prompts_retired"] = len(book.retired)
     return out
+
+
+def teacher_client(cfg, run_dir):
+    """The LLM side of `teacher.model` (None offline): a Grok teacher whose replies are cached in the run directory,
+    so a resumed run replays them."""
+    if cfg.curriculum.mode != "teacher" or cfg.teacher.model == "offline":
+        return None
+    import json
+    import pathlib
+
+    from synthesis.grok import ResolverConfig
+    from synthesis.llm_teacher import GrokTeacher
+
+    path = pathlib.Path(run_dir) / "teacher_replies.jsonl"
+    cache = dict(json.loads(line) for line in path.read_text().splitlines()) if path.exists() else {}
+    t = cfg.teacher
+    return GrokTeacher(ResolverConfig(model=t.model, api_host=t.api_host, insecure=t.insecure,
+                                      concurrency=t.concurrency), cache=cache, cache_path=path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -241,10 +242,41 @@ def with_values(node: tuple, values: dict[str, int]) -> tuple:
 def realise(form: Symbolic) -> str:
     """The form in words, by its style's template."""
     if form.style == "expression":
-        return form.text.format(expr=expression_text(form), **form.values())
+        return fill(form.text, {"expr": expression_text(form), **form.values()})
     if form.style in ("equation", "roots"):
-        return form.text.format(equations=equations_text(form))
-    return form.text.format(**form.slots, **form.values())
+        return fill(form.text, {"equations": equations_text(form)})
+    return fill(form.text, {**form.slots, **form.values()})
+
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,30})\}")
+
+
+def fill(text: str, values: dict) -> str:
+    """`text` with each `{name}` replaced by its value: plain substitution, no format specs or attribute access
+    (the words may come from an LLM). IllPosed for a placeholder with no value."""
+    def value(match: re.Match) -> str:
+        if match.group(1) not in values:
+            raise IllPosed(f"the words name {match.group(1)!r}, which the form does not give")
+        return str(values[match.group(1)])
+
+    if re.search(r"[{}]", PLACEHOLDER.sub("", text)):
+        raise IllPosed("the words hold a brace that is not a {name} placeholder")
+    return PLACEHOLDER.sub(value, text)
+
+
+def missing_quantities(form: Symbolic) -> list[str]:
+    """The placeholders the words must hold and do not: `{expr}` or `{equations}`, and in a story every quantity the
+    target or constraints use (an answer must not hang on a number the question never states)."""
+    if form.style == "expression":
+        need = {"expr"} | ({str(s) for r in form.constraints for s in parsed(r.rhs).free_symbols} if form.unknowns
+                           else set())
+    elif form.style in ("equation", "roots"):
+        need = {"equations"}
+    else:
+        used = {str(s) for text in [*form.target, *(t for r in form.constraints for t in (r.lhs, r.rhs))]
+                for s in parsed(text).free_symbols}
+        need = used & {q.name for q in form.quantities}
+    return sorted(n for n in need if "{" + n + "}" not in form.text)
 
 
 def expression_text(form: Symbolic) -> str:

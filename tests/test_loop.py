@@ -207,6 +207,47 @@ def test_teacher_mode_trains_on_taught_children_logs_its_strategies_and_resumes_
 
 
 @pytest.mark.ray
+def test_an_llm_teacher_writes_children_improves_its_prompts_and_a_resumed_run_replays_it(ray_cluster, tiny_model_dir,
+                                                                                          tmp_path, monkeypatch):
+    """`teacher.model: grok-4` against the fake xAI server: children come from the model's symbolic rewrites, the
+    lowest-scoring prompt is put on trial, prompt versions go to MLflow, and a run stopped and resumed replays the
+    cached replies into the same problems and completions."""
+    pytest.importorskip("xai_sdk")
+    from concurrent import futures
+
+    import grpc
+    import mlflow
+    from xai_sdk.proto import chat_pb2_grpc
+
+    from tests.test_llm_teacher import KEY, FakeTeacher
+
+    servicer, server = FakeTeacher(), grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    chat_pb2_grpc.add_ChatServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    llm = ("curriculum.mode=teacher", "teacher.model=grok-4", f"teacher.api_host=127.0.0.1:{port}",
+           "teacher.insecure=true", "teacher.strategies=[change_constant, add_step]", "teacher.prompt_every=1",
+           "teacher.trial_children=1", "sft.enabled=false",
+           "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
+    try:
+        full = train(tiny_config(tmp_path, tiny_model_dir, "full", *llm), echo=lambda _: None)
+        records = step_records(tmp_path / "full/rollouts.msgpack")
+        taught = {step: sum("-llm-" in pid for pid in {pid for pid, *_ in rows}) for step, rows in records.items()}
+        assert full["finished"] and taught[1] == 0 and sum(taught.values()) >= 4, taught
+        client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        metrics = client.get_run(full["run_id"]).data.metrics
+        assert "teacher/add_step/prompt_version" in metrics and metrics["teacher/prompt_trials"] + \
+            metrics["teacher/prompts_retired"] >= 1
+        train(tiny_config(tmp_path, tiny_model_dir, "resumed", *llm, "max_steps=2"), echo=lambda _: None)
+        resumed = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *llm), resume=str(tmp_path / "resumed"),
+                        echo=lambda _: None)
+    finally:
+        server.stop(0)
+    assert resumed["finished"] and step_records(tmp_path / "resumed/rollouts.msgpack") == records
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("phase", ["rollout", "learning"])
 def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_cluster, tiny_model_dir, tmp_path,
                                                                          monkeypatch, capsys, phase):
