@@ -1,0 +1,165 @@
+"""The teacher in the loop vs the adaptive curriculum on the embedded default extended to several topics, at equal
+GRPO minutes, several seeds; and the diversity of teacher output against the plain generators.
+
+    python bench/teacher.py [--seeds 0 1 2] [--minutes 2.4] [--topics mental_math arithmetic linear_equations]
+                            [--diversity 10000] [--out bench/results]
+
+Training: each (arm, seed) runs `rlvr train --preset tiny --set seed=S` in its own process with the same GRPO wall
+budget (`grpo_minutes`), every stage over `--topics` (the preset's three difficulties):
+
+- adaptive: `curriculum.mode=adaptive` (difficulty per topic steered to a 0.5 pass rate, siblings of half-solved
+  problems, dynamic sampling with one batch of extra problems);
+- teacher: `curriculum.mode=teacher` (the same controller, with half of each batch children the offline teacher
+  rewrote in symbolic space from problems far from the target; dynamic sampling as in the adaptive arm).
+
+Reported per run: the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), the share of
+*sampled* groups with correctness spread, the share of sampled groups that were taught children, steps, minutes.
+
+Diversity: `--diversity N` problems from the plain generators over the same topics at difficulties spread over
+[0, 1], against N children the offline teacher makes from such parents (strategies in turn, as a bandit without
+feedback would); per 1,000 problems, the distinct symbolic structures (`synthesis.operators.structure_key`) and
+distinct templates (the generator's template, or the template with the operators that made the child).
+
+Writes `teacher.json` and the tables into `teacher.md` between its `generated` markers. The tiny model is built and
+pretrained once into a fresh cache directory shared by all runs.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import pathlib
+import platform
+import random
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cluster.config import TEACHER_STRATEGIES, load_config  # noqa: E402
+from cluster.report import gains_over  # noqa: E402
+from cluster.rollout_log import read_records  # noqa: E402
+
+
+def _bench(name: str):
+    """A bench script as a module (bench/ is not a package, and its synthesis.py would shadow ours)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stages_override(topics: list[str]) -> str:
+    mix = ", ".join(f"{t}: 1" for t in topics)
+    return ("stages=[" + ", ".join(f"{{name: {name}, difficulty: {level}, topics: {{{mix}}}, epochs: 2, problems: 320}}"
+                                   for name, level in (("easy", 1), ("medium", 2), ("hard", 3))) + "]")
+
+
+def taught_share(run_dir: pathlib.Path) -> float:
+    groups = {(r["step"], r["problem_id"]) for r in read_records(run_dir / "rollouts.msgpack")}
+    return sum("-t-" in pid for _, pid in groups) / max(len(groups), 1)
+
+
+def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args) -> dict:
+    tiny = _bench("tiny_default")
+    overrides = (f"grpo_minutes={args.minutes}", f"curriculum.mode={arm}", stages_override(args.topics),
+                 *args.overrides)
+    result = tiny.run_seed(seed, work, cache, overrides, name=arm)
+    stages = [s.name for s in load_config("tiny", overrides=[stages_override(args.topics)]).stages]
+    gains = gains_over(result["evals"], stages)
+    return {"arm": arm, "seed": seed, "minutes": round(result["minutes"], 2),
+            "steps": result["history"][-1]["step"] if result["history"] else 0,
+            "spread_sampled": round(1 - result["sampled_zero_spread_share"], 3),
+            "taught_share": round(taught_share(work / f"{arm}{seed}"), 3),
+            "gain_mean": gains["mean"] if gains else None}
+
+
+def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
+    """Distinct structures and templates per 1,000 problems: plain generators vs offline-teacher children."""
+    from synthesis.generators import GENERATORS, to_problem
+    from synthesis.operators import modify, structure_key
+
+    rng = random.Random(seed)
+
+    def drawn():
+        topic, d = rng.choice(topics), rng.choice([0.0, 0.25, 0.5, 0.75, 1.0])
+        return to_problem(topic, d, GENERATORS[topic](rng, d))
+
+    plain = [drawn() for _ in range(n)]
+    children, turn = [], 0
+    while len(children) < n:
+        parent, partner = drawn(), drawn()
+        strategy = TEACHER_STRATEGIES[turn % len(TEACHER_STRATEGIES)]
+        turn += 1
+        child = modify(parent, tuple(strategy.split("+")), rng, partner=partner)
+        if child is not None:
+            children.append(child)
+
+    def per_thousand(problems, key) -> float:
+        blocks = [problems[i:i + 1000] for i in range(0, len(problems) - 999, 1000)]
+        return sum(len({key(p) for p in block}) for block in blocks) / len(blocks)
+
+    def measures(problems) -> dict:
+        return {"structures_per_1000": per_thousand(problems, lambda p: structure_key(p.symbolic)),
+                "templates_per_1000": per_thousand(problems, lambda p: p.meta["template"])}
+
+    return {"n": n, "plain": measures(plain), "teacher": measures(children), "children_by_strategy": dict(
+        collections.Counter("+".join(c.meta["recipe"]) for c in children))}
+
+
+def markdown(rows: list[dict], div: dict | None, args, machine: str, date: str) -> str:
+    lines = ["| arm | seed | GRPO steps | minutes (whole run) | sampled groups with spread | taught share | "
+             "mean held-out gain over SFT [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g = r["gain_mean"]
+        lines.append(f"| {r['arm']} | {r['seed']} | {r['steps']} | {r['minutes']:.1f} | {r['spread_sampled']:.2f} | "
+                     f"{r['taught_share']:.2f} | {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
+    command = (f"python bench/teacher.py --seeds {' '.join(map(str, args.seeds))} --minutes {args.minutes} "
+               f"--topics {' '.join(args.topics)} --diversity {args.diversity}"
+               + "".join(f" --set {o}" for o in args.overrides))
+    lines += ["", f"Produced by `{command}` on {machine}, {date}, from an empty cache: the tiny preset with every "
+              f"stage over {', '.join(args.topics)}, {args.minutes} GRPO minutes per run, 300 held-out problems per "
+              "stage and topic mix, greedy; paired 95 % percentile bootstrap intervals."]
+    if div:
+        lines += ["", f"Diversity, {div['n']:,} problems per side (distinct per 1,000):", "",
+                  "| source | symbolic structures | templates |", "|---|---|---|"]
+        lines += [f"| {name} | {div[name]['structures_per_1000']:.1f} | {div[name]['templates_per_1000']:.1f} |"
+                  for name in ("plain", "teacher")]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
+    parser.add_argument("--topics", nargs="+", default=["mental_math", "arithmetic", "linear_equations"])
+    parser.add_argument("--arms", nargs="+", default=["adaptive", "teacher"], choices=["adaptive", "teacher"])
+    parser.add_argument("--diversity", type=int, default=10_000, help="problems per side (0: skip)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=str(ROOT / "bench/results"))
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="teacher-"))
+    div = diversity(args.topics, args.diversity) if args.diversity else None
+    if div:
+        print(json.dumps(div))
+    rows = []
+    for seed in args.seeds:
+        for arm in args.arms:
+            rows.append(train_row(arm, seed, work, work / "cache", args))
+            print(json.dumps(rows[-1]))
+    machine, date = f"{platform.machine()}, {os.cpu_count()} cores, no GPU", time.strftime("%Y-%m-%d")
+    out = pathlib.Path(args.out)
+    (out / "teacher.json").write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows,
+                                                  "diversity": div}, indent=1))
+    _bench("tiny_default").write_results_md(out / "teacher.md", markdown(rows, div, args, machine, date),
+                                            "bench/teacher.py: the teacher in the loop vs the adaptive curriculum")
+    print(markdown(rows, div, args, machine, date))
+
+
+if __name__ == "__main__":
+    main()
