@@ -107,9 +107,9 @@ class TeacherConfig:
     strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes, operators joined by "+"
     prompt_every: int = 10  # LLM teacher: steps between rewrites of the lowest-scoring strategy prompt (OPRO)
     trial_children: int = 8  # ... a candidate prompt replaces the active one after this many scored children each
-    api_host: str = "api.x.ai"
-    insecure: bool = False  # a plaintext channel (a local test server)
-    concurrency: int = 8  # LLM calls in flight
+    api_host: str = "api.x.ai"  # LLM teacher: the xAI endpoint
+    insecure: bool = False  # LLM teacher: a plaintext channel (a local test server)
+    concurrency: int = 8  # LLM teacher: calls in flight
 
 
 @dataclass
