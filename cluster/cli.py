@@ -99,6 +99,18 @@ def topic_counts(topics: dict[str, float], n: int) -> list[str]:
     return [t for t in topics for _ in range(counts[t])]
 
 
+def _grok_client(cls, args: argparse.Namespace, flag: str):
+    """A Grok client of `cls` from the command line's settings, or None after saying why it cannot start."""
+    from synthesis.grok import ResolverConfig
+
+    try:
+        return cls(ResolverConfig(model=args.grok_model, api_host=args.api_host, insecure=args.insecure,
+                                  concurrency=args.concurrency))
+    except (ImportError, RuntimeError) as exc:
+        print(f"rlvr synth {flag}: {exc}", file=sys.stderr)
+        return None
+
+
 def _grok_problems(args: argparse.Namespace, topics: dict | None) -> list | None:
     """`--n` problems Grok proposes and SymPy answers through its tool calls (`synthesis.grok.GrokResolver`: bounded
     concurrency, backoff on rate limits, hard problems solved twice); every outcome counted by reason. None (after
@@ -106,17 +118,14 @@ def _grok_problems(args: argparse.Namespace, topics: dict | None) -> list | None
     import asyncio
     from collections import Counter
 
-    from synthesis.grok import GrokResolver, ResolverConfig
+    from synthesis.grok import GrokResolver
 
     if args.cot:
         print("rlvr synth: --cot writes worked solutions of generated problems; use it without --source grok",
               file=sys.stderr)
         return None
-    try:
-        resolver = GrokResolver(ResolverConfig(model=args.grok_model, api_host=args.api_host, insecure=args.insecure,
-                                               concurrency=args.concurrency))
-    except (ImportError, RuntimeError) as exc:
-        print(f"rlvr synth --source grok: {exc}", file=sys.stderr)
+    resolver = _grok_client(GrokResolver, args, "--source grok")
+    if resolver is None:
         return None
     requests = [(t, args.difficulty) for t in topic_counts(topics or {"arithmetic": 1, "algebra": 1,
                                                                        "word problems": 1}, args.n)]
@@ -136,13 +145,10 @@ def _grok_cot_rows(args: argparse.Namespace, problems: list) -> list[dict] | Non
     import asyncio
     from collections import Counter
 
-    from synthesis.grok import GrokCotWriter, ResolverConfig
+    from synthesis.grok import GrokCotWriter
 
-    try:
-        writer = GrokCotWriter(ResolverConfig(model=args.grok_model, api_host=args.api_host, insecure=args.insecure,
-                                              concurrency=args.concurrency))
-    except (ImportError, RuntimeError) as exc:
-        print(f"rlvr synth --cot grok: {exc}", file=sys.stderr)
+    writer = _grok_client(GrokCotWriter, args, "--cot grok")
+    if writer is None:
         return None
     outcomes = asyncio.run(writer.write_many(problems))
     rows = [o.row for o in outcomes if o.row is not None]
