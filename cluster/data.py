@@ -41,9 +41,30 @@ def split_audit(cfg: TrainConfig) -> dict:
         sources["sft"] = {r.fact_key() for r in load_sft_rows(cfg.sft.data)[0] if not r.turn} - exclude  # as trained
     elif cfg.sft.enabled:
         sources["sft"] = {fact_key(p) for p in sft_problems(cfg, exclude)}
-    sources["grpo"] = {fact_key(p) for i in range(len(cfg.stages)) for p in stage_pool(cfg, i, exclude)}
+    pools = [stage_pool(cfg, i, exclude) for i in range(len(cfg.stages))]
+    sources["grpo"] = {fact_key(p) for pool in pools for p in pool}
+    if cfg.curriculum.mode == "teacher":
+        sources["teacher"] = teacher_facts(cfg, [p for pool in pools for p in pool], exclude)
     return {"heldout_facts": len(exclude), "facts": {k: len(v) for k, v in sources.items()},
             "overlap_with_heldout": {k: len(v & exclude) for k, v in sources.items()}}
+
+
+def teacher_facts(cfg: TrainConfig, parents: list[Problem], exclude: set[str], per_strategy: int = 200) -> set[str]:
+    """Facts of the children the offline teacher makes from `parents` under the run's exclusions, every strategy
+    tried on up to `per_strategy` of them: what the audit checks of teacher output."""
+    import random
+
+    from synthesis.operators import modify
+
+    rng = random.Random(cfg.seed)
+    with_form = [p for p in parents if p.symbolic is not None]
+    facts = set()
+    for strategy in cfg.teacher.strategies:
+        for parent in with_form[:per_strategy]:
+            child = modify(parent, tuple(strategy.split("+")), rng, partner=rng.choice(with_form), exclude=exclude)
+            if child is not None:
+                facts.add(fact_key(child))
+    return facts
 
 
 def held_out_facts(held_out: dict[str, list[Problem]]) -> set[str]:

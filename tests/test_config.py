@@ -125,6 +125,18 @@ def test_split_audit_shows_no_overlap_for_the_tiny_preset():
     assert report["overlap_with_heldout"] == {"pretraining": 0, "sft": 0, "grpo": 0}
 
 
+def test_split_audit_covers_teacher_output():
+    """With `curriculum.mode: teacher` the audit also makes the offline teacher's children of every stage's problems
+    under the run's exclusions: many children, none a held-out fact."""
+    from cluster.config import load_config
+    from cluster.data import split_audit
+
+    cfg = load_config("tiny", overrides=["curriculum.mode=teacher", "stages=[{name: one, difficulty: 2, topics: "
+                                         "{mental_math: 1, linear_equations: 1}, epochs: 1, problems: 120}]"])
+    report = split_audit(cfg)
+    assert report["facts"]["teacher"] > 150 and report["overlap_with_heldout"]["teacher"] == 0
+
+
 def test_epoch_batches_are_a_seeded_permutation():
     problems = generate_problems(10, 1, topics={"mental_math": 1}, seed=0)
     a = epoch_batches(problems, 4, seed=0, stage=0, epoch=0)
