@@ -113,6 +113,11 @@ def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
 
 
 def markdown(rows: list[dict], div: dict | None, args, machine: str, date: str) -> str:
+    return "\n\n".join(part for part in (training_table(rows, args, machine, date) if rows else "",
+                                          diversity_table(div, args, machine, date) if div else "") if part)
+
+
+def training_table(rows: list[dict], args, machine: str, date: str) -> str:
     lines = ["| arm | seed | GRPO steps | minutes (whole run) | sampled groups with spread | taught share | "
              "mean held-out gain over SFT [95% CI] |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -125,17 +130,23 @@ def markdown(rows: list[dict], div: dict | None, args, machine: str, date: str) 
     lines += ["", f"Produced by `{command}` on {machine}, {date}, from an empty cache: the tiny preset with every "
               f"stage over {', '.join(args.topics)}, {args.minutes} GRPO minutes per run, 300 held-out problems per "
               "stage and topic mix, greedy; paired 95 % percentile bootstrap intervals."]
-    if div:
-        lines += ["", f"Diversity, {div['n']:,} problems per side (distinct per 1,000):", "",
-                  "| source | symbolic structures | templates |", "|---|---|---|"]
-        lines += [f"| {name} | {div[name]['structures_per_1000']:.1f} | {div[name]['templates_per_1000']:.1f} |"
-                  for name in ("plain", "teacher")]
+    return "\n".join(lines)
+
+
+def diversity_table(div: dict, args, machine: str, date: str) -> str:
+    lines = [f"Diversity, {div['n']:,} problems per side over {', '.join(args.topics)} (distinct per 1,000):", "",
+             "| source | symbolic structures | templates |", "|---|---|---|"]
+    lines += [f"| {name} | {div[name]['structures_per_1000']:.1f} | {div[name]['templates_per_1000']:.1f} |"
+              for name in ("plain", "teacher")]
+    by = ", ".join(f"{k} {v}" for k, v in sorted(div["children_by_strategy"].items()))
+    lines += ["", f"Teacher children by strategy: {by}. Produced by `python bench/teacher.py --seeds --topics "
+              f"{' '.join(args.topics)} --diversity {div['n']}` (the diversity part) on {machine}, {date}; deterministic (seed 0)."]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="none: the diversity measure only")
     parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
     parser.add_argument("--topics", nargs="+", default=["mental_math", "arithmetic", "linear_equations"])
     parser.add_argument("--arms", nargs="+", default=["adaptive", "teacher"], choices=["adaptive", "teacher"])
