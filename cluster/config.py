@@ -343,8 +343,10 @@ def _check_choices(cfg: TrainConfig) -> None:
         raise ConfigError(f"async_steps: expected 0 or 1, got {cfg.async_steps!r}")
     if cfg.learner.tis not in ("auto", "on", "off"):
         raise ConfigError(f"learner.tis: expected auto, on or off, got {cfg.learner.tis!r}")
-    if cfg.learner.advantage not in ("grpo", "dr_grpo", "rloo"):
-        raise ConfigError(f"learner.advantage: expected grpo, dr_grpo or rloo, got {cfg.learner.advantage!r}")
+    from learner.grpo import ESTIMATORS
+
+    if cfg.learner.advantage not in ESTIMATORS:
+        raise ConfigError(f"learner.advantage: expected one of {', '.join(ESTIMATORS)}, got {cfg.learner.advantage!r}")
     if not 0.0 <= cfg.learner.shaping_coef <= 0.05:
         raise ConfigError("learner.shaping_coef: must be in [0, 0.05] so shaping only breaks correctness ties")
     if cfg.reward.get("preset", "dense8") not in ("dense8", "simple", "binary"):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-ESTIMATORS = ("grpo", "dr_grpo", "rloo")
+ESTIMATORS = ("grpo", "dr_grpo", "rloo", "reward")
+REWARD_EPS = 1e-4
 SPREAD_TOL = 1e-6
 
 
@@ -20,7 +21,10 @@ def group_advantages(correct: torch.Tensor, group_size: int, *, estimator: str =
     The estimator sees only correctness `c` (1 for a verified answer, else 0):
     - `grpo`: `(c - mean_g) / max(std_g, std_floor)` (the floor keeps near-constant groups from exploding);
     - `dr_grpo`: `c - mean_g` (centred only; pair it with a token sum over a constant, see `grpo_loss`);
-    - `rloo`: `c - mean of the other G-1` = `G/(G-1)·(c - mean_g)` (leave-one-out baseline).
+    - `rloo`: `c - mean of the other G-1` = `G/(G-1)·(c - mean_g)` (leave-one-out baseline);
+    - `reward`: the seed's own formula, `(r - mean_g r) / (std_g r + ε)` on the weighted reward total passed as
+      `correct` — no floor, no shaping term, groups without correctness spread kept — so shaping alone can move
+      an all-wrong group's advantages to ±1.
     Shaping (format, length, …, scaled to [0, 1]) enters as a small additive term `shaping_coef·(s - mean_g s)`
     and is never std-normalised: std-normalising rewards turned a 0.005 wording spread in an all-wrong group
     into ±1.5 of advantage. With `shaping_coef ≤ 0.05` a group whose correctness has no spread gets
@@ -32,6 +36,8 @@ def group_advantages(correct: torch.Tensor, group_size: int, *, estimator: str =
         raise ValueError(f"{correct.numel()} samples do not split into groups of {group_size}")
     grouped = correct.float().view(-1, group_size)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if estimator == "reward":
+        return (centred / (grouped.std(dim=1, keepdim=True, unbiased=False) + REWARD_EPS)).view(-1)
     if estimator == "grpo":
         centred = centred / grouped.std(dim=1, keepdim=True, unbiased=False).clamp(min=std_floor)
     elif estimator == "rloo":

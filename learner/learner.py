@@ -32,7 +32,7 @@ class LearnerConfig:
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
     gpus: float = 0.0
-    advantage: str = "grpo"  # grpo | dr_grpo | rloo (correctness-led, see learner.grpo.group_advantages)
+    advantage: str = "grpo"  # grpo | dr_grpo | rloo (correctness-led) | reward: the seed's (r - mean)/(std + eps)
     shaping_coef: float = 0.05  # weight of the centred shaping tie-breaker beside correctness
     std_floor: float = 0.1
     tis: str = "auto"  # truncated importance sampling sampler → learner: auto (on with vLLM or async_steps), on, off
@@ -288,7 +288,8 @@ class LearnerCore:
         rewards = torch.tensor(batch.rewards, dtype=torch.float32)
         correct = torch.tensor(batch.correct, dtype=torch.float32) if batch.correct is not None else rewards
         shaping = torch.tensor(batch.shaping, dtype=torch.float32) if batch.shaping is not None else None
-        advantages = group_advantages(correct, batch.group_size, estimator=cfg.advantage, shaping=shaping,
+        advantages = group_advantages(rewards if cfg.advantage == "reward" else correct, batch.group_size,
+                                      estimator=cfg.advantage, shaping=shaping,
                                       shaping_coef=cfg.shaping_coef, std_floor=cfg.std_floor).to(self.device)
         lengths = [len(c) for c in batch.completion_ids]
         micro = self._micro_batches(batch.prompt_ids, batch.completion_ids)

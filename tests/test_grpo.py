@@ -47,6 +47,18 @@ def test_correctness_leads_and_shaping_only_breaks_ties(estimator):
     assert zero_spread_fraction(torch.tensor([0.0, 1e-9] * 4), 8) == 1.0
 
 
+def test_the_seeds_reward_estimator_normalises_the_total_so_shaping_alone_moves_an_all_wrong_group():
+    """`advantage: reward` is `(r - mean r) / (std r + eps)` on the weighted total, as seed 000 writes it: an
+    all-wrong group whose totals differ only by shaping gets advantages of size 1, where `grpo` gives it zero."""
+    totals = torch.tensor([0.10, 0.12, 0.10, 0.12] + [0.9, 0.1, 0.1, 0.1])
+    adv = group_advantages(totals, 4, estimator="reward").view(2, 4)
+    expected = (totals.view(2, 4) - totals.view(2, 4).mean(1, keepdim=True)) / (
+        totals.view(2, 4).std(1, unbiased=False, keepdim=True) + 1e-4)
+    assert torch.allclose(adv, expected) and adv[0].abs().max() > 0.99
+    assert group_advantages(torch.zeros(4), 4, estimator="grpo").abs().max() == 0
+    assert torch.equal(group_advantages(torch.full((4,), 0.2), 4, estimator="reward"), torch.zeros(4))
+
+
 def _naive_logprobs(logits, ids, mask):
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(2, ids[:, 1:, None]).squeeze(2)
     return logp * mask[:, 1:]

@@ -142,11 +142,12 @@ def test_reward_presets():
     right = "<response><reasoning>7 * 8 = 56</reasoning><final_answer>56</final_answer></response>"
     wrong = "<response><reasoning>7 * 8 = 54</reasoning><final_answer>54</final_answer></response>"
     none = "I do not know"
+    worked = "<response><reasoning>7 * 8 = 56, then 56 - 2 = 54</reasoning></response>"
     q = "What is 7 * 8?"
-    simple = RewardWeights(preset="simple")
-    assert [score(c, q, "56", simple).total for c in (right, wrong, none)] == [1.0, 0.2, 0.1]
+    simple = RewardWeights(preset="simple")  # halo-forge's table, row by row
+    assert [score(c, q, "56", simple).total for c in (right, wrong, worked, none)] == [1.0, 0.2, 0.2, 0.1]
     binary = RewardWeights(preset="binary")
-    assert [score(c, q, "56", binary).total for c in (right, wrong, none)] == [1.0, 0.0, 0.0]
+    assert [score(c, q, "56", binary).total for c in (right, wrong, worked, none)] == [1.0, 0.0, 0.0, 0.0]
     dense = [score(c, q, "56") for c in (right, wrong, none)]
     assert [b.total for b in dense] == pytest.approx([0.898, 0.43298363, 0.0224])
     assert [b.shaping for b in dense] == pytest.approx([0.796, 0.796, 0.0448])  # right and wrong: the same work shown

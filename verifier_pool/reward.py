@@ -28,8 +28,8 @@ REWARD_PRESETS = ("dense8", "simple", "binary")
 @dataclass(frozen=True)
 class RewardWeights:
     """Weights of the 8 signals (they must sum to 1), the shape of partial credit, and the preset that turns
-    signals into the total: `dense8` (the weighted sum), `simple` (1.0 correct / 0.2 wrong but work shown /
-    0.1 no answer, as halo-forge does) or `binary` (1 correct, else 0). Every signal is computed and logged
+    signals into the total: `dense8` (the weighted sum), `simple` (halo-forge's table: 1.0 correct, 0.2 wrong
+    or unanswered with work shown, 0.1 with no work) or `binary` (1 correct, else 0). Every signal is computed and logged
     under each preset."""
 
     correctness: float = 0.50
@@ -232,7 +232,7 @@ def _score(completion, problem_text, gold, weights, timeout, policy, form, start
         "length": length_signal(reasoning),
         "repetition": repetition_signal(completion),
     }
-    total, shaping = preset_total(signals, verdict.equal, extracted is not None, weights)
+    total, shaping = preset_total(signals, verdict.equal, weights)
     return RewardBreakdown(
         **signals, total=total, shaping=shaping,
         verdict=verdict.verdict if extracted is not None else Verdict.UNPARSABLE,
@@ -240,13 +240,13 @@ def _score(completion, problem_text, gold, weights, timeout, policy, form, start
     )
 
 
-def preset_total(signals: dict[str, float], correct: bool, answered: bool, weights: RewardWeights) -> tuple[float, float]:
+def preset_total(signals: dict[str, float], correct: bool, weights: RewardWeights) -> tuple[float, float]:
     """(total reward, shaping in [0, 1]) under the weights' preset. Shaping is what the learner may add as a
     small tie-breaker beside correctness (see `learner.grpo.group_advantages`)."""
     if weights.preset == "binary":
         return float(correct), 0.0
     if weights.preset == "simple":
-        shown = answered and signals["reasoning_depth"] > 0
+        shown = signals["reasoning_depth"] > 0
         return (1.0 if correct else 0.2 if shown else 0.1), float(correct or shown)
     others = [name for name in RewardWeights.SIGNALS if name != "correctness"]
     mass = sum(getattr(weights, name) for name in others)
