@@ -273,7 +273,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         started.append(fleet := _eval_fleet(args, args.model, args.adapter, "eval-rollout"))
         pool = VerifierPool("auto", name_prefix="eval-verifier")
-        if args.agent:
+        if args.agent == "majority":
+            result = majority_report(evaluate(fleet, pool, problems, EnvSpec("answer", template=prompt), k=args.k,
+                                              temperature=args.temperature, max_tokens=args.max_tokens, policy=policy))
+        elif args.agent:
             checkers = fleet
             if args.verifier_model or args.verifier_adapter:
                 started.append(checkers := _eval_fleet(args, args.verifier_model or args.model, args.verifier_adapter,
@@ -331,14 +334,24 @@ def run_agent(args: argparse.Namespace, problems: list, workers: list, checkers:
                          score, args.max_iterations)
 
 
+def majority_report(result: dict) -> dict:
+    """`--agent majority`: k samples per problem vote with SymPy-equivalence classes; one sample's accuracy and the
+    majority answer's, each with its interval, in the agents' report shape."""
+    return {"agent": f"majority of {result['k']}", "problems": result["problems"],
+            "iterations": [{"iteration": "1 sample", "accuracy": result["accuracy"], "ci": result["ci"]},
+                           {"iteration": f"maj@{result['k']}", "accuracy": result["maj@k"], "ci": result["maj_ci"]}],
+            "pass@k": result["pass@k"]}
+
+
 def print_agent_report(result: dict) -> None:
     print(f"{result['agent']} on {result['problems']} problems")
     print(f"{'iteration':<10} {'accuracy':>9}  95% CI")
     for row in result["iterations"]:
         print(f"{row['iteration']:<10} {row['accuracy']:>9.4f}  [{row['ci'][0]:.4f},{row['ci'][1]:.4f}]")
-    counts = result.get("verifier") or result.get("programs") or {}
-    print(("verifier turns: " if "verifier" in result else "programs: ")
-          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if "verifier" in result or "programs" in result:
+        counts = result.get("verifier") or result.get("programs") or {}
+        print(("verifier turns: " if "verifier" in result else "programs: ")
+              + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def _cmd_rescore(args: argparse.Namespace) -> int:
@@ -383,9 +396,10 @@ def _add_eval_parser(sub) -> None:
     ev.add_argument("--workers", type=int, default=1)
     ev.add_argument("--gpus-per-worker", type=float, default=0.0)
     ev.add_argument("--address", help="a Ray cluster to join (default: RAY_ADDRESS, else a local one)")
-    ev.add_argument("--agent", choices=("solver-verifier", "code-feedback"),
-                    help="evaluate a loop in which the model checks (solver-verifier) or runs (code-feedback) its work; "
-                         "one trajectory per problem, accuracy per iteration")
+    ev.add_argument("--agent", choices=("solver-verifier", "code-feedback", "majority"),
+                    help="evaluate a loop in which the model checks (solver-verifier) or runs (code-feedback) its work, "
+                         "one trajectory per problem, accuracy per iteration; or majority: --k samples vote over "
+                         "classes of SymPy-equal answers")
     ev.add_argument("--max-iterations", type=int, default=3, help="answers per problem in an --agent loop")
     ev.add_argument("--verifier-model", help="solver-verifier: the checking model (default: the solver's)")
     ev.add_argument("--verifier-adapter", help="solver-verifier: the checking model's adapter (default: the solver's)")

@@ -7,6 +7,7 @@ from collections import Counter
 
 from actors.records import EnvSpec, SamplingConfig
 from synthesis.problem import Problem
+from verifier_pool import answer_classes
 from verifier_pool.pool import VerifierPool
 from verifier_pool.reward import Verdict
 
@@ -45,24 +46,33 @@ def paired_gain(after: list[float], before: list[float], seed: int = 0) -> dict[
 
 def group_metrics(verdicts: list[list[str]], extracted: list[list[str | None]]) -> dict:
     """Over problems: accuracy (share of correct samples) with its 95 % bootstrap interval, unbiased pass@k
-    for k = the samples per problem, maj@k (the most common extracted answer is correct), and `per_problem`
-    (each problem's share of correct samples, for paired comparisons)."""
+    for k = the samples per problem, maj@k (the largest class of SymPy-equal answers is correct; `0.5` and
+    `\\frac12` vote together) with its interval, and `per_problem` (each problem's share of correct samples, for
+    paired comparisons)."""
     if not verdicts:
-        return {"accuracy": 0.0, "ci": [0.0, 0.0], "pass@k": 0.0, "maj@k": 0.0, "problems": 0, "k": 0, "per_problem": []}
-    per_problem, passed, majority = [], 0.0, 0.0
+        return {"accuracy": 0.0, "ci": [0.0, 0.0], "pass@k": 0.0, "maj@k": 0.0, "maj_ci": [0.0, 0.0], "problems": 0,
+                "k": 0, "per_problem": []}
+    per_problem, passed, majority = [], 0.0, []
     k = min(len(row) for row in verdicts)
     for row_verdicts, row_answers in zip(verdicts, extracted):
         correct = [v == Verdict.CORRECT for v in row_verdicts]
         per_problem.append(sum(correct) / len(correct))
         passed += pass_at_k(len(correct), sum(correct), k)
-        votes = Counter(a.strip() for a in row_answers if a)
-        if votes:
-            top = votes.most_common(1)[0][0]
-            majority += any(ok for ok, a in zip(correct, row_answers) if a and a.strip() == top)
+        majority.append(float(majority_correct(correct, row_answers)))
     n = len(verdicts)
     low, high = bootstrap_interval(per_problem)
-    return {"accuracy": sum(per_problem) / n, "ci": [low, high], "pass@k": passed / n, "maj@k": majority / n,
-            "problems": n, "k": k, "per_problem": per_problem}
+    return {"accuracy": sum(per_problem) / n, "ci": [low, high], "pass@k": passed / n, "maj@k": sum(majority) / n,
+            "maj_ci": list(bootstrap_interval(majority)), "problems": n, "k": k, "per_problem": per_problem}
+
+
+def majority_correct(correct: list[bool], answers: list[str | None]) -> bool:
+    """Whether the largest class of equal answers (ties: the class seen first) holds a correct sample."""
+    classes = answer_classes(answers)
+    votes = Counter(c for c in classes if c is not None)
+    if not votes:
+        return False
+    top = max(votes, key=lambda c: (votes[c], -c))
+    return any(ok for ok, c in zip(correct, classes) if c == top)
 
 
 def evaluate(fleet, pool: VerifierPool, problems: list[Problem], env: EnvSpec, *, k: int = 1,

@@ -154,6 +154,13 @@ def test_group_metrics_accuracy_pass_and_majority():
     assert m["pass@k"] == pytest.approx(2 / 3)
     assert m["maj@k"] == pytest.approx(1 / 3)  # only the third problem's majority answer is right
     assert m["per_problem"] == pytest.approx([1 / 3, 0.0, 2 / 3]) and m["ci"][0] <= m["accuracy"] <= m["ci"][1]
+    # votes go to classes of SymPy-equal answers, not strings: 0.5, 1/2 and \frac12 are one vote of three
+    classes = group_metrics([["correct", "correct", "correct", "wrong", "wrong"]],
+                            [["0.5", "1/2", "\\frac{1}{2}", "3", "3"]])
+    assert classes["maj@k"] == 1.0 and classes["maj_ci"] == [1.0, 1.0]
+    from verifier_pool import answer_classes
+
+    assert answer_classes(["0.5", None, "2/4", "x", "", "1/2"]) == [0, None, 0, 1, None, 0]
 
 
 def test_unbiased_pass_at_k_and_paired_gain():

@@ -105,6 +105,10 @@ def test_rlvr_eval_prints_accuracy_pass_and_majority(ray_cluster, tiny_model_dir
     rows = dict(line.split() for line in out.splitlines()[2:] if line.strip())
     assert set(rows) == {"accuracy", "accuracy_ci95", "pass@3", "maj@3", "problems", "policy"} and rows["problems"] == "4"
     assert 0.0 <= float(rows["accuracy"]) <= float(rows["pass@3"]) <= 1.0 and rows["policy"] == "lenient"
+    assert main(["eval", "--model", tiny_model_dir, "--data", "synthesis/data/gsm8k_sample.jsonl", "--k", "3",
+                 "--max-tokens", "8", "--limit", "4", "--agent", "majority"]) == 0
+    report = capsys.readouterr().out.splitlines()
+    assert report[0] == "majority of 3 on 4 problems" and [r.split()[0] for r in report[2:4]] == ["1", "maj@3"]
 
 
 def step_versions(log_path) -> dict[int, set[int]]:

@@ -626,6 +626,24 @@ def compare(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = 
         return Judgement(False, Verdict.ERROR, None, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:200])
 
 
+def answer_classes(answers: list[str | None], *, timeout: float = 2.0) -> list[int | None]:
+    """Each answer's class of SymPy-equal answers (lenient: `0.5` and `\\frac12` share one), numbered in order of
+    first appearance; None for a missing answer. Each answer is compared with the first member of every class so
+    far, under the verifier's deadline."""
+    leaders: list[str] = []
+    out: list[int | None] = []
+    for answer in answers:
+        if answer is None or not str(answer).strip():
+            out.append(None)
+            continue
+        found = next((i for i, lead in enumerate(leaders) if answers_match(answer, lead, timeout=timeout)), None)
+        if found is None:
+            leaders.append(str(answer))
+            found = len(leaders) - 1
+        out.append(found)
+    return out
+
+
 def answers_match(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = "lenient") -> bool:
     """True when `pred` equals `gold` (see `compare`)."""
     return compare(pred, gold, timeout=timeout, policy=policy).equal
