@@ -176,10 +176,56 @@ def _cmd_audit_split(args: argparse.Namespace) -> int:
     return 1 if leaked else 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from synthesis.datasets import KNOWN_DATASETS
+
+    print(f"{'name':<9} {'hub id':<36} {'split':<8} {'size':>7}  local sample")
+    for d in KNOWN_DATASETS.values():
+        sample = d.sample_path() if d.sample else "generated here (held-out side)"
+        rows = f" ({sum(1 for _ in open(d.sample_path()))} rows)" if d.sample else ""
+        print(f"{d.name:<9} {d.hub_id or '-':<36} {d.split:<8} {d.size or '-':>7}  {sample}{rows}")
+    return 0
+
+
+def dataset_file(name_or_file: str, limit: int | None = None) -> str:
+    """A local file of problems for `--dataset`: the file itself, or a known dataset's rows written once under the
+    cache; DatasetUnavailable when neither can be had."""
+    from synthesis.datasets import KNOWN_DATASETS, resolve_problems
+
+    if name_or_file not in KNOWN_DATASETS:
+        return name_or_file
+    from cluster.modelzoo import CACHE
+
+    path = CACHE / "datasets" / f"{name_or_file}{'-' + str(limit) if limit else ''}.jsonl"
+    if not path.exists():
+        problems = resolve_problems(name_or_file, limit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(p.to_dict()) + "\n" for p in problems))
+    return str(path)
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    """`rlvr benchmark --dataset NAME|FILE --limit N`: `rlvr eval` on a dataset by name."""
+    from synthesis.datasets import DatasetUnavailable
+
+    try:
+        args.data = dataset_file(args.dataset, args.limit)
+    except (DatasetUnavailable, FileNotFoundError, ValueError) as exc:
+        print(f"rlvr benchmark: {exc}", file=sys.stderr)
+        return 2
+    return _cmd_eval(args)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from cluster.config import ConfigError, load_config
+    from synthesis.datasets import DatasetUnavailable
 
     overrides = list(args.set or [])
+    try:
+        overrides = train_short_forms(args) + overrides
+    except (DatasetUnavailable, FileNotFoundError, ValueError) as exc:
+        print(f"rlvr train: {exc}", file=sys.stderr)
+        return 2
     if args.env:
         overrides = [f"rollout.env={args.env}"] + (["rollout.max_turns=2"] if args.env == "code-feedback" else []) + overrides
     config_path = args.config
@@ -209,6 +255,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"rlvr train: config error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def train_short_forms(args: argparse.Namespace) -> list[str]:
+    """`--dataset`, `--algo` and `--cycles` as the `--set` overrides they stand for (halo-forge's spelling)."""
+    out = []
+    if args.dataset:
+        name = pathlib.Path(args.dataset).stem if pathlib.Path(args.dataset).exists() else args.dataset
+        out += ["curriculum.mode=fixed", "curriculum.resample_budget=0",
+                f"stages=[{{name: {json.dumps(name)}, difficulty: 2, data: {json.dumps(dataset_file(args.dataset))}, "
+                f"epochs: 1}}]"]
+    if args.algo:
+        out.append(f"algo={args.algo}")
+    if args.cycles:
+        out.append(f"raft.cycles={args.cycles}")
+    return out
 
 
 def adapter_eval_settings(adapter: str | None) -> dict:
@@ -379,11 +440,15 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_eval_parser(sub) -> None:
-    ev = sub.add_parser("eval", help="accuracy, pass@k and maj@k of a model (+ adapter) on a dataset")
+def _add_eval_parser(sub, name: str = "eval") -> None:
+    if name == "eval":
+        ev = sub.add_parser("eval", help="accuracy, pass@k and maj@k of a model (+ adapter) on a dataset")
+        ev.add_argument("--data", required=True, help="gsm8k / math / math500 / our problems, JSONL or parquet")
+    else:
+        ev = sub.add_parser("benchmark", help="rlvr eval on a dataset by name (rlvr datasets) or file")
+        ev.add_argument("--dataset", required=True, help="a name from `rlvr datasets`, or a file")
     ev.add_argument("--model", default="tiny")
     ev.add_argument("--adapter", help="an adapter or checkpoint directory")
-    ev.add_argument("--data", required=True, help="gsm8k / math / math500 / our problems, JSONL or parquet")
     ev.add_argument("--k", type=int, default=8)
     ev.add_argument("--temperature", type=float, default=1.0)
     ev.add_argument("--max-tokens", type=int, default=512)
@@ -405,7 +470,7 @@ def _add_eval_parser(sub) -> None:
     ev.add_argument("--verifier-adapter", help="solver-verifier: the checking model's adapter (default: the solver's)")
     ev.add_argument("--code-timeout", type=float, default=10.0, help="code-feedback: wall-clock seconds per program")
     ev.add_argument("--json", help="also write the figures to this JSON file")
-    ev.set_defaults(func=_cmd_eval)
+    ev.set_defaults(func=_cmd_eval if name == "eval" else _cmd_benchmark)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -443,13 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env", choices=("answer", "code-feedback", "solver-verifier"),
                        help="the episodes' environment (rollout.env; code-feedback also sets rollout.max_turns=2); "
                             "the SFT warm start adds the agent's turns")
+    train.add_argument("--dataset", help="train one stage on a dataset by name (rlvr datasets) or file "
+                                         "(curriculum.mode=fixed, stages=[{data: ...}])")
+    train.add_argument("--algo", choices=("grpo", "raft"), help="algo=...")
+    train.add_argument("--cycles", type=int, help="raft.cycles=...: passes over the stage's problems")
     train.set_defaults(func=_cmd_train)
+    datasets = sub.add_parser("datasets", help="the datasets known by name, their hub ids and local sample files")
+    datasets.set_defaults(func=_cmd_datasets)
     audit = sub.add_parser("audit-split", help="count facts shared between pretraining, SFT, GRPO and held-out data")
     audit.add_argument("--preset", default="tiny")
     audit.add_argument("--config")
     audit.add_argument("--set", action="append", metavar="KEY=VALUE")
     audit.set_defaults(func=_cmd_audit_split)
     _add_eval_parser(sub)
+    _add_eval_parser(sub, "benchmark")
     rescore = sub.add_parser("rescore", help="recompute the rewards of a rollout log under other weights")
     rescore.add_argument("log")
     rescore.add_argument("--weights", help="e.g. correctness=0.6,format=0.0,consistency=0.1 (the rest default)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+from dataclasses import dataclass
 
 from synthesis.problem import Problem
 from verifier_pool.extract import last_boxed
@@ -94,3 +95,83 @@ def load_problems(source: str, kind: str | None = None, limit: int | None = None
     if kind == "gsm8k":
         return gsm8k_problems(rows)
     return math_problems(rows, kind)
+
+
+DATA = pathlib.Path(__file__).with_name("data")
+
+
+@dataclass(frozen=True)
+class KnownDataset:
+    """A dataset by name: where it lives on the hub, which split a benchmark reads, its size there, and the small
+    file shipped here in its format (what runs without the hub)."""
+
+    name: str
+    hub_id: str
+    config: str | None
+    split: str
+    size: int | None
+    sample: str
+    kind: str  # how rows become problems: gsm8k | math | math500 | aime | metamath | ours
+
+    def sample_path(self) -> pathlib.Path:
+        return DATA / self.sample
+
+
+KNOWN_DATASETS = {d.name: d for d in (
+    KnownDataset("gsm8k", "openai/gsm8k", "main", "test", 1319, "gsm8k_sample.jsonl", "gsm8k"),
+    KnownDataset("math", "DigitalLearningGmbH/MATH-lighteval", None, "test", 5000, "math_sample.jsonl", "math"),
+    KnownDataset("math500", "HuggingFaceH4/MATH-500", None, "test", 500, "math500_sample.jsonl", "math500"),
+    KnownDataset("metamath", "meta-math/MetaMathQA", None, "train", 395000, "metamath_sample.jsonl", "metamath"),
+    KnownDataset("aime", "AI-MO/aimo-validation-aime", None, "train", 90, "aime_sample.jsonl", "aime"),
+    KnownDataset("ours", "", None, "heldout", None, "", "ours"),
+)}
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset named but not reachable here; the message says which local file to use instead."""
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def dataset_rows(name_or_file: str, limit: int | None = None) -> tuple[list[dict], KnownDataset | None]:
+    """The rows of a file, or of a known dataset through `datasets` from the hub; DatasetUnavailable (one line
+    naming the shipped sample) when `datasets` is missing or the hub cannot be reached."""
+    known = KNOWN_DATASETS.get(name_or_file)
+    if known is None:
+        return read_records(name_or_file)[:limit], None
+    try:
+        import datasets
+    except ImportError:
+        datasets = None
+    if datasets is None or not hub_reachable():
+        why = "the `datasets` package is not installed" if datasets is None else "the Hugging Face hub is not reachable"
+        raise DatasetUnavailable(f"{known.name}: {why}; use a local file instead, e.g. --dataset "
+                                 f"{known.sample_path()} (the shipped {known.kind} sample) or your own download of "
+                                 f"{known.hub_id} as JSONL/parquet")
+    split = f"{known.split}[:{limit}]" if limit else known.split
+    return list(datasets.load_dataset(known.hub_id, known.config, split=split)), known
+
+
+def resolve_problems(name_or_file: str, limit: int | None = None, seed: int = 0) -> list[Problem]:
+    """Problems of a dataset named in `KNOWN_DATASETS` (`ours`: our generators' held-out side) or of a file."""
+    if name_or_file == "ours":
+        from synthesis.generators import generate_problems
+
+        return generate_problems(limit or 500, 2, seed=seed, split="heldout")
+    rows, known = dataset_rows(name_or_file, limit)
+    if known is None:
+        return load_problems(name_or_file, limit=limit)
+    if not rows:
+        raise ValueError(f"{name_or_file}: no rows")
+    if known.kind == "metamath":
+        raise ValueError("metamath holds worked solutions for SFT (`rlvr sft --dataset metamath`), not problems to "
+                         "benchmark on")
+    return gsm8k_problems(rows) if known.kind == "gsm8k" else math_problems(rows, known.name)

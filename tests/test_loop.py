@@ -109,6 +109,10 @@ def test_rlvr_eval_prints_accuracy_pass_and_majority(ray_cluster, tiny_model_dir
                  "--max-tokens", "8", "--limit", "4", "--agent", "majority"]) == 0
     report = capsys.readouterr().out.splitlines()
     assert report[0] == "majority of 3 on 4 problems" and [r.split()[0] for r in report[2:4]] == ["1", "maj@3"]
+    assert main(["benchmark", "--dataset", "synthesis/data/math500_sample.jsonl", "--limit", "2", "--model",
+                 tiny_model_dir, "--k", "1", "--max-tokens", "8"]) == 0
+    rows = dict(line.split() for line in capsys.readouterr().out.splitlines()[2:] if line.strip())
+    assert rows["problems"] == "2" and rows["policy"] == "lenient"
 
 
 def step_versions(log_path) -> dict[int, set[int]]:
