@@ -63,11 +63,12 @@ class SFTConfig:
     (`synthesis.problem.solution_text`): `xml` (the markup the default prompt asks for) or `plain` (reasoning lines
     and "The answer is …", a third fewer tokens to sample and learn)."""
 
-    enabled: bool = False
+    enabled: bool | None = None  # None: on when `data` is given (so a GPU preset with sft.data warms up first)
     data: str = ""
     target: str = "xml"
     problems: int = 512
     steps: int = 100
+    epochs: int = 0  # passes over the rows instead of `steps` (0: `steps` batches drawn at random)
     batch_size: int = 32
     lr: float = 1e-3
 
@@ -88,6 +89,7 @@ class CurriculumConfig:
     resample_budget: int = 0  # extra problems per step to replace groups with no correctness spread (DAPO)
 
 
+SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")
 CURRICULUM_MODES = ("fixed", "adaptive", "teacher")
 TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_unknown", "compose", "add_distractor",
                       "add_step+add_step", "change_constant+add_distractor")
@@ -283,6 +285,8 @@ def load_config(preset: str = "tiny", path: str | None = None, overrides: list[s
     for assignment in overrides or []:
         data = apply_override(data, assignment)
     cfg = _build(TrainConfig, data, "")
+    if cfg.sft.enabled is None:
+        cfg.sft.enabled = bool(cfg.sft.data)
     validate(cfg)
     return cfg
 
@@ -341,6 +345,12 @@ def _check_choices(cfg: TrainConfig) -> None:
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
     if cfg.async_steps not in (0, 1):
         raise ConfigError(f"async_steps: expected 0 or 1, got {cfg.async_steps!r}")
+    if cfg.learner.schedule not in SCHEDULES:
+        raise ConfigError(f"learner.schedule: expected one of {', '.join(SCHEDULES)}, got {cfg.learner.schedule!r}")
+    if not 0 <= cfg.learner.min_lr < cfg.learner.lr:
+        raise ConfigError(f"learner.min_lr: must be >= 0 and below learner.lr, got {cfg.learner.min_lr!r}")
+    if cfg.sft.epochs < 0:
+        raise ConfigError(f"sft.epochs: must be >= 0, got {cfg.sft.epochs!r}")
     if cfg.learner.tis not in ("auto", "on", "off"):
         raise ConfigError(f"learner.tis: expected auto, on or off, got {cfg.learner.tis!r}")
     from learner.grpo import ESTIMATORS

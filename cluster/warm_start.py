@@ -34,16 +34,30 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
         prompts, targets = prompts + agent_prompts, targets + agent_targets
         if agent_targets:
             echo(f"[sft] {len(problems)} plain solutions and {len(agent_targets)} {cfg.rollout.env} turns")
-    ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, cfg.sft.steps))
-    rng = random.Random(cfg.seed)
+    batches = sft_batches(len(targets), cfg.sft.steps, cfg.sft.epochs, cfg.sft.batch_size, cfg.seed)
+    ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, len(batches)))
     prompt_ids = encode_prompts(svc.tokenizer, prompts)
-    for step in range(1, cfg.sft.steps + 1):
-        idx = rng.sample(range(len(targets)), min(cfg.sft.batch_size, len(targets)))
+    for step, idx in enumerate(batches, start=1):
         stats = ray.get(svc.learner.sft_step.remote([prompt_ids[i] for i in idx], [targets[i] for i in idx]))
         tracker.log_metrics({"sft/loss": stats.loss, "sft/grad_norm": stats.grad_norm}, step=step)
-        if step == 1 or step % 10 == 0 or step == cfg.sft.steps:
-            echo(f"[sft] step {step}/{cfg.sft.steps}  loss {stats.loss:.3f}  {stats.tokens_per_s:.0f} tok/s")
+        if step == 1 or step % 10 == 0 or step == len(batches):
+            echo(f"[sft] step {step}/{len(batches)}  loss {stats.loss:.3f}  {stats.tokens_per_s:.0f} tok/s")
     svc.fleet.push(ray.get(svc.learner.export_adapter.remote()))
+
+
+def sft_batches(rows: int, steps: int, epochs: int, batch_size: int, seed: int) -> list[list[int]]:
+    """Row indices of each SFT step: `epochs` passes over the rows, each in a fresh seeded order, when `epochs` is
+    set; else `steps` batches drawn at random (without replacement within a batch)."""
+    rng = random.Random(seed)
+    size = min(batch_size, rows)
+    if not epochs:
+        return [rng.sample(range(rows), size) for _ in range(steps)]
+    out = []
+    for _ in range(epochs):
+        order = list(range(rows))
+        rng.shuffle(order)
+        out += [order[i:i + size] for i in range(0, rows, size)]
+    return out
 
 
 def verified_sft_rows(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> list:

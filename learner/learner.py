@@ -43,7 +43,8 @@ class LearnerConfig:
     restarts: int = 1  # a learner that dies is restarted from the last checkpoint this many times per run
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
-    schedule: str = "constant_with_warmup"
+    schedule: str = "constant_with_warmup"  # constant | constant_with_warmup | cosine | linear, for GRPO, SFT and RAFT
+    min_lr: float = 0.0  # cosine: the LR it decays to (SLM-Math: 5e-6 → 1e-7); 0: to zero
     chunk_rows: int = 1024  # rows of the fused LM head + log-softmax computed at a time
 
 
@@ -173,8 +174,10 @@ class LearnerCore:
 
         cfg = self.cfg
         self.optimizer = torch.optim.AdamW(self.master, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        self.scheduler = get_scheduler(cfg.schedule, self.optimizer, num_warmup_steps=cfg.warmup_steps,
-                                       num_training_steps=self.total_steps)
+        cosine_floor = cfg.schedule == "cosine" and cfg.min_lr > 0
+        self.scheduler = get_scheduler("cosine_with_min_lr" if cosine_floor else cfg.schedule, self.optimizer,
+                                       num_warmup_steps=cfg.warmup_steps, num_training_steps=self.total_steps,
+                                       scheduler_specific_kwargs={"min_lr": cfg.min_lr} if cosine_floor else None)
 
     def reset_optimizer(self, lr: float | None = None, total_steps: int | None = None) -> None:
         """A fresh AdamW and schedule (a new stage, or SFT → GRPO), optionally with a new LR and length (kept

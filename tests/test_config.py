@@ -203,3 +203,30 @@ def test_a_resume_with_a_changed_data_setting_is_refused_naming_the_key(tmp_path
 
     same = load_config("tiny", overrides=["max_steps=3", "learner.torch_threads=1"]).to_dict()
     assert data_affecting_changes(load_config("tiny").to_dict(), same) == []
+
+
+def test_sft_runs_when_data_is_given_unless_switched_off_and_epochs_cover_every_row():
+    import random
+
+    from cluster.config import ConfigError, load_config
+    from cluster.warm_start import sft_batches
+
+    data = "synthesis/data/metamath_sample.jsonl"
+    import yaml
+
+    from cluster.config import PRESETS
+
+    assert load_config("tiny").sft.enabled is True
+    for gpu in ("qwen2.5-0.5b", "qwen2.5-1.5b"):  # left to the data, as the seed intends
+        assert "enabled" not in (yaml.safe_load((PRESETS / f"{gpu}.yaml").read_text()).get("sft") or {})
+    assert load_config("tiny", overrides=["sft.enabled=null"]).sft.enabled is False
+    assert load_config("tiny", overrides=["sft.enabled=null", f"sft.data={data}"]).sft.enabled is True
+    assert load_config("tiny", overrides=[f"sft.data={data}", "sft.enabled=false"]).sft.enabled is False
+    epochs = sft_batches(10, steps=99, epochs=2, batch_size=4, seed=0)
+    assert [len(b) for b in epochs] == [4, 4, 2] * 2
+    assert all(sorted(i for b in epochs[e * 3:(e + 1) * 3] for i in b) == list(range(10)) for e in (0, 1))
+    rng = random.Random(0)  # steps mode draws exactly as before: a seeded sample per step
+    assert sft_batches(10, steps=3, epochs=0, batch_size=4, seed=0) == [rng.sample(range(10), 4) for _ in range(3)]
+    for bad in ("learner.schedule=wavy", "learner.min_lr=1", "sft.epochs=-1"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config("tiny", overrides=[bad])

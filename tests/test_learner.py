@@ -266,3 +266,16 @@ def test_hf_engine_merges_like_the_learner(tiny_model_dir, sync):
     with torch.no_grad():
         logp = completion_logprobs(learner.model, packed)[0, : len(out.token_ids)]
     assert torch.allclose(logp, torch.tensor(out.logprobs), atol=1e-3)
+
+
+def test_cosine_decays_to_min_lr_and_constant_holds(tiny_model_dir):
+    """`learner.schedule: cosine` with `min_lr` (SLM-Math's 5e-6 → 1e-7 shape) ends each phase at min_lr; the
+    same schedule serves SFT, GRPO and RAFT because each phase resets the optimiser with its own length."""
+    rows = ([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
+    cosine = make_learner(tiny_model_dir, schedule="cosine", min_lr=1e-4)
+    cosine.reset_optimizer(lr=5e-3, total_steps=4)
+    lrs = [cosine.sft_step(*rows).lr for _ in range(4)]
+    assert lrs[0] < 5e-3 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] == pytest.approx(1e-4)
+    constant = make_learner(tiny_model_dir, schedule="constant")
+    constant.reset_optimizer(total_steps=3)
+    assert [constant.sft_step(*rows).lr for _ in range(3)] == pytest.approx([5e-3] * 3)
