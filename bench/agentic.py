@@ -144,17 +144,25 @@ def main() -> None:
     command = (f"python bench/agentic.py --seeds {' '.join(map(str, args.seeds))} --arms {' '.join(args.arms)} "
                f"--sft-steps {args.sft_steps} --model {args.model}{''.join(' --set ' + o for o in args.overrides)}"
                f"{' --cache ' + args.cache if args.cache else ''}")
-    rows = [{**run_arm(arm, seed, work, cache, args), "command": command, "date": when,
-             "cache": "reused" if args.cache else "fresh"} for seed in args.seeds for arm in args.arms]
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for arm in args.arms:
+            row = {**run_arm(arm, seed, work, cache, args), "command": command, "date": when,
+                   "cache": "reused" if args.cache else "fresh"}
+            text = write_rows(out, [row], machine)
+    print(text)
+
+
+def write_rows(out: pathlib.Path, rows: list[dict], machine: str) -> str:
+    """`rows` merged into `agentic.json` and the table rewritten, after every arm (a long run keeps what it has)."""
     rows = merged(out / "agentic.json", rows)
     (out / "agentic.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
     commands = sorted({(r["command"], r["date"], r["cache"]) for r in rows})
     text = ("".join(f"`{c}` ({d}, {cache} cache)\n" for c, d, cache in commands) +
             f"\n{machine}; greedy, 95 % bootstrap intervals.\n\n{table(rows)}\n")
     _bench("tiny_default").write_results_md(out / "agentic.md", text, "Agentic RL: plain vs code feedback vs solver–verifier")
-    print(text)
+    return text
 
 
 if __name__ == "__main__":
