@@ -71,6 +71,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         problems = _grok_problems(args, topics)
         if problems is None:
             return 2
+    elif args.data:
+        from synthesis.datasets import DatasetUnavailable, resolve_problems
+
+        try:
+            problems = resolve_problems(args.data, limit=args.n)
+        except (DatasetUnavailable, FileNotFoundError, ValueError) as exc:
+            print(f"rlvr synth: {exc}", file=sys.stderr)
+            return 2
     else:
         try:
             problems = generate_problems(args.n, args.difficulty, topics=topics, seed=args.seed, progress=True)
@@ -99,13 +107,13 @@ def topic_counts(topics: dict[str, float], n: int) -> list[str]:
     return [t for t in topics for _ in range(counts[t])]
 
 
-def _grok_client(cls, args: argparse.Namespace, flag: str):
+def _grok_client(cls, args: argparse.Namespace, flag: str, **extra):
     """A Grok client of `cls` from the command line's settings, or None after saying why it cannot start."""
     from synthesis.grok import ResolverConfig
 
     try:
         return cls(ResolverConfig(model=args.grok_model, api_host=args.api_host, insecure=args.insecure,
-                                  concurrency=args.concurrency))
+                                  concurrency=args.concurrency), **extra)
     except (ImportError, RuntimeError) as exc:
         print(f"rlvr synth {flag}: {exc}", file=sys.stderr)
         return None
@@ -145,15 +153,20 @@ def _grok_cot_rows(args: argparse.Namespace, problems: list) -> list[dict] | Non
     import asyncio
     from collections import Counter
 
-    from synthesis.grok import GrokCotWriter
+    from synthesis.grok import BackupEndpoint, GrokCotWriter
 
-    writer = _grok_client(GrokCotWriter, args, "--cot grok")
+    backup = BackupEndpoint(args.backup_url, args.backup_model or args.grok_model, args.backup_key_env) \
+        if args.backup_url else None
+    writer = _grok_client(GrokCotWriter, args, "--cot grok", attempts=args.attempts, backup=backup)
     if writer is None:
         return None
     outcomes = asyncio.run(writer.write_many(problems))
     rows = [o.row for o in outcomes if o.row is not None]
+    backups = sum(r["source"] == "backup-cot" for r in rows)
     reasons = Counter(o.reason for o in outcomes if o.row is None)
     print(f"kept {len(rows)}/{len(outcomes)} solutions whose final answer matches SymPy's"
+          + (f" ({backups} from the backup endpoint)" if backup else "")
+          + f" in {sum(o.attempts for o in outcomes)} calls"
           + "".join(f"; {n} {reason}" for reason, n in reasons.most_common()), file=sys.stderr)
     return rows
 
@@ -494,6 +507,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "through SymPy tools (XAI_API_KEY), hard ones twice, with their symbolic form when given")
     synth.add_argument("--cot", choices=("grok",), help="write chain-of-thought SFT rows (question, solution, answer): "
                        "Grok's worked solutions, kept only when the final answer matches SymPy's (needs XAI_API_KEY)")
+    synth.add_argument("--data", help="--cot for the problems of a dataset (name or file, at most --n) instead of "
+                                      "generated ones")
+    synth.add_argument("--attempts", type=int, default=1,
+                       help="--cot: calls per problem while the stated answer disagrees with SymPy's")
+    synth.add_argument("--backup-url", help="--cot: an OpenAI-compatible endpoint asked after the attempts fail")
+    synth.add_argument("--backup-model", help="--cot: the backup endpoint's model (default: --grok-model)")
+    synth.add_argument("--backup-key-env", default="BACKUP_API_KEY", help="--cot: the environment variable holding "
+                                                                          "the backup endpoint's key")
     synth.add_argument("--grok-model", default="grok-4")
     synth.add_argument("--api-host", default="api.x.ai")
     synth.add_argument("--insecure", action="store_true", help="plaintext channel (a local test server)")

@@ -211,48 +211,94 @@ MAX_COT_CHARS = 6_000
 @dataclass
 class CotOutcome:
     """A chain-of-thought solution asked of the model for a problem SymPy answered: kept only when the
-    solution's own final answer equals SymPy's (`row`, an `sft.data` row), else why not."""
+    solution's own final answer equals SymPy's (`row`, an `sft.data` row), else why not (the last attempt's
+    reason). `attempts` counts the calls made, the backup endpoint's included."""
 
     problem: Problem
     row: dict | None = None
     reason: str = ""
     stated: str | None = None
     retries: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class BackupEndpoint:
+    """A second, OpenAI-compatible chat endpoint (`POST {url}/chat/completions`) asked when every Grok attempt at a
+    problem failed; its key comes from the environment variable `key_env`."""
+
+    url: str
+    model: str
+    key_env: str = "BACKUP_API_KEY"
+    timeout: float = 120.0
+
+    def complete(self, question: str) -> str:
+        import json as _json
+        import urllib.request
+
+        body = _json.dumps({"model": self.model, "messages": [{"role": "system", "content": COT_SYSTEM},
+                                                              {"role": "user", "content": question}]}).encode()
+        request = urllib.request.Request(f"{self.url.rstrip('/')}/chat/completions", data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {os.environ.get(self.key_env, '')}"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            reply = _json.loads(response.read(MAX_COT_CHARS * 4))
+        return str(reply["choices"][0]["message"]["content"] or "")
 
 
 class GrokCotWriter(GrokResolver):
-    """Worked solutions for generated problems (`rlvr synth --cot grok`): one tool-free call per problem; the
-    model's final answer is extracted from its text (the verifier's extractor, on at most `MAX_COT_CHARS`) and
-    compared with SymPy's answer under a deadline (`answers_match`). The model's text is the SFT target, never
-    the source of the answer."""
+    """Worked solutions for problems SymPy answered (`rlvr synth --cot grok`): tool-free calls, up to `attempts`
+    per problem while the stated answer disagrees with SymPy's (or is missing), then one call to the `backup`
+    endpoint when there is one. The final answer is extracted from the text (the verifier's extractor, on at most
+    `MAX_COT_CHARS`) and compared with SymPy's under a deadline (`answers_match`); the model's text is the SFT
+    target, never the source of the answer."""
 
-    async def write(self, problem: Problem, semaphore: asyncio.Semaphore) -> CotOutcome:
+    def __init__(self, *args, attempts: int = 1, backup: BackupEndpoint | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.attempts, self.backup = max(1, attempts), backup
+
+    async def _grok_solution(self, question: str, retries: list[int]) -> str:
         from xai_sdk.chat import system, user
 
+        chat = self._client.chat.create(model=self.config.model, messages=[system(COT_SYSTEM), user(question)])
+        return str((await self._sample(chat, retries)).content or "")
+
+    async def write(self, problem: Problem, semaphore: asyncio.Semaphore) -> CotOutcome:
         outcome, retries = CotOutcome(problem), [0]
-        async with semaphore:
-            try:
-                chat = self._client.chat.create(model=self.config.model,
-                                                messages=[system(COT_SYSTEM), user(problem.question)])
-                text = str((await self._sample(chat, retries)).content or "")
-            except Exception as exc:  # noqa: BLE001 - a failed request is an outcome, never a crashed batch
-                outcome.reason = f"{type(exc).__name__}: {str(exc)[:120]}"
-                return outcome
-            finally:
-                outcome.retries = retries[0]
+        calls = [(self.config.model, lambda: self._grok_solution(problem.question, retries))] * self.attempts
+        if self.backup is not None:
+            calls.append((self.backup.model, lambda: asyncio.to_thread(self.backup.complete, problem.question)))
+        for model, call in calls:
+            outcome.attempts += 1
+            async with semaphore:
+                try:
+                    text = await call()
+                except Exception as exc:  # noqa: BLE001 - a failed request is an outcome, never a crashed batch
+                    outcome.reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+                    continue
+                finally:
+                    outcome.retries = retries[0]
+            if await self._judge(outcome, text, model):
+                break
+        return outcome
+
+    async def _judge(self, outcome: CotOutcome, text: str, model: str) -> bool:
+        """Whether `text` states SymPy's answer; sets the outcome's row, or its reason."""
+        problem = outcome.problem
         if len(text) > MAX_COT_CHARS:
             outcome.reason = f"solution longer than {MAX_COT_CHARS} characters"
-            return outcome
+            return False
         outcome.stated = extract_answer(text)
         if outcome.stated is None:
             outcome.reason = "no final answer"
         elif not await asyncio.to_thread(answers_match, outcome.stated, problem.answer):
             outcome.reason = "final answer differs from SymPy's"
         else:
+            outcome.reason = ""
             outcome.row = {"question": problem.question, "solution": text.strip(), "answer": problem.answer,
                            "topic": problem.topic, "difficulty": problem.difficulty, "meta": problem.meta,
-                           "source": "grok-cot", "model": self.config.model}
-        return outcome
+                           "source": "grok-cot" if model == self.config.model else "backup-cot", "model": model}
+        return outcome.row is not None
 
     async def write_many(self, problems: list[Problem]) -> list[CotOutcome]:
         from xai_sdk import AsyncClient

@@ -265,3 +265,74 @@ def test_synth_source_grok_writes_sympy_answered_problems_with_checked_forms_a_s
     from cluster.schedule import stage_pool
 
     assert {p.question for p in stage_pool(cfg, 0, exclude=set())} == {p.question for p in problems.values()}
+
+
+class FlakyCotChat(chat_pb2_grpc.ChatServicer):
+    """Per question, the scripted solutions in turn (the last one repeated)."""
+
+    def __init__(self, scripts: dict[str, list[str]]) -> None:
+        self.scripts, self.calls, self.lock = scripts, {}, threading.Lock()
+
+    def GetCompletion(self, request, context):
+        question = next(m.content[0].text for m in request.messages if m.role == chat_pb2.MessageRole.ROLE_USER)
+        with self.lock:
+            self.calls[question] = self.calls.get(question, 0) + 1
+            n = self.calls[question]
+        script = self.scripts[question]
+        return reply(script[min(n, len(script)) - 1])
+
+
+def test_synth_cot_retries_then_asks_the_backup_endpoint_for_dataset_problems(tmp_path, monkeypatch, capsys):
+    """`rlvr synth --cot grok --data FILE --attempts 2 --backup-url …`: a wrong first solution is asked again, a
+    problem Grok keeps getting wrong goes to the OpenAI-compatible backup (its key from the environment), and the
+    rows record which model wrote them."""
+    import http.server
+    import json
+
+    from cluster.cli import main
+    from synthesis.datasets import load_problems
+
+    problems = load_problems("synthesis/data/gsm8k_sample.jsonl", limit=3)
+    a, b, c = problems
+    grok = FlakyCotChat({a.question: [f"The answer is: {a.answer}1", f"Redo.\nThe answer is: {a.answer}"],
+                         b.question: [f"The answer is: {b.answer}9"], c.question: [f"So.\nThe answer is: {c.answer}"]})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    chat_pb2_grpc.add_ChatServicer_to_server(grok, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    seen: list[tuple[str, dict]] = []
+
+    class Backup(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.headers["Authorization"], body))
+            question = body["messages"][-1]["content"]
+            answer = next(p.answer for p in problems if p.question == question)
+            out = json.dumps({"choices": [{"message": {"content": f"Carefully.\nThe answer is: {answer}"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    backup = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backup)
+    threading.Thread(target=backup.serve_forever, daemon=True).start()
+    server.start()
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    monkeypatch.setenv("BACKUP_API_KEY", "backup-secret")
+    out = tmp_path / "cot.jsonl"
+    try:
+        assert main(["synth", "--cot", "grok", "--data", "synthesis/data/gsm8k_sample.jsonl", "--n", "3",
+                     "--attempts", "2", "--backup-url", f"http://127.0.0.1:{backup.server_port}/v1",
+                     "--backup-model", "local-model", "--out", str(out), "--api-host", f"127.0.0.1:{port}",
+                     "--insecure"]) == 0
+    finally:
+        server.stop(0)
+        backup.shutdown()
+    err = capsys.readouterr().err
+    assert "kept 3/3 solutions whose final answer matches SymPy's (1 from the backup endpoint) in 6 calls" in err
+    rows = {r["question"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows[a.question]["model"] == "grok-4" and rows[b.question]["model"] == "local-model"
+    assert rows[b.question]["source"] == "backup-cot" and grok.calls == {a.question: 2, b.question: 2, c.question: 1}
+    assert [auth for auth, _ in seen] == ["Bearer backup-secret"] and seen[0][1]["model"] == "local-model"
