@@ -217,6 +217,51 @@ def dataset_file(name_or_file: str, limit: int | None = None) -> str:
     return str(path)
 
 
+def sft_data_file(name_or_file: str, limit: int | None = None) -> str:
+    """A local file of SFT rows for `rlvr sft --dataset`: the file itself, or a known dataset's rows (MetaMathQA,
+    GSM8K, … in their own format, which `sft.data` reads) written once under the cache."""
+    from synthesis.datasets import KNOWN_DATASETS, dataset_rows
+
+    if name_or_file not in KNOWN_DATASETS:
+        return name_or_file
+    from cluster.modelzoo import CACHE
+
+    path = CACHE / "datasets" / f"{name_or_file}-rows{'-' + str(limit) if limit else ''}.jsonl"
+    if not path.exists():
+        rows, _ = dataset_rows(name_or_file, limit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+    return str(path)
+
+
+def _cmd_sft(args: argparse.Namespace) -> int:
+    """`rlvr sft --dataset NAME|FILE --max-samples N --output DIR`: the SFT warm start on its own (a run that stops
+    after it), its adapter written to DIR for `rlvr train --init-adapter DIR` and `rlvr eval --adapter DIR`."""
+    import shutil
+
+    from cluster.config import ConfigError, load_config
+    from cluster.loop import train
+    from cluster.services import JobFailed
+    from synthesis.datasets import DatasetUnavailable
+
+    output = pathlib.Path(args.output)
+    try:
+        data = sft_data_file(args.dataset, args.max_samples)
+        cfg = load_config(args.preset, args.config, [f"sft.data={data}", "sft.enabled=true", "max_steps=0",
+                                                     f"sft.max_samples={args.max_samples or 0}",
+                                                     f"run_dir={output / 'run'}", *(args.set or [])])
+        train(cfg)
+    except (DatasetUnavailable, FileNotFoundError, FileExistsError, ValueError, ConfigError, JobFailed) as exc:
+        print(f"rlvr sft: {exc}", file=sys.stderr)
+        return 2 if not isinstance(exc, JobFailed) else 1
+    checkpoint = output / "run" / "checkpoint"
+    shutil.copytree(checkpoint / "merged" / "0", output, dirs_exist_ok=True)
+    shutil.copy(checkpoint / "rlvr_eval.json", output / "rlvr_eval.json")
+    print(f"rlvr sft: adapter written to {output} (rlvr train --init-adapter {output}; rlvr eval --adapter {output})",
+          file=sys.stderr)
+    return 0
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     """`rlvr benchmark --dataset NAME|FILE --limit N`: `rlvr eval` on a dataset by name."""
     from synthesis.datasets import DatasetUnavailable
@@ -282,6 +327,8 @@ def train_short_forms(args: argparse.Namespace) -> list[str]:
         out.append(f"algo={args.algo}")
     if args.cycles:
         out.append(f"raft.cycles={args.cycles}")
+    if args.init_adapter:
+        out += [f"init_adapter={args.init_adapter}", "sft.enabled=false"]
     return out
 
 
@@ -533,7 +580,17 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(curriculum.mode=fixed, stages=[{data: ...}])")
     train.add_argument("--algo", choices=("grpo", "raft"), help="algo=...")
     train.add_argument("--cycles", type=int, help="raft.cycles=...: passes over the stage's problems")
+    train.add_argument("--init-adapter", help="start GRPO from this SFT adapter (rlvr sft --output) instead of the "
+                                              "SFT warm start: init_adapter=..., sft.enabled=false")
     train.set_defaults(func=_cmd_train)
+    sft = sub.add_parser("sft", help="the SFT warm start on its own, on a dataset by name or file; writes an adapter")
+    sft.add_argument("--dataset", required=True, help="metamath, gsm8k, … (rlvr datasets) or a file sft.data reads")
+    sft.add_argument("--max-samples", type=int, help="the first N rows")
+    sft.add_argument("--output", required=True, help="the adapter's directory")
+    sft.add_argument("--preset", default="tiny")
+    sft.add_argument("--config", help="a YAML file merged over the preset")
+    sft.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. sft.epochs=3")
+    sft.set_defaults(func=_cmd_sft)
     datasets = sub.add_parser("datasets", help="the datasets known by name, their hub ids and local sample files")
     datasets.set_defaults(func=_cmd_datasets)
     audit = sub.add_parser("audit-split", help="count facts shared between pretraining, SFT, GRPO and held-out data")

@@ -68,6 +68,7 @@ class SFTConfig:
     target: str = "xml"
     problems: int = 512
     steps: int = 100
+    max_samples: int = 0  # of `data`'s rows, the first this many (0: all)
     epochs: int = 0  # passes over the rows instead of `steps` (0: `steps` batches drawn at random)
     batch_size: int = 32
     lr: float = 1e-3
@@ -182,6 +183,7 @@ class TrainConfig:
     tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else sqlite under ./mlruns
     experiment: str = "sympy-rlvr"
     prompt: str = PROMPT  # must contain {question}
+    init_adapter: str = ""  # an SFT adapter (`rlvr sft --output`, or a run's checkpoint) folded in before GRPO
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -430,6 +432,12 @@ def _check_stages(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: a stage with no data (problems={stage.problems}, topics={stage.topics})")
     if cfg.sft.data and not pathlib.Path(cfg.sft.data).exists():
         raise ConfigError(f"sft.data: no such file {cfg.sft.data!r}")
+    if cfg.init_adapter:
+        folder = pathlib.Path(cfg.init_adapter)
+        if not (folder / "adapter_config.json").exists() and not (folder / "adapter" / "adapter_config.json").exists():
+            raise ConfigError(f"init_adapter: {cfg.init_adapter!r} holds no adapter (adapter_config.json)")
+        if cfg.sft.enabled:
+            raise ConfigError("init_adapter: the adapter is the warm start; set sft.enabled=false with it")
     if cur.mode != "fixed" and any(s.data for s in cfg.stages):
         raise ConfigError(f"curriculum.mode: {cur.mode} generates its problems; a stage with `data` needs mode fixed")
     from verifier_pool.reward import RewardWeights

@@ -309,6 +309,13 @@ def warm_up(state: RunState, loop: Loop, svc: Services) -> RunState:
     import ray
 
     cfg = loop.cfg
+    if cfg.init_adapter and not state.sft_done:
+        for weights in ray.get(svc.learner.fold_in.remote(cfg.init_adapter)):
+            svc.fleet.merge(weights)
+        loop.echo(f"[init] {cfg.init_adapter} folded into the base weights: the KL reference is that model")
+        state.sft_done = True
+        evaluate_checkpoint(state, loop, svc, "sft")
+        checkpoint(state, loop, svc)
     if not state.evals and not cfg.sft.enabled:
         evaluate_checkpoint(state, loop, svc, "start")
     if cfg.sft.enabled and not state.sft_done:
@@ -410,7 +417,8 @@ def run_loop(state: RunState, loop: Loop, svc: Services) -> dict:
     state = warm_up(state, loop, svc)
     svc.faults.arm(svc, "grpo")
     loop.version = ray.get(svc.learner.ready.remote())["version"]
-    state = run_stages(state, loop, svc)
+    if loop.cfg.max_steps != 0:
+        state = run_stages(state, loop, svc)
     loop.prefetch.shutdown(wait=True)
     return finish(state, loop, svc, final=state.stage >= len(loop.cfg.stages))
 

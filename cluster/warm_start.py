@@ -68,6 +68,7 @@ def verified_sft_rows(cfg: TrainConfig, svc: Services, exclude: set[str], tracke
 
     try:
         rows, unreadable = load_sft_rows(cfg.sft.data)
+        rows = rows[: cfg.sft.max_samples or None]
     except (OSError, ValueError) as exc:
         raise ConfigError(f"sft.data: {exc}") from exc
     fresh = [r for r in rows if r.turn or r.fact_key() not in exclude]

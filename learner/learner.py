@@ -444,6 +444,21 @@ class LearnerCore:
         self.version += 1
         return self.version
 
+    def fold_in(self, directory: str | os.PathLike) -> list[AdapterWeights]:
+        """Start from an SFT adapter made elsewhere (`init_adapter`): a checkpoint's merged adapters and its adapter,
+        or a plain adapter directory, folded into the base weights in order — so the KL reference is that model —
+        with a fresh zero adapter on top. Returns what was folded, for the rollout workers to merge too."""
+        path = pathlib.Path(directory)
+        folders = sorted((path / "merged").iterdir(), key=lambda p: int(p.name)) if (path / "merged").is_dir() else []
+        folders.append(path / "adapter" if (path / "adapter" / "adapter_config.json").exists() else path)
+        folded = []
+        for folder in folders:
+            self.version += 1
+            weights = dataclasses.replace(AdapterWeights.load(folder), version=self.version)
+            self._fold_into_base(weights)
+            folded.append(weights)
+        return folded
+
     def merged_adapters(self) -> list[AdapterWeights]:
         """The adapters folded into the base weights, in order (a resumed run re-sends them to its workers)."""
         return list(self.merged)

@@ -39,9 +39,9 @@ def test_train_short_forms_are_the_set_overrides_they_stand_for():
     from cluster.cli import train_short_forms
     from cluster.config import load_config
 
-    args = argparse.Namespace(dataset="synthesis/data/gsm8k_sample.jsonl", algo="raft", cycles=4)
+    args = argparse.Namespace(dataset="synthesis/data/gsm8k_sample.jsonl", algo="raft", cycles=4, init_adapter=None)
     overrides = train_short_forms(args)
     cfg = load_config("tiny", overrides=overrides)
     assert cfg.algo == "raft" and cfg.raft.cycles == 4 and cfg.curriculum.mode == "fixed"
     assert [s.data for s in cfg.stages] == ["synthesis/data/gsm8k_sample.jsonl"] and cfg.stages[0].name == "gsm8k_sample"
-    assert train_short_forms(argparse.Namespace(dataset=None, algo=None, cycles=None)) == []
+    assert train_short_forms(argparse.Namespace(dataset=None, algo=None, cycles=None, init_adapter=None)) == []

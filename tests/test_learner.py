@@ -279,3 +279,25 @@ def test_cosine_decays_to_min_lr_and_constant_holds(tiny_model_dir):
     constant = make_learner(tiny_model_dir, schedule="constant")
     constant.reset_optimizer(total_steps=3)
     assert [constant.sft_step(*rows).lr for _ in range(3)] == pytest.approx([5e-3] * 3)
+
+
+def test_an_init_adapter_folded_in_makes_the_reference_the_sft_model(tiny_model_dir, tmp_path):
+    """`init_adapter`: an SFT adapter saved elsewhere (`rlvr sft --output`) is folded into a fresh learner's base
+    weights; its reference and its policy then give the SFT model's log-probs, so GRPO starts at KL 0 from it."""
+    from learner.policy import reference_logprobs
+
+    sft = make_learner(tiny_model_dir)
+    for _ in range(3):
+        sft.sft_step([[5, 6, 7, 8], [9, 10, 11]], ["x = 1 + 2 = 3", "the answer is 4"])
+    sft.export_adapter().save(tmp_path / "sft")
+    batch = make_batch(3)
+    packed = pack(batch.prompt_ids, batch.completion_ids, sft.tokenizer.pad_token_id)
+    with torch.no_grad():
+        target = completion_logprobs(sft.model, packed)
+    fresh = make_learner(tiny_model_dir, beta=0.04)
+    folded = fresh.fold_in(tmp_path / "sft")
+    assert len(folded) == 1 and len(fresh.merged) == 1 and folded[0].version == fresh.version
+    with torch.no_grad():
+        assert torch.allclose(reference_logprobs(fresh.model, packed), target, atol=1e-4)
+        assert torch.allclose(completion_logprobs(fresh.model, packed), target, atol=1e-4)
+    assert fresh.step(batch).kl == pytest.approx(0.0, abs=1e-6)

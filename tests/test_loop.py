@@ -256,6 +256,33 @@ def test_an_llm_teacher_writes_children_improves_its_prompts_and_a_resumed_run_r
 
 
 @pytest.mark.ray
+def test_rlvr_sft_writes_an_adapter_that_train_starts_from_and_eval_reads(ray_cluster, tiny_model_dir, tmp_path):
+    """halo-forge's shape: `rlvr sft --dataset FILE --max-samples N --output DIR` is the warm start alone (no GRPO
+    step); `rlvr train --init-adapter DIR` folds it in and trains from it; `rlvr eval --adapter DIR` reads it."""
+    import json
+
+    from cluster.cli import main
+
+    common = [f"model.name={tiny_model_dir}", f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "model.lora_rank=4",
+              "model.lora_alpha=8", "rollout.workers=1", "rollout.max_tokens=8", "verifier.size=1", "batch_size=4",
+              "group_size=2", "eval_problems=3", "eval_samples=0", "sft.batch_size=2",
+              "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8}]"]
+    sets = [x for c in common for x in ("--set", c)]
+    out = tmp_path / "sft-adapter"
+    assert main(["sft", "--dataset", "synthesis/data/metamath_sample.jsonl", "--max-samples", "4", "--output",
+                 str(out), "--set", "sft.steps=3", *sets]) == 0
+    assert (out / "adapter_config.json").exists() and json.loads((out / "rlvr_eval.json").read_text())["prompt"]
+    state = json.loads((out / "run" / "state.json").read_text())
+    assert state["step"] == 0 and state["sft_done"] and [row["checkpoint"] for row in state["evals"]] == ["sft"]
+    assert main(["train", "--init-adapter", str(out), *sets, "--set", f"run_dir={tmp_path / 'grpo'}"]) == 0
+    grpo = json.loads((tmp_path / "grpo" / "state.json").read_text())
+    assert grpo["step"] == 2 and grpo["evals"][0]["checkpoint"] == "sft"
+    assert len(list((tmp_path / "grpo" / "checkpoint" / "merged").iterdir())) == 1
+    assert main(["eval", "--model", tiny_model_dir, "--adapter", str(out), "--data",
+                 "synthesis/data/gsm8k_sample.jsonl", "--k", "1", "--max-tokens", "8", "--limit", "2"]) == 0
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("phase", ["rollout", "learning"])
 def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_cluster, tiny_model_dir, tmp_path,
                                                                          monkeypatch, capsys, phase):
