@@ -347,6 +347,8 @@ def _check_choices(cfg: TrainConfig) -> None:
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
     if cfg.async_steps not in (0, 1):
         raise ConfigError(f"async_steps: expected 0 or 1, got {cfg.async_steps!r}")
+    if cfg.learner.packing not in ("flat", "tree", "auto"):
+        raise ConfigError(f"learner.packing: expected flat, tree or auto, got {cfg.learner.packing!r}")
     if cfg.learner.schedule not in SCHEDULES:
         raise ConfigError(f"learner.schedule: expected one of {', '.join(SCHEDULES)}, got {cfg.learner.schedule!r}")
     if not 0 <= cfg.learner.min_lr < cfg.learner.lr:

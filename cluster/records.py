@@ -123,7 +123,10 @@ class StepResult:
                     "rollout_tokens_per_s": s.completion_tokens / max(t.rollout, 1e-9), "stage_index": self.stage})
         if self.learn is not None:
             out.update({k: getattr(self.learn, k) for k in LEARN_METRICS})
-            out.update(learn_seconds=self.learn.seconds, learner_tokens_per_s=self.learn.tokens_per_s)
+            out.update(learn_seconds=self.learn.seconds, learner_tokens_per_s=self.learn.tokens_per_s,
+                       **{"learner/logical_tokens": self.learn.logical_tokens,
+                          "learner/computed_tokens": self.learn.computed_tokens,
+                          "learner/computed_share": self.learn.computed_tokens / max(self.learn.logical_tokens, 1.0)})
         if self.raft_kept is not None:
             out.update({"raft/kept": self.raft_kept, "raft/kept_groups": self.raft_kept_groups})
         out.update({f"programs/{status}": n for status, n in self.sampled.programs.items()})

@@ -14,7 +14,8 @@ import torch
 
 from learner.adapter import AdapterWeights, export_adapter, load_adapter_weights
 from learner.grpo import group_advantages, grpo_loss, truncated_is_weights, zero_spread_fraction
-from learner.policy import PackedSequences, PolicyConfig, load_policy, pack_sequences, packed_logprobs
+from learner.policy import (PackedSequences, PolicyConfig, load_policy, pack_sequences, pack_trees, packed_logprobs,
+                            tree_tokens)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class LearnerConfig:
     schedule: str = "constant_with_warmup"  # constant | constant_with_warmup | cosine | linear, for GRPO, SFT and RAFT
     min_lr: float = 0.0  # cosine: the LR it decays to (SLM-Math: 5e-6 → 1e-7); 0: to zero
     chunk_rows: int = 1024  # rows of the fused LM head + log-softmax computed at a time
+    packing: str = "flat"  # flat | tree (each group's prompt forwarded once) | auto (tree when it computes fewer tokens)
 
 
 @dataclass
@@ -68,6 +70,8 @@ class LearnStats:
     tis_clipped: float = 0.0
     zero_spread_groups: float = 0.0
     reward_mean: float = 0.0
+    logical_tokens: float = 0.0  # prompt + completion tokens of every sequence
+    computed_tokens: float = 0.0  # tokens the forward passes computed (tree packing: each shared prompt once)
 
     def metrics(self) -> dict[str, float]:
         return asdict(self)
@@ -249,9 +253,16 @@ class LearnerCore:
     # ------------------------------------------------------------ GRPO
 
     def _micro_batches(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[PackedSequences]:
-        """Packed rows as long as the longest sequence, `micro_batch_size` rows per micro-batch."""
-        return [m.to(self.device) for m in pack_sequences(prompt_ids, completion_ids, self.cfg.micro_batch_size,
-                                                          pad_id=self.tokenizer.pad_token_id)]
+        """Packed rows, `micro_batch_size` rows per micro-batch: flat (rows as long as the longest sequence) or
+        tree (each group's prompt once, rows as long as the largest group); `packing_tokens` records the
+        logical and the computed tokens."""
+        logical = sum(map(len, prompt_ids)) + sum(map(len, completion_ids))
+        computed = tree_tokens(prompt_ids, completion_ids)
+        tree = self.cfg.packing == "tree" or (self.cfg.packing == "auto" and computed < logical)
+        self.packing_tokens = (float(logical), float(computed if tree else logical))
+        pack = pack_trees if tree else pack_sequences
+        return [m.to(self.device) for m in pack(prompt_ids, completion_ids, self.cfg.micro_batch_size,
+                                                pad_id=self.tokenizer.pad_token_id)]
 
     def _no_grad_logprobs(self, micro: PackedSequences, reference: bool = False) -> torch.Tensor:
         with torch.no_grad():
@@ -315,6 +326,7 @@ class LearnerCore:
             **totals, grad_norm=grad_norm, lr=self.scheduler.get_last_lr()[0],
             zero_spread_groups=zero_spread_fraction(correct, batch.group_size),
             reward_mean=float(rewards.mean()), tokens=tokens,
+            logical_tokens=self.packing_tokens[0], computed_tokens=self.packing_tokens[1],
             tokens_per_s=seq_tokens * max(cfg.epochs, 1) / seconds,
             seconds=seconds, step=self.step_count, version=self.version,
         )

@@ -215,14 +215,101 @@ def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]],
     return out
 
 
+@dataclass
+class PackedTrees(PackedSequences):
+    """Rows of prefix trees: each group's shared prefix (its prompt) once, then each completion, attending to the
+    prefix and to itself only (`attention_mask`, [R, 1, L, L], True = may attend), positions continuing from the
+    prefix along each path. Log-probs, loss and gradients equal those of flat packing; the prefix is computed once
+    per group instead of once per completion."""
+
+    attention_mask: torch.Tensor = None  # [R, 1, L, L] bool
+
+    def to(self, device: torch.device) -> "PackedTrees":
+        return PackedTrees(*(t.to(device) for t in (self.input_ids, self.position_ids, self.positions, self.targets,
+                                                     self.owner, self.rows, self.attention_mask)))
+
+
+def shared_prompt_groups(prompt_ids: list[list[int]]) -> list[list[int]]:
+    """Runs of consecutive sequences with the same prompt (a GRPO group, or a verifier group judging one solution)."""
+    groups: list[list[int]] = []
+    for i, prompt in enumerate(prompt_ids):
+        if groups and prompt_ids[groups[-1][0]] == prompt:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def tree_tokens(prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> int:
+    """Tokens a tree-packed forward computes: each group's prompt once, every completion."""
+    return sum(len(prompt_ids[g[0]]) for g in shared_prompt_groups(prompt_ids)) + sum(map(len, completion_ids))
+
+
+def pack_trees(prompt_ids: list[list[int]], completion_ids: list[list[int]], rows_per_micro: int,
+               pad_id: int = 0) -> list[PackedTrees]:
+    """Each group of same-prompt sequences as one tree (prompt, then its completions), trees packed into rows by
+    first-fit decreasing, `rows_per_micro` rows per micro-batch."""
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError("need one prompt per completion")
+    trees = shared_prompt_groups(prompt_ids)
+    sizes = [len(prompt_ids[t[0]]) + sum(len(completion_ids[i]) for i in t) for t in trees]
+    width = max(sizes)
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for t in sorted(range(len(trees)), key=lambda t: -sizes[t]):
+        slot = next((r for r, free in enumerate(room) if free >= sizes[t]), None)
+        if slot is None:
+            rows.append([])
+            room.append(width)
+            slot = len(rows) - 1
+        rows[slot].append(t)
+        room[slot] -= sizes[t]
+    step = max(1, rows_per_micro)
+    return [_tree_micro_batch([[trees[t] for t in row] for row in rows[first:first + step]], prompt_ids,
+                              completion_ids, width, pad_id) for first in range(0, len(rows), step)]
+
+
+def _tree_micro_batch(rows: list[list[list[int]]], prompt_ids, completion_ids, width: int, pad_id: int) -> PackedTrees:
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), 1, width, width), dtype=torch.bool)
+    positions, targets, owner, members = [], [], [], []
+    for r, row in enumerate(rows):
+        offset = 0
+        for tree in row:
+            prompt = prompt_ids[tree[0]]
+            end = offset + len(prompt)
+            ids[r, offset:end] = torch.tensor(prompt, dtype=torch.long)
+            pos[r, offset:end] = torch.arange(len(prompt))
+            mask[r, 0, offset:end, offset:end] = torch.ones(len(prompt), len(prompt), dtype=torch.bool).tril()
+            start = end
+            for i in tree:
+                c = completion_ids[i]
+                stop = start + len(c)
+                ids[r, start:stop] = torch.tensor(c, dtype=torch.long)
+                pos[r, start:stop] = torch.arange(len(prompt), len(prompt) + len(c))
+                mask[r, 0, start:stop, offset:end] = True
+                mask[r, 0, start:stop, start:stop] = torch.ones(len(c), len(c), dtype=torch.bool).tril()
+                positions += ([r * width + end - 1] + list(range(r * width + start, r * width + stop - 1)))[: len(c)]
+                targets += c
+                owner += [len(members)] * len(c)
+                members.append(i)
+                start = stop
+            offset = start
+        free = torch.arange(offset, width)
+        mask[r, 0, free, free] = True  # the free tail attends to itself only: never read, never NaN
+    return PackedTrees(ids, pos, torch.tensor(positions, dtype=torch.long), torch.tensor(targets, dtype=torch.long),
+                       torch.tensor(owner, dtype=torch.long), torch.tensor(members, dtype=torch.long), mask)
+
+
 def packed_logprobs(model, packed: PackedSequences, *, chunk_rows: int = 1024) -> torch.Tensor:
     """Log-probabilities [M] of the packed completion tokens: one forward of the decoder over the packed rows,
     then the LM head fused with the log-softmax on the M predicting positions only (`grpo.linear_logprobs`)."""
     from learner.grpo import linear_logprobs
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=packed.input_ids, position_ids=packed.position_ids, attention_mask=None,
-                                use_cache=False).last_hidden_state
+    hidden = base.get_decoder()(input_ids=packed.input_ids, position_ids=packed.position_ids,
+                                attention_mask=getattr(packed, "attention_mask", None), use_cache=False).last_hidden_state
     hidden = hidden.reshape(-1, hidden.shape[-1])
     head = base.get_output_embeddings()
     if getattr(head, "bias", None) is not None:

@@ -153,3 +153,54 @@ def test_two_gloo_learners_make_the_same_update_as_one(ray_cluster, tiny_model_d
     for key, value in expected.tensors.items():
         assert torch.allclose(torch.as_tensor(weights.tensors[key]), torch.as_tensor(value), atol=1e-5), key
         assert torch.equal(torch.as_tensor(weights.tensors[key]), torch.as_tensor(rank1.tensors[key]))
+
+
+def test_tree_packing_lays_each_prompt_once_and_each_completion_on_its_own_path():
+    from learner.policy import pack_trees, tree_tokens
+
+    prompts = [[1, 2, 3]] * 3 + [[4, 5]] * 2
+    completions = [[11, 12], [13], [14, 15, 16], [17, 18], []]
+    (micro,) = pack_trees(prompts, completions, rows_per_micro=4)
+    assert tree_tokens(prompts, completions) == 3 + 6 + 2 + 2 == 13
+    assert micro.input_ids.shape == (2, 9) and micro.rows.tolist() == [0, 1, 2, 3, 4]
+    assert micro.input_ids[0].tolist() == [1, 2, 3, 11, 12, 13, 14, 15, 16]
+    assert micro.position_ids[0].tolist() == [0, 1, 2, 3, 4, 3, 3, 4, 5]  # each path continues from the prompt
+    mask = micro.attention_mask[0, 0]
+    assert mask[5].tolist() == [True, True, True, False, False, True, False, False, False]  # 13 sees the prompt
+    assert mask[8, 3:5].tolist() == [False, False] and mask[8, 6:9].all()  # 16 never sees another completion
+    flat = micro.input_ids.flatten()
+    firsts = micro.positions[[0, 2, 3]]  # every completion's first token is predicted by the prompt's last one
+    assert flat[firsts].tolist() == [3, 3, 3] and micro.targets.tolist() == [11, 12, 13, 14, 15, 16, 17, 18]
+
+
+@pytest.mark.parametrize("beta,tis", [(0.0, False), (0.04, True)])
+def test_tree_packing_gives_the_same_logprobs_loss_and_gradients_as_flat(tiny_model_dir, beta, tis):
+    """`learner.packing: tree` against flat on the same batch, with and without the KL reference pass and
+    truncated importance weights, and with multi-turn loss masks (observation tokens masked out)."""
+    batch = make_batch(prompts=3, group=4)
+    rng = random.Random(1)
+    batch.loss_masks = [[float(rng.random() > 0.3) for _ in c] for c in batch.completion_ids]
+    if tis:
+        batch.sampler_logprobs = [[-rng.random() * 3 for _ in c] for c in batch.completion_ids]
+    flat, tree = make_learner(tiny_model_dir, beta=beta), make_learner(tiny_model_dir, beta=beta, packing="tree")
+    logp_flat = flat.completion_logprobs(batch.prompt_ids, batch.completion_ids)
+    logp_tree = tree.completion_logprobs(batch.prompt_ids, batch.completion_ids)
+    for a, b in zip(logp_flat, logp_tree):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+    a, b = flat.step(batch), tree.step(batch)
+    assert a.loss == pytest.approx(b.loss, abs=1e-5) and a.kl == pytest.approx(b.kl, abs=1e-6)
+    assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-4)
+    assert b.computed_tokens < b.logical_tokens == a.logical_tokens == a.computed_tokens
+    for (name, x), y in zip(flat.model.named_parameters(), tree.model.parameters()):
+        if x.requires_grad:
+            assert torch.allclose(x, y, atol=1e-5), name
+
+
+def test_auto_packing_takes_the_tree_only_when_it_computes_fewer_tokens(tiny_model_dir):
+    learner = make_learner(tiny_model_dir, packing="auto")
+    shared = make_batch(prompts=2, group=4)
+    learner.completion_logprobs(shared.prompt_ids, shared.completion_ids)
+    assert learner.packing_tokens[1] < learner.packing_tokens[0]
+    distinct = make_batch(prompts=8, group=1)
+    learner.completion_logprobs(distinct.prompt_ids, distinct.completion_ids)
+    assert learner.packing_tokens[1] == learner.packing_tokens[0]
