@@ -6,6 +6,7 @@
 #                                          # the async run starts from a 2-step SFT, so vLLM's merge path runs too
 #   bash bench/gpu_throughput.sh trl       # bench/vs_trl.py --gpu: TRL GRPOTrainer (vLLM colocated) vs rlvr train
 #   bash bench/gpu_throughput.sh multiturn # bench/multiturn_rollout.py --engine vllm: 4-turn vs 1-turn episodes, same tokens
+#   bash bench/gpu_throughput.sh tree      # bench/learner.py, 0.5B shape: flat vs tree packing, GSM8K- and verifier-shaped
 set -uo pipefail
 export MLFLOW_ALLOW_FILE_STORE=true PYTHONPATH=/tmp/site:$PWD:/tmp/site-extra VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 \
   MLFLOW_TRACKING_URI=file:///tmp/mlruns TOKENIZERS_PARALLELISM=false
@@ -21,5 +22,7 @@ case "${1:-}" in
       --set sft.enabled=true --set sft.steps=2 --set sft.problems=64 --set sft.batch_size=32 2>&1 | grep -E "step|sft|merged|held-out|Error|error|rlvr|{" | tail -30 ;;
   trl) python3 bench/vs_trl.py --gpu --steps "$STEPS" --out "$OUT" "${@:2}" 2>&1 | grep -vi "warn" | tail -40 ;;
   multiturn) python3 bench/multiturn_rollout.py --engine vllm --out "$OUT" "${@:2}" 2>&1 | grep -E "^\{|Error|error" | tail -12 ;;
-  *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn"; exit 2 ;;
+  tree) for w in gsm8k verifier; do python3 bench/learner.py --workload "$w" --packing flat,tree --settings nockpt:8 \
+      --out "$OUT" --name "learner-tree-$w.json" 2>&1 | grep -E "^\{|Error|error" | tail -4; done ;;
+  *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn|tree"; exit 2 ;;
 esac

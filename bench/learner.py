@@ -5,6 +5,11 @@ runs the LM head fused with the log-softmax, and accumulates gradients in fp32.
 
     python bench/learner.py --out results/             # on the GPU machine
     python bench/learner.py --shape tiny --prompts 4   # a CPU smoke run
+    python bench/learner.py --shape small --workload gsm8k --packing flat,tree --settings nockpt:8 \
+        --name learner-tree-gsm8k.json                 # flat vs tree packing on CPU (also --workload verifier)
+
+Workloads: `gsm8k` — 8 prompts of 200 tokens × G = 8 completions of 300 (a third of the tokens are prompt copies);
+`verifier` — 8 verifier groups: a 400-token prefix (problem, solution, check prompt) × 8 verdicts of 40 tokens.
 
 MFU counts 6·N per token for the policy forward+backward plus 2·N for the reference forward
 (N = all parameters), against the GPU's dense bf16 peak.
@@ -36,11 +41,17 @@ def peak_flops() -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, vocab: int, seed: int = 0) -> TrainBatch:
+WORKLOADS = {"gsm8k": dict(prompts=8, group=8, prompt_len=200, completion_len=300),
+             "verifier": dict(prompts=8, group=8, prompt_len=400, completion_len=40)}
+
+
+def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, vocab: int, seed: int = 0,
+               exact: bool = False) -> TrainBatch:
     rng = random.Random(seed)
     prompt_ids, completion_ids, rewards = [], [], []
     for _ in range(prompts):
-        prompt = [rng.randrange(10, vocab) for _ in range(rng.randint(prompt_len // 2, prompt_len))]
+        length = prompt_len if exact else rng.randint(prompt_len // 2, prompt_len)
+        prompt = [rng.randrange(10, vocab) for _ in range(length)]
         for _ in range(group):
             prompt_ids.append(prompt)
             completion_ids.append([rng.randrange(10, vocab) for _ in range(completion_len)])
@@ -49,7 +60,8 @@ def make_batch(prompts: int, group: int, prompt_len: int, completion_len: int, v
 
 
 def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile: bool = False) -> dict:
-    cfg = LearnerConfig(micro_batch_size=setting["micro"], beta=0.04, lr=1e-5, liger=setting["liger"])
+    cfg = LearnerConfig(micro_batch_size=setting["micro"], beta=0.04, lr=1e-5, liger=setting["liger"],
+                        packing=setting.get("packing", "flat"))
     learner = LearnerCore(cfg, PolicyConfig(name=model_dir, lora_rank=16, lora_alpha=32,
                                             gradient_checkpointing=setting["checkpointing"]))
     warm = TrainBatch(batch.prompt_ids[: 2 * setting["micro"]], batch.completion_ids[: 2 * setting["micro"]],
@@ -82,7 +94,8 @@ def run(model_dir: str, setting: dict, batch: TrainBatch, n_params: int, profile
         "completion_tokens_per_s": stats.tokens / seconds,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
         "achieved_tflops": flops / seconds / 1e12, "mfu": flops / seconds / peak if peak else None,
-        "loss": stats.loss, "kl": stats.kl,
+        "loss": stats.loss, "kl": stats.kl, "logical_tokens": stats.logical_tokens,
+        "computed_tokens": stats.computed_tokens,
     }
     del learner
     gc.collect()
@@ -102,6 +115,8 @@ def main() -> None:
     parser.add_argument("--settings", default="ckpt:32,nockpt:32,nockpt:32:noliger,nockpt:64",
                         help="comma-separated checkpointing:micro_batch[:noliger]; a micro-batch packs micro × "
                              "the longest sequence's tokens")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), help="a named shape (overrides the four above)")
+    parser.add_argument("--packing", default="flat", help="comma-separated learner.packing values to run each setting")
     parser.add_argument("--out", default="bench/results")
     parser.add_argument("--name", default="learner.json")
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one step per setting")
@@ -112,12 +127,16 @@ def main() -> None:
 
     with torch.device("meta"):
         n_params = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).num_parameters()
-    batch = make_batch(args.prompts, args.group, args.prompt_len, args.completion_len, config["vocab_size"])
+    for key, value in WORKLOADS.get(args.workload, {}).items():
+        setattr(args, key, value)
+    batch = make_batch(args.prompts, args.group, args.prompt_len, args.completion_len, config["vocab_size"],
+                       exact=args.workload is not None)
     results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "shape": args.shape,
                "parameters": n_params, "sequences": len(batch.prompt_ids), "runs": []}
-    for item in args.settings.split(","):
+    for item, packing in [(i, p) for i in args.settings.split(",") for p in args.packing.split(",")]:
         mode, micro, *rest = item.split(":")
-        setting = {"checkpointing": mode == "ckpt", "micro": int(micro), "liger": "false" if "noliger" in rest else "auto"}
+        setting = {"checkpointing": mode == "ckpt", "micro": int(micro), "liger": "false" if "noliger" in rest else "auto",
+                   "packing": packing, "workload": args.workload}
         try:
             results["runs"].append(run(model_dir, setting, batch, n_params, args.profile))
         except torch.OutOfMemoryError as exc:
