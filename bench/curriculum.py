@@ -2,6 +2,7 @@
 
     python bench/curriculum.py [--seeds 0 1 2] [--minutes 2.4] [--out bench/results]
     python bench/curriculum.py --arms adaptive raft --name raft     # GRPO vs RAFT, same curriculum and minutes
+    python bench/curriculum.py --arms adaptive reward --name advantage   # the seed's reward-normalised advantage
 
 Each (arm, seed) runs `rlvr train --preset tiny --set seed=S` in its own process with the same GRPO wall budget
 (`grpo_minutes`, split evenly over the stages; evaluation not counted), so the arms buy the same minutes of
@@ -10,7 +11,9 @@ sampling and learning:
 - fixed: the preset's stages over their own generated problems (`curriculum.mode=fixed`);
 - adaptive: difficulty steered per topic to a 0.5 pass rate, promotion, siblings of half-solved problems and
   dynamic sampling (`curriculum.mode=adaptive`, `curriculum.resample_budget=BATCH`, as in the preset);
-- raft: the adaptive arm with `algo=raft` (fine-tuning on verified completions instead of GRPO updates).
+- raft: the adaptive arm with `algo=raft` (fine-tuning on verified completions instead of GRPO updates);
+- reward: the adaptive arm with `learner.advantage=reward` (seed 000's `(r − mean r)/(std r + ε)` on the weighted
+  8-signal total instead of the correctness-led `grpo` estimator).
 
 Reported per run: the share of trained groups whose correctness had no spread (and of all sampled groups),
 the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), steps and minutes.
@@ -54,7 +57,7 @@ def arms(resample_budget: int, minutes: float) -> dict[str, tuple[str, ...]]:
     budget = (f"grpo_minutes={minutes}",)
     adaptive = budget + ("curriculum.mode=adaptive", f"curriculum.resample_budget={resample_budget}")
     return {"fixed": budget + ("curriculum.mode=fixed", "curriculum.resample_budget=0"), "adaptive": adaptive,
-            "raft": adaptive + ("algo=raft",)}
+            "raft": adaptive + ("algo=raft",), "reward": adaptive + ("learner.advantage=reward",)}
 
 
 def row(arm: str, result: dict, stages: list[str]) -> dict:
@@ -111,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--minutes", type=float, default=2.4, help="GRPO minutes per run, both arms")
-    parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"], choices=["fixed", "adaptive", "raft"])
+    parser.add_argument("--arms", nargs="+", default=["fixed", "adaptive"], choices=["fixed", "adaptive", "raft", "reward"])
     parser.add_argument("--name", default="curriculum", help="output files NAME.{json,md,png}")
     parser.add_argument("--resample-budget", type=int, default=None,
                         help="the adaptive and raft arms' curriculum.resample_budget (default: one batch, the preset's)")
