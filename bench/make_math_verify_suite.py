@@ -5,6 +5,12 @@ Sources (cases restated as data, no code copied):
   long model outputs are abridged to the sentences that carry the answer ("abridged": true).
 - QWEN: Qwen2.5-Math evaluation grader examples (math_equal on numbers, fractions, intervals, matrices).
 - MINERVA: the MATH / Minerva answer formats ("Final Answer: The final answer is $X$. I hope it is correct.").
+- Answer families (degree-mode trigonometry, free text after a value, assignment lists, roots joined by "and"/"or",
+  mixed numbers, units, `cases` systems, matrices against lists): MATH answer keys (Hendrycks et al. 2021, the copy
+  in aiwaves-cn/agents, cited per file), Math-Verify's mixed-number / NuminaMath / OpenThoughts tests, the MATH
+  release's own equivalence tests, PRM800K's and Qwen2.5-Math's graders, lm-evaluation-harness's Minerva utils.
+  A MATH row's gold is the boxed answer of that file; its pred restates the problem's expression (`\\sin 30^\\circ`)
+  or the answer in another spelling, as a model writes it.
 """
 import json, pathlib
 MV = "huggingface/Math-Verify tests/test_all.py::"
@@ -160,6 +166,70 @@ for g, c, l in [("\\frac{3}{4}", "Final Answer: The final answer is $\\frac{3}{4
                 ("x^2-1", "Final Answer: The final answer is $(x-1)(x+1)$. I hope it is correct.", 1),
                 ("7", "Final Answer: The final answer is $8$. I hope it is correct.", 0)]:
     rows.append({"source": MI, "family": "minerva", "gold": g, "completion": c, "label": bool(l)})
+# Answer families: each row cites where its case comes from
+MATHDS = "aiwaves-cn/agents src/agents/datasets/data/math/{}::answer (MATH, Hendrycks et al. 2021)"
+def fam(source, family, gold, pred, label):
+    rows.append({"source": source, "family": family, "gold": gold, "pred": pred, "label": bool(label)})
+for f, g, p, l in [("test/geometry/310.json", "\\frac{1}{2}", "\\sin 30^\\circ", 1), ("test/geometry/152.json", "\\frac{1}{2}", "\\cos(60^\\circ)", 1),
+                   ("test/geometry/274.json", "\\frac{\\sqrt{2}}{2}", "\\sin 45°", 1), ("test/geometry/640.json", "\\frac{\\sqrt{3}}{3}", "\\tan 60^\\circ", 0),
+                   ("test/precalculus/1144.json", "\\cos 58^\\circ", "\\sin 32^\\circ", 1), ("test/precalculus/1144.json", "\\cos 58^\\circ", "\\cos 32^\\circ", 0),
+                   ("test/precalculus/418.json", "\\cos 13^\\circ", "\\sin 77^\\circ", 1), ("train/precalculus/36.json", "\\tan 15^\\circ", "2 - \\sqrt{3}", 1),
+                   ("test/precalculus/602.json", "2\\cos 15^{\\circ}", "\\frac{\\sqrt{6}+\\sqrt{2}}{2}", 1), ("test/precalculus/580.json", "120^\\circ", "120", 1)]:
+    fam(MATHDS.format(f), "trig_degrees", g, p, l)
+HM = "hendrycks/math modeling/math_equivalence_test.py::"
+fam(HM + "test_units", "text_after_value", "10", "10\\text{ units}", 1)
+fam(HM + "test_units2", "text_after_value", "100", "10\\text{ units}", 0)
+fam("huggingface/Math-Verify tests/test_open_thoughts.py::test_open_thoughts", "text_after_value", "0.06 \\text{ yuan}", "0.06", 1)
+fam("QwenLM/Qwen2.5-Math evaluation/parser.py::strip_string (a trailing \\text{...} is a unit)", "text_after_value", "3.25\\text{ dollars}", "3.25", 1)
+for f, g, p, l in [("test/counting_and_probability/628.json", "8\\text{ meals}", "8", 1), ("test/prealgebra/1526.json", "9 \\text{ multiples}", "9", 1),
+                   ("test/number_theory/1098.json", "18 \\text{ integers}", "18", 1), ("test/number_theory/1098.json", "18 \\text{ integers}", "19", 0),
+                   ("test/geometry/60.json", "144 \\mbox{ m}^3", "144", 1)]:
+    fam(MATHDS.format(f), "text_after_value", g, p, l)
+NC = "huggingface/Math-Verify tests/test_numina_cases.py::test_numina_cases"
+fam(NC, "assignments", "x = -5,\\ p = \\frac{14}{3}", "-5, \\frac{14}{3}", 1)
+fam(NC, "assignments", "(p,q)=(3,2)", "q = 2, p = 3", 1)
+for f, g, p, l in [("train/algebra/2660.json", "(-2,1)", "x = -2, y = 1", 1), ("train/algebra/2660.json", "(-2,1)", "x = 1, y = -2", 0),
+                   ("train/algebra/2369.json", "(2,3)", "x=2,y=3", 1), ("train/algebra/2369.json", "(2,3)", "x = 3, y = 2", 0)]:
+    fam(MATHDS.format(f), "assignments", g, p, l)
+fam(NC, "roots_and_or", "p = -1 \\text{ and } p = \\dfrac{15}{8}", "p=-1,p=\\frac{15}{8}", 1)
+fam(NC, "roots_and_or", "6 \\text{ and } 8", "6,8", 1)
+fam("EleutherAI/lm-evaluation-harness lm_eval/tasks/minerva_math/utils.py::normalize_final_answer (\\text{and} is a comma)", "roots_and_or", "6, 8", "6 \\text{and} 8", 1)
+for f, g, p, l in [("train/intermediate_algebra/57.json", "-2 \\text{ or } -12", "c = -12 \\text{ or } c = -2", 1),
+                   ("train/intermediate_algebra/57.json", "-2 \\text{ or } -12", "c = -2 or c = 12", 0),
+                   ("train/algebra/1055.json", "2, 3, \\text{ and } 4", "x = 4 or x = 3 or x = 2", 1)]:
+    fam(MATHDS.format(f), "roots_and_or", g, p, l)
+MX = "huggingface/Math-Verify tests/test_mixed_number_extraction.py::"
+for fn, g, p, l in [("test_mixed_number_is_equivalent_to_improper_fraction", "40/9", "4 4/9", 1),
+                    ("test_mixed_number_does_not_match_only_its_whole_number_prefix", "4", "4 4/9", 0),
+                    ("test_parse_negative_mixed_number_as_negative_complete_value", "-40/9", "-4 4/9", 1),
+                    ("test_parse_mixed_number_with_optional_positive_sign", "71/6", "11 5/6", 1),
+                    ("test_parse_mixed_number_with_spaced_thousands_whole_part", "9004/9", "1 000 4/9", 1),
+                    ("test_parse_mixed_number_with_zero_numerator_as_whole_value", "4", "4 0/9", 1),
+                    ("test_invalid_mixed_number_has_no_finite_component_equivalence", "73/6", "11 7/6", 0),
+                    ("test_invalid_mixed_number_has_no_finite_component_equivalence", "12", "11 6/6", 0),
+                    ("test_existing_expression_syntax_is_unchanged", "40/9", "4 + 4/9", 1),
+                    ("test_existing_expression_syntax_is_unchanged", "1000", "1 000", 1)]:
+    fam(MX + fn, "mixed_numbers", g, p, l)
+fam("openai/prm800k prm800k/grading/grader.py::_inject_implicit_mixed_number", "mixed_numbers", "31/4", "7 3/4", 1)
+for f, g, p, l in [("test/geometry/899.json", "3 \\frac{3}{8}", "27/8", 1), ("test/geometry/899.json", "3 \\frac{3}{8}", "3 3/8", 1),
+                   ("train/prealgebra/1406.json", "-15\\frac{3}{5}", "-78/5", 1), ("test/algebra/2470.json", "137 \\frac{1}{2}", "137 1/4", 0)]:
+    fam(MATHDS.format(f), "mixed_numbers", g, p, l)
+for f, g, p, l in [("test/prealgebra/1578.json", "45\\text{ mph}", "45", 1), ("test/geometry/581.json", "5\\text{ inches}", "5 inches", 1),
+                   ("test/geometry/581.json", "5\\text{ inches}", "5", 1), ("test/geometry/581.json", "5\\text{ inches}", "6 inches", 0)]:
+    fam(MATHDS.format(f), "units", g, p, l)
+for f, g, p, l in [("train/algebra/2660.json", "(-2,1)", "\\begin{cases} x = -2 \\\\ y = 1 \\end{cases}", 1),
+                   ("train/algebra/2660.json", "(-2,1)", "\\begin{cases} x = 1 \\\\ y = -2 \\end{cases}", 0),
+                   ("test/algebra/2238.json", "(7,6)", "\\begin{cases} x &= 7 \\\\ y &= 6 \\end{cases}", 1)]:
+    fam(MATHDS.format(f), "systems_cases", g, p, l)
+fam("QwenLM/Qwen2.5-Math evaluation/grader.py::str_to_pmatrix", "matrix_list", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "[[1, 2], [3, 4]]", 1)
+fam("huggingface/Math-Verify tests/test_all.py::test_matrix_extraction", "matrix_list", "\\begin{bmatrix}0 & 0 \\\\0 & 0\\end{bmatrix}", "[[0, 0], [0, 0]]", 1)
+for f, g, p, l in [("test/precalculus/211.json", "\\begin{pmatrix} 6/5 \\\\ -17/5 \\end{pmatrix}", "(6/5, -17/5)", 1),
+                   ("test/precalculus/211.json", "\\begin{pmatrix} 6/5 \\\\ -17/5 \\end{pmatrix}", "(1.2, -3.4)", 1),
+                   ("test/precalculus/211.json", "\\begin{pmatrix} 6/5 \\\\ -17/5 \\end{pmatrix}", "(-17/5, 6/5)", 0),
+                   ("test/precalculus/55.json", "\\begin{pmatrix} -2 \\\\ -2 \\\\ 1 \\end{pmatrix}", "[-2, -2, 1]", 1),
+                   ("test/precalculus/67.json", "\\begin{pmatrix} 7 & 1 \\\\ -1 & -3 \\end{pmatrix}", "[[7, 1], [-1, -3]]", 1),
+                   ("test/precalculus/67.json", "\\begin{pmatrix} 7 & 1 \\\\ -1 & -3 \\end{pmatrix}", "[[7, -1], [1, -3]]", 0)]:
+    fam(MATHDS.format(f), "matrix_list", g, p, l)
 out = pathlib.Path("bench/data/math_verify_suite.jsonl")
 out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 print(len(rows), "rows;", sum("pred" in r for r in rows), "bare,", sum("completion" in r for r in rows), "with extraction")

@@ -32,7 +32,7 @@ from verifier_pool.parse import (
 )
 from verifier_pool.verdict import Verdict
 
-VERIFIER_VERSION = "4"  # bump whenever any verdict can change; stamped on every RewardBreakdown
+VERIFIER_VERSION = "5"  # bump whenever any verdict can change; stamped on every RewardBreakdown
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
 POLICIES = ("lenient", "strict")
@@ -69,6 +69,8 @@ _RELATION = re.compile(r"<=|>=|!=|\\approx|[<>=]")
 _TARGET = re.compile(r"[A-Za-z](?:_\w{1,8})?'?|[A-Za-z]{1,3}\([A-Za-z0-9, ]{1,20}\)|\\angle ?[A-Za-z]{1,3}|"
                      r"\((?:[A-Za-z] ?, ?){1,5}[A-Za-z]\)")
 _LIST_WORDS = re.compile(r" (?:and|or) ")
+_LIST_SEPARATOR = re.compile(rf"[,;]|{_LIST_WORDS.pattern}")
+_CASES = re.compile(r"\\begin\{cases\}(.*?)\\end\{cases\}", re.S)
 _WORD_CONSTANTS = {"pi", "inf", "infty", "oo", "sqrt"}
 
 
@@ -130,8 +132,10 @@ def _unique(items: list[str]) -> tuple[str, ...]:
 def structure(s: str) -> tuple:
     """Parse the shape of a normalised answer: ("scalar", s), ("set", items), ("tuple", open, items, close),
     ("union", parts), ("matrix", rows), ("relation", op, lhs, rhs), ("assign", target, value_shape),
-    ("choice", letter) or ("text", s). Chains `x = 1 + 2 = 3` become their last value; `a \\approx b`
-    keeps the exact side; `a < x <= b` becomes the interval."""
+    ("assigns", ((name, value), ...)), ("choice", letter) or ("text", s). Chains `x = 1 + 2 = 3` become their
+    last value; `a \\approx b` keeps the exact side; `a < x <= b` becomes the interval; lists of assignments
+    are read by `_assignment_list`. `s` comes from `normalize`, so it is at most `MAX_RAW_CHARS` long, and every
+    scan here is linear."""
     s = s.strip()
     if s.startswith("choice:"):
         return ("choice", s[7:])
@@ -139,13 +143,16 @@ def structure(s: str) -> tuple:
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
         return ("matrix", tuple(tuple(c.strip() for c in r.split("&")) for r in rows))
+    listed = _assignment_list(s)
+    if listed is not None:
+        return listed
     ops, segments = _relation_parts(s)
     if ops and all(segments):
         return _relation_structure(ops, segments)
     if "\\cup" in s:
         return ("union", tuple(structure(p) for p in _split_top_level(s, "\\cup")))
     if _LIST_WORDS.search(s):
-        s = ", ".join(_split_top_level(s, _LIST_WORDS))
+        s = ", ".join(part.rstrip(",").rstrip() for part in _split_top_level(s, _LIST_WORDS))
     if s.startswith("\\{") and s.endswith("\\}"):
         return ("set", _unique(_expand_pm(_split_top_level(s[2:-2]))))
     if s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]) and "," in s:
@@ -184,6 +191,31 @@ def _relation_structure(ops: list[str], segments: list[str]) -> tuple:
     if len(ops) == 1:
         return ("relation", ops[0], segments[0], segments[1])
     return ("text", " ".join(segments))
+
+
+def _assignment_list(s: str) -> tuple | None:
+    """A list of assignments `x = 1, y = 2` (separated by `,`, `;`, `and`, `or`, or the rows of a
+    `\\begin{cases}` system): ("assigns", pairs) when every name differs (a system's solution), ("set", values) when
+    one name is given several values joined by words (the roots `x = 3 or x = 2`); None for anything else (one
+    assignment, a chain, names that repeat only in part, a piecewise `cases`). The same name repeated between commas
+    (`x=2, x=3`) is left to the chain rule, as the labelled corpus pins it (not the list `2, 3`)."""
+    cases = _CASES.fullmatch(s)
+    if cases:
+        s = ", ".join(row.replace("&", " ") for row in re.split(r"\\\\", cases.group(1)) if row.strip())
+    separators = _top_level_matches(s, _LIST_SEPARATOR)
+    if not separators:
+        return None
+    items = [item for item in _split_top_level(s, _LIST_SEPARATOR) if item]
+    pairs = []
+    for item in items:
+        ops, segments = _relation_parts(item)
+        if ops != ["="] or not segments[1] or not _TARGET.fullmatch(segments[0]):
+            return None
+        pairs.append((segments[0], segments[1]))
+    names = {name for name, _ in pairs}
+    if len(names) == 1 and all(m.group().strip() in ("and", "or") for m in separators):
+        return ("set", _unique(_expand_pm([value for _, value in pairs])))
+    return ("assigns", tuple(pairs)) if len(names) == len(pairs) else None
 
 
 # ---------------------------------------------------------------- parsing
@@ -432,7 +464,62 @@ def _unordered_equal(preds: tuple, golds: tuple, equal) -> bool:
     return True
 
 
+def _named_values(shape: tuple) -> dict[str, str] | None:
+    """Name → value of a list of assignments, or of `(x, y) = (1, 2)`; None for any other shape."""
+    if shape[0] == "assigns":
+        return dict(shape[1])
+    if shape[0] == "assign" and shape[2][0] == "tuple" and shape[1].startswith("("):
+        names = _split_top_level(shape[1][1:-1])
+        return dict(zip(names, shape[2][2])) if len(names) == len(shape[2][2]) else None
+    return None
+
+
+def _assignments_equal(pred: tuple, gold: tuple) -> bool:
+    """A list of assignments against named values (another list, `(x, y) = (1, 2)`): the same value for each name,
+    in any order. Against unnamed values — a tuple `(1, 2)`, a bare list `1, 2`, a vector — the values in the order
+    written, so `x = 2, y = 1` is not `(1, 2)` (the strict policy also asks for the names in alphabetical order
+    there: see `strict_issue`)."""
+    named_pred, named_gold = _named_values(pred), _named_values(gold)
+    if named_pred is not None and named_gold is not None:
+        return named_pred.keys() == named_gold.keys() and all(
+            _scalars_equal(named_pred[k], named_gold[k])[0] for k in named_gold)
+    assigns, other = (pred, gold) if pred[0] == "assigns" else (gold, pred)
+    values = tuple(value for _, value in assigns[1])
+    if other[0] == "matrix":
+        return _matrix_equals_list(other, ("tuple", "(", values, ")"))
+    if other[0] == "tuple" and other[1] == "(" and other[3] == ")":
+        items = other[2]
+    elif other[0] == "set":
+        items, values = other[1], _unique(list(values))
+    else:
+        return False
+    return _rows_equal((values,), (items,))
+
+
+def _rows_equal(pred_rows: tuple, gold_rows: tuple) -> bool:
+    """Two tables of scalars (matrix rows, or one row of values) of the same shape, entry by entry."""
+    if len(pred_rows) != len(gold_rows) or any(len(a) != len(b) for a, b in zip(pred_rows, gold_rows)):
+        return False
+    return all(_scalars_equal(a, b)[0] for ra, rb in zip(pred_rows, gold_rows) for a, b in zip(ra, rb))
+
+
+def _matrix_equals_list(matrix: tuple, other: tuple) -> bool:
+    """A matrix against a bracketed list (lenient and strict alike: the same entries in the same places): a list of
+    rows `[[1, 2], [3, 4]]` row by row; a flat `(1, 2)` or `[1, 2]` against a column or a row vector."""
+    if other[0] != "tuple":
+        return False
+    rows = matrix[1]
+    items = [structure(item) for item in other[2]]
+    if all(item[0] == "tuple" for item in items):
+        return _rows_equal(rows, tuple(item[2] for item in items))
+    if len(rows) == 1 or all(len(row) == 1 for row in rows):
+        return _rows_equal((tuple(cell for row in rows for cell in row),), (other[2],))
+    return False
+
+
 def _structures_equal(pred: tuple, gold: tuple) -> tuple[bool, float | None]:
+    if pred[0] == "assigns" or gold[0] == "assigns":
+        return _assignments_equal(pred, gold), None
     if pred[0] == "assign" or gold[0] == "assign":
         if pred[0] == gold[0]:
             return _structures_equal(pred[2], gold[2])
@@ -457,9 +544,9 @@ def _structures_equal(pred: tuple, gold: tuple) -> tuple[bool, float | None]:
     if kind == "union" and pred[0] == "union":
         return _unordered_equal(pred[1], gold[1], lambda a, b: _structures_equal(a, b)[0]), None
     if kind == "matrix" and pred[0] == "matrix":
-        if len(pred[1]) != len(gold[1]) or any(len(a) != len(b) for a, b in zip(pred[1], gold[1])):
-            return False, None
-        return all(_scalars_equal(a, b)[0] for ra, rb in zip(pred[1], gold[1]) for a, b in zip(ra, rb)), None
+        return _rows_equal(pred[1], gold[1]), None
+    if kind == "matrix" or pred[0] == "matrix":
+        return (_matrix_equals_list(gold, pred) if kind == "matrix" else _matrix_equals_list(pred, gold)), None
     return False, None
 
 
@@ -512,15 +599,42 @@ def strict_issue(pred: str, pred_shape: tuple, gold: str, gold_shape: tuple, que
         if issue or form in ("", "value"):
             return issue
         return _form_issue(pred_shape[1], gold_shape[1], form)
-    if pred_shape[0] in ("set", "tuple") and gold_shape[0] in ("set", "tuple"):
-        golds = gold_shape[1] if gold_shape[0] == "set" else gold_shape[2]
-        preds = pred_shape[1] if pred_shape[0] == "set" else pred_shape[2]
+    issue = _names_order_issue(pred_shape, gold_shape)
+    if issue:
+        return issue
+    preds, golds = _listed_values(pred_shape), _listed_values(gold_shape)
+    if preds is not None and golds is not None:
         numeric = all(_is_numeric(g) for g in golds)
         for item in preds if numeric else ():
             issue = _scalar_issue(item, golds[0])
             if issue:
                 return issue
     return None
+
+
+def _listed_values(shape: tuple) -> tuple | None:
+    """The values of a set, a tuple or a list of assignments, in the order written; None for any other shape."""
+    if shape[0] in ("set", "tuple"):
+        return shape[1] if shape[0] == "set" else shape[2]
+    return tuple(value for _, value in shape[1]) if shape[0] == "assigns" else None
+
+
+def _names_order_issue(pred_shape: tuple, gold_shape: tuple) -> str | None:
+    """Strict: a list of assignments answers (or is answered by) unnamed values — a tuple, a bare list, a vector —
+    only when its names are in alphabetical order (`x = 1, y = 2` for `(1, 2)`). The lenient policy pairs values in
+    the order written, but a training reward must not depend on that guess: `b = 3, m = 2` against `(2, 3)` may mean
+    (m, b) or may be wrong, and an alphabetical list is the one order a tuple of unknowns conventionally follows."""
+    for shape, other in ((pred_shape, gold_shape), (gold_shape, pred_shape)):
+        if shape[0] == "assigns" and other[0] in ("tuple", "set", "matrix"):
+            names = [name for name, _ in shape[1]]
+            if names != sorted(names, key=_natural_key):
+                return "assignments not in alphabetical order against unnamed values"
+    return None
+
+
+def _natural_key(name: str) -> list:
+    """Sort key reading digit runs as numbers, so `x_2` comes before `x_10`."""
+    return [(1, int(part), "") if part.isdigit() else (0, 0, part) for part in re.split(r"(\d+)", name)]
 
 
 def _form_issue(pred: str, gold: str, form: str) -> str | None:

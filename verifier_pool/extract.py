@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from verifier_pool.normalize import matching_brackets
 from verifier_pool.parse import CONSTANTS, FUNCTIONS, NUMBER
 
 MAX_COMPLETION_CHARS = 20_000
@@ -28,24 +29,13 @@ _WORD = re.compile(r"[A-Za-z]{3,}")
 _MATH_WORDS = frozenset(FUNCTIONS) | frozenset(CONSTANTS)  # "log(x) + 1" is a formula, not a sentence of words
 
 
-def _matching_braces(text: str) -> dict[int, int]:
-    """Index of each `{` → index of its `}` (escaped braces ignored), in one pass."""
-    pairs, stack = {}, []
-    for i, ch in enumerate(text):
-        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
-            stack.append(i)
-        elif ch == "}" and (i == 0 or text[i - 1] != "\\") and stack:
-            pairs[stack.pop()] = i
-    return pairs
-
-
 def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of every closed `\\boxed{...}` / `\\fbox{...}`, in order."""
     pairs = None
     out = []
     for m in _BOX_START.finditer(text):
         if pairs is None:
-            pairs = _matching_braces(text)
+            pairs = matching_brackets(text)
         close = pairs.get(m.end() - 1)
         if close is not None and (not out or m.start() >= out[-1][1]):
             out.append((m.start(), close + 1, text[m.end() : close].strip()))

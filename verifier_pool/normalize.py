@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import accumulate
+
+from verifier_pool.parse import NUMBER
 
 MAX_RAW_CHARS = 10_000
 
 _UNICODE = {
     "−": "-", "–": "-", "—": "-", "‒": "-", "﹣": "-", "－": "-",
     "×": r"\times ", "·": r"\cdot ", "÷": "/", "π": r"\pi ", "∞": r"\infty ", "√": r"\sqrt",
-    "≤": r"\le ", "≥": r"\ge ", "≠": r"\ne ", "∪": r"\cup ", "∩": r"\cap ", "°": "", "’": "'", "€": "", "£": "",
+    "≤": r"\le ", "≥": r"\ge ", "≠": r"\ne ", "∪": r"\cup ", "∩": r"\cap ", "°": r"^\circ ", "’": "'", "€": "", "£": "",
     "²": "^2", "³": "^3",
 }
 UNIT_WORDS = frozenset((
@@ -23,12 +26,19 @@ UNIT_WORDS = frozenset((
     "degrees degree deg people persons students apples items square sq cubic percent percentage pct points marbles "
     "books cookies"
 ).split())
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|textnormal|textrm|textsf|mathrm|mathbf|mathit|mbox|operatorname)"
-                       r" ?\{([^{}]*)\}")
+_TEXT_COMMAND = r"\\(?:text|textbf|textit|textnormal|textrm|textsf|mathrm|mathbf|mathit|mbox|operatorname)"
+_TEXT_CMD = re.compile(_TEXT_COMMAND + r" ?\{([^{}]*)\}")
+_TRAILING_TEXT = re.compile(_TEXT_COMMAND + r" ?\{ ?[A-Za-z][A-Za-z\s.]{0,40}\}(?:\^ ?\{?[23]\}?)?\.?$")
+_VALUE_END = re.compile(r"(?:[\d})]|\\pi|\\infty)$")
+_DEGREE_MARK = re.compile(r"(?:\^ ?(?:\{ ?\\circ ?\}|\\circ(?![A-Za-z]))|\\degree(?![A-Za-z]))")
+_TRIG_NAME = re.compile(r"(?<![A-Za-z])\\?(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])(?: ?\^ ?(?:\{ ?-?\d ?\}|-?\d))?"
+                        r"(?:\s|\\[,;:! ])*")
+_ANGLE = re.compile(rf"({NUMBER}|[A-Za-z]|\\[A-Za-z]+) ?{_DEGREE_MARK.pattern}")
 _LATEX_THOUSANDS = re.compile(r"(?<=\d) ?(?:\{,\}|\\,|,\\!) ?(?=\d{3}(?!\d))")
 _GROUPED_NUMBER = re.compile(r"-?\d{1,3}(?:(,)\d{3})+(?:\.\d+)?|-?\d{1,3}(?:( )\d{3})+(?:\.\d+)?")
 _DECIMAL_COMMA = re.compile(r"-?(?:0,\d+|\d,\d\d|\d{4,},\d{1,2})")
 _SIMPLE_FRACTION = re.compile(r"(-?)\\frac\{(\d{1,50})\}\{(\d{1,50})\}")
+_PLAIN_MIXED = re.compile(r"([-+]?)(\d{1,3}(?: \d{3}){1,16}|\d{1,50}) (0|[1-9]\d{0,49})/([1-9]\d{0,49})")
 _CHOICE = re.compile(r"(?:\(\s?([A-Ea-e])\s?\)|([A-E]))[.:]?")
 _SHORT_FRAC = re.compile(r"\\frac ?(\d)(?: ?(\d)| ?\{)")
 _SHORT_FRAC_DEN = re.compile(r"\\frac ?\{([^{}]{1,40})\} ?(\d)")
@@ -42,7 +52,10 @@ _TAIL_UNIT = re.compile(r"([A-Za-z]+)(?:\^\{?[23]\}?)?\.?$")
 
 
 def _join_grouped(s: str) -> str:
-    """`7,425,000` / `1 000` → digits, only when the whole answer is one grouped number (never inside a tuple)."""
+    """`7,425,000` / `1 000` → digits, only when the whole answer is one grouped number (never inside a tuple); a whole
+    answer `W N/D` (a whole number, a space, a fraction of whole numbers) → `W\\frac{N}{D}`, the spelling the parser
+    reads as a mixed number when N/D is proper (`1 1/2` = 3/2, `12 1/2` = 25/2) and as a product otherwise
+    (`1 3/2` is not a mixed number). A numerator with a leading zero is a thousands group: `1 000/3` is 1000/3."""
     if _DECIMAL_COMMA.fullmatch(s):
         return s.replace(",", ".")
     if _GROUPED_NUMBER.fullmatch(s):
@@ -50,11 +63,74 @@ def _join_grouped(s: str) -> str:
     fraction = _SIMPLE_FRACTION.fullmatch(s)
     if fraction:
         return f"{fraction.group(1)}{fraction.group(2)}/{fraction.group(3)}"
+    mixed = _PLAIN_MIXED.fullmatch(s)
+    if mixed:
+        sign, whole, numerator, denominator = mixed.groups()
+        return f"{sign}{whole.replace(' ', '')}\\frac{{{numerator}}}{{{denominator}}}"
     return s
 
 
+def matching_brackets(text: str, pairs: str = "{}") -> dict[int, int]:
+    """Index of each opening bracket → index of its closer, for each (opener, closer) pair in `pairs`, one stack per
+    kind, escaped brackets (`\\{`) ignored; one pass."""
+    closers = dict(zip(pairs[1::2], pairs[0::2]))
+    stacks: dict[str, list[int]] = {opener: [] for opener in pairs[0::2]}
+    found = {}
+    for i, ch in enumerate(text):
+        if i and text[i - 1] == "\\":
+            continue
+        if ch in stacks:
+            stacks[ch].append(i)
+        elif ch in closers and stacks[closers[ch]]:
+            found[stacks[closers[ch]].pop()] = i
+    return found
+
+
+def degrees_in_trig(s: str) -> str:
+    """Inside the argument of a trigonometric function a degree mark means ·π/180: `\\sin(90^\\circ - x)` →
+    `\\sin(\\frac{90\\pi}{180} - x)`, `\\cos 60^\\circ` → `\\cos \\frac{60\\pi}{180}`, so the parser (radians) reads
+    sin(π/2 - x) and cos(π/3). The argument is a bracketed group right after the name, else the angle right after it.
+    A degree mark anywhere else is left for `normalize` to drop (`30^\\circ` stays the number 30). Linear: one pass
+    for the brackets, one for the names, one for the angles."""
+    if "circ" not in s and "degree" not in s:
+        return s
+    pairs: dict[int, int] | None = None
+    depth = [0] * (len(s) + 1)
+    for m in _TRIG_NAME.finditer(s):
+        start = m.end()
+        if start < len(s) and s[start] in "({":
+            pairs = matching_brackets(s, "(){}") if pairs is None else pairs
+            end = pairs.get(start, start)
+        else:
+            end = start + 1
+        depth[start] += 1
+        depth[end] -= 1
+    inside = list(accumulate(depth))
+
+    def radians(angle: re.Match) -> str:
+        return f"\\frac{{{angle.group(1)}\\pi}}{{180}}" if inside[angle.start()] > 0 else angle.group()
+
+    return _ANGLE.sub(radians, s)
+
+
+def drop_trailing_text(s: str) -> str:
+    """A value followed by free words in a text command (`17\\text{ apples}`, `8\\text{ meals}`,
+    `144 \\mbox{ m}^3`) is the value: words set in `\\text` after a number are a label, whatever they are (the MATH
+    answer key writes units this way). Not when the text is the whole answer (`\\text{Evelyn}`), sits between values
+    (`12\\text{ and }13`) or holds anything but letters."""
+    m = _TRAILING_TEXT.search(s[-80:])
+    if not m:
+        return s
+    head = s[: len(s) - len(m.group())].rstrip()
+    return head if head and _VALUE_END.search(head) else s
+
+
 def strip_units(s: str) -> str:
-    """Peel unit words (`cm^2`, `square feet`, `percent`) off the end of a value; at most three words."""
+    """Peel unit words (`cm^2`, `square feet`, `percent`) off the end of a value; at most three words.
+
+    A number with a unit equals the bare number, in both directions and under both policies (`5 cm` = `5`): the
+    question fixes the unit, and an answer key that spells it (`18 \\text{ integers}`) must not fail a bare `18`.
+    The price is that a wrong unit is not caught (`5 cm` = `5 m`); the verifier judges values, not dimensions."""
     out = s.rstrip()
     for _ in range(3):
         m = _TAIL_UNIT.search(out[-24:])
@@ -64,15 +140,16 @@ def strip_units(s: str) -> str:
         if not head:
             break
         out = head
-    if out != s.rstrip() and re.search(r"(?:[\d})]|\\pi|\\infty)$", out):
+    if out != s.rstrip() and _VALUE_END.search(out):
         return out
     return s
 
 
 def normalize(answer: str) -> str:
-    """Canonical form of an answer string: unicode operators, `$`, `\\left`, `\\text{}`, units, currency,
-    degrees, percent and thousands separators removed; LaTeX relations as `<=`, `>=`, `!=`; `x \\in S` as S;
-    `\\frac12` as `\\frac{1}{2}`; base subscripts `_{7}` as `_7`; choices as `choice:X`."""
+    """Canonical form of an answer string: unicode operators, `$`, `\\left`, `\\text{}`, units (and free text after a
+    value), currency, degree marks (angles inside a trigonometric function become radians), percent and thousands
+    separators removed; LaTeX relations as `<=`, `>=`, `!=`; `x \\in S` as S; `\\frac12` as `\\frac{1}{2}`; base
+    subscripts `_{7}` as `_7`; a plain mixed number `1 1/2` as `1\\frac{1}{2}`; choices as `choice:X`."""
     s = unicodedata.normalize("NFKC", str(answer)[:MAX_RAW_CHARS])
     for bad, good in _UNICODE.items():
         s = s.replace(bad, good)
@@ -81,12 +158,14 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\(?:displaystyle|left|right|big|Big|bigg|Bigg)(?![a-zA-Z])", "", s)
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
     s = s.replace("\\%", "").replace("%", "")
-    s = re.sub(r"\^ ?\{? ?\\circ ?\}?", "", s)
+    s = degrees_in_trig(s)
+    s = _DEGREE_MARK.sub("", s)
     s = re.sub(r"\\(?:degree|circ)(?![a-zA-Z])", "", s)
     s = re.sub(r"\{ ?, ?\}", "{,}", s)
     s = _LATEX_THOUSANDS.sub("", s)
     s = re.sub(r"(?<!\\)\\!", "", s)
     s = re.sub(r"(?<!\\)\\[;: ]|~|(?<!\\)\\,", " ", s)
+    s = drop_trailing_text(s)
     for _ in range(3):
         s = _TEXT_CMD.sub(r"\1", s)
     s = re.sub(r"\s+", " ", s).strip()

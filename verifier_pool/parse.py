@@ -153,8 +153,8 @@ class _Parser:
                 node = (op, node, self.unary())
             elif self._starts_atom(tok):
                 factor = self.power()
-                mixed = node[0] == "num" and node[1].isdigit() and tok[1] in _FRACTIONS and factor[0] == "div"
-                node = ("add", node, factor) if mixed and _integer(factor[1]) is not None else ("mul", node, factor)
+                mixed = _mixed_number(node, factor) if tok[1] in _FRACTIONS else None
+                node = mixed or ("mul", node, factor)
             else:
                 return node
 
@@ -261,6 +261,21 @@ class _Parser:
                 node = ("mul", node, ("sym", letter))
             return node
         raise Unparsable(f"unknown name {word[:20]!r}")
+
+
+def _mixed_number(whole: tuple, fraction: tuple) -> tuple | None:
+    """`2\\frac{3}{4}` is 2 + 3/4 and `-2\\frac{3}{4}` is -(2 + 3/4): a whole number followed directly by a proper fraction
+    of whole numbers (0 ≤ numerator < denominator) is a mixed number. None otherwise: `1\\frac{3}{2}` is no mixed
+    number, and like `2\\frac{\\pi}{4}` it stays the product that juxtaposition means everywhere else."""
+    negative = whole[0] == "neg"
+    number = whole[1] if negative else whole
+    if _integer(number) is None or fraction[0] != "div":
+        return None
+    numerator, denominator = _integer(fraction[1]), _integer(fraction[2])
+    if numerator is None or denominator is None or numerator >= denominator:
+        return None
+    mixed = ("add", number, fraction)
+    return ("neg", mixed) if negative else mixed
 
 
 def parse_tree(text: str) -> tuple:
