@@ -1,4 +1,4 @@
-"""The `rlvr` command line: `train`, `eval`, `synth`, `verify` and `rescore`."""
+"""The `rlvr` command line: `train`, `sft`, `eval`, `benchmark`, `datasets`, `synth`, `verify`, `audit-split` and `rescore`."""
 from __future__ import annotations
 
 import argparse
@@ -533,16 +533,7 @@ def _add_eval_parser(sub, name: str = "eval") -> None:
     ev.set_defaults(func=_cmd_eval if name == "eval" else _cmd_benchmark)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlvr", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="judge {gold, pred|completion} JSONL lines with the SymPy verifier")
-    verify.add_argument("file")
-    verify.add_argument("--out", help="write results here instead of stdout")
-    verify.add_argument("--timeout", type=float, default=2.0, help="seconds per comparison")
-    verify.add_argument("--policy", default="lenient", choices=("lenient", "strict"),
-                        help="answer policy (strict uses each record's optional `question` and `form`)")
-    verify.set_defaults(func=_cmd_verify)
+def _add_synth_parser(sub) -> None:
     synth = sub.add_parser("synth", help="generate SymPy-checked problems with worked solutions as JSONL")
     synth.add_argument("--difficulty", type=int, choices=(1, 2, 3), default=1)
     synth.add_argument("--n", type=int, default=100)
@@ -567,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--insecure", action="store_true", help="plaintext channel (a local test server)")
     synth.add_argument("--concurrency", type=int, default=8)
     synth.set_defaults(func=_cmd_synth)
+
+
+def _add_train_parsers(sub) -> None:
     train = sub.add_parser("train", help="run the training job (default: the tiny CPU preset)")
     train.add_argument("--preset", default="tiny", help="tiny | qwen2.5-0.5b | qwen2.5-1.5b")
     train.add_argument("--config", help="a YAML file merged over the preset")
@@ -593,6 +587,20 @@ def build_parser() -> argparse.ArgumentParser:
     sft.set_defaults(func=_cmd_sft)
     datasets = sub.add_parser("datasets", help="the datasets known by name, their hub ids and local sample files")
     datasets.set_defaults(func=_cmd_datasets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlvr", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="judge {gold, pred|completion} JSONL lines with the SymPy verifier")
+    verify.add_argument("file")
+    verify.add_argument("--out", help="write results here instead of stdout")
+    verify.add_argument("--timeout", type=float, default=2.0, help="seconds per comparison")
+    verify.add_argument("--policy", default="lenient", choices=("lenient", "strict"),
+                        help="answer policy (strict uses each record's optional `question` and `form`)")
+    verify.set_defaults(func=_cmd_verify)
+    _add_synth_parser(sub)
+    _add_train_parsers(sub)
     audit = sub.add_parser("audit-split", help="count facts shared between pretraining, SFT, GRPO and held-out data")
     audit.add_argument("--preset", default="tiny")
     audit.add_argument("--config")
