@@ -172,6 +172,21 @@ class PackedSequences:
         return self.rows[self.owner]
 
 
+def first_fit_decreasing(sizes: list[int], width: int) -> list[list[int]]:
+    """Items (by index) into rows of `width`: largest first, each into the first row with room for it."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        slot = next((r for r, free in enumerate(room) if free >= sizes[i]), None)
+        if slot is None:
+            rows.append([])
+            room.append(width)
+            slot = len(rows) - 1
+        rows[slot].append(i)
+        room[slot] -= sizes[i]
+    return rows
+
+
 def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]], rows_per_micro: int,
                    row_tokens: int = 0, pad_id: int = 0) -> list[PackedSequences]:
     """Pack the batch's sequences into rows of `row_tokens` (default: the longest sequence) by first-fit
@@ -180,16 +195,7 @@ def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]],
         raise ValueError("need one prompt per completion")
     lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
     width = max([row_tokens] + lengths)
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        slot = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
-        if slot is None:
-            rows.append([])
-            room.append(width)
-            slot = len(rows) - 1
-        rows[slot].append(i)
-        room[slot] -= lengths[i]
+    rows = first_fit_decreasing(lengths, width)
     out = []
     for first in range(0, len(rows), max(1, rows_per_micro)):
         group = rows[first : first + max(1, rows_per_micro)]
@@ -254,16 +260,7 @@ def pack_trees(prompt_ids: list[list[int]], completion_ids: list[list[int]], row
     trees = shared_prompt_groups(prompt_ids)
     sizes = [len(prompt_ids[t[0]]) + sum(len(completion_ids[i]) for i in t) for t in trees]
     width = max(sizes)
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for t in sorted(range(len(trees)), key=lambda t: -sizes[t]):
-        slot = next((r for r, free in enumerate(room) if free >= sizes[t]), None)
-        if slot is None:
-            rows.append([])
-            room.append(width)
-            slot = len(rows) - 1
-        rows[slot].append(t)
-        room[slot] -= sizes[t]
+    rows = first_fit_decreasing(sizes, width)
     step = max(1, rows_per_micro)
     return [_tree_micro_batch([[trees[t] for t in row] for row in rows[first:first + step]], prompt_ids,
                               completion_ids, width, pad_id) for first in range(0, len(rows), step)]
