@@ -28,6 +28,14 @@ def make_learner(model_dir: str, **overrides) -> LearnerCore:
     return LearnerCore(cfg, PolicyConfig(name=model_dir, lora_rank=8, lora_alpha=16), seed=3)
 
 
+def assert_same_adam_step(a: torch.Tensor, b: torch.Tensor, grad: torch.Tensor, name: str) -> None:
+    """Parameters after one AdamW step agree wherever the gradient is not vanishing: Adam's first step moves every
+    element by about lr·sign(g), so an element whose gradient is float noise (|g| ≤ 1e-6·max|g|) may go either way
+    from a different summation order."""
+    settled = grad.abs() > 1e-6 * grad.abs().max()
+    assert torch.allclose(a[settled], b[settled], atol=1e-5), name
+
+
 def test_linear_logprobs_match_log_softmax_values_and_gradients():
     torch.manual_seed(0)
     hidden = torch.randn(37, 16, dtype=torch.float64, requires_grad=True)
@@ -79,6 +87,7 @@ def test_packing_gives_the_same_loss_and_update_as_padding(tiny_model_dir):
     adv = group_advantages(torch.tensor(batch.correct), batch.group_size)
     loss, _ = grpo_loss(logp, logp.detach(), None, adv, padded.completion_mask[:, padded.prompt_len:], beta=0.0)
     loss.backward()
+    grads = {name: p.grad.clone() for name, p in by_hand.named_parameters() if p.requires_grad}
     stats = learner.step(batch)
     assert stats.loss == pytest.approx(loss.item(), abs=1e-5)
     optimizer = torch.optim.AdamW([p for p in by_hand.parameters() if p.requires_grad], lr=5e-3,
@@ -87,7 +96,7 @@ def test_packing_gives_the_same_loss_and_update_as_padding(tiny_model_dir):
     optimizer.step()
     for (name, a), b in zip(by_hand.named_parameters(), learner.model.parameters()):
         if a.requires_grad:
-            assert torch.allclose(a, b, atol=1e-5), name
+            assert_same_adam_step(a, b, grads[name], name)
 
 
 def test_bf16_micro_batch_gradients_accumulate_in_fp32(tiny_model_dir):
@@ -192,8 +201,8 @@ def test_tree_packing_gives_the_same_logprobs_loss_and_gradients_as_flat(tiny_mo
     assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-4)
     assert b.computed_tokens < b.logical_tokens == a.logical_tokens == a.computed_tokens
     for (name, x), y in zip(flat.model.named_parameters(), tree.model.parameters()):
-        if x.requires_grad:
-            assert torch.allclose(x, y, atol=1e-5), name
+        if x.requires_grad:  # Adam's first step is ±lr per element: at most float-noise gradients may flip
+            assert int(((x - y).abs() > 1e-5).sum()) <= max(1, x.numel() // 1000), name
 
 
 def test_auto_packing_takes_the_tree_only_when_it_computes_fewer_tokens(tiny_model_dir):
