@@ -209,21 +209,26 @@ def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int,
     return out
 
 
+def metric_name(strategy: str) -> str:
+    """A strategy as MLflow accepts it in a metric name (no `+`): `add_step+add_step` → `add_step.then.add_step`."""
+    return strategy.replace("+", ".then.")
+
+
 def teacher_snapshot(teacher: Teacher, rewards: list[StrategyReward]) -> dict[str, float]:
     """Per step: each strategy's mean reward and pulls this step, and the bandit's running value per context."""
     out: dict[str, float] = {"teacher/parents": len(teacher.parents), "teacher/structures_seen": len(teacher.seen)}
     for strategy in sorted({r.strategy for r in rewards}):
         mine = [r for r in rewards if r.strategy == strategy]
-        out[f"teacher/{strategy}/children"] = len(mine)
-        out[f"teacher/{strategy}/reward"] = sum(r.reward for r in mine) / len(mine)
-        out[f"teacher/{strategy}/pass_rate"] = sum(r.pass_rate for r in mine) / len(mine)
+        out[f"teacher/{metric_name(strategy)}/children"] = len(mine)
+        out[f"teacher/{metric_name(strategy)}/reward"] = sum(r.reward for r in mine) / len(mine)
+        out[f"teacher/{metric_name(strategy)}/pass_rate"] = sum(r.pass_rate for r in mine) / len(mine)
     for context, arms in teacher.arms.items():
         for strategy, arm in arms.items():
             if arm.pulls > 0:
-                out[f"teacher/{context}/{strategy}/value"] = arm.reward / arm.pulls
+                out[f"teacher/{context}/{metric_name(strategy)}/value"] = arm.reward / arm.pulls
     if teacher.prompts is not None:
         book = PromptBook.from_dict(teacher.prompts)
-        out.update({f"teacher/{s}/prompt_version": v for s, v in book.versions().items()})
+        out.update({f"teacher/{metric_name(s)}/prompt_version": v for s, v in book.versions().items()})
         out["teacher/prompt_trials"] = len(book.trials)
         out["teacher/prompts_retired"] = len(book.retired)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -170,6 +171,14 @@ def test_the_bandit_converges_to_the_strategy_that_lands_children_at_the_target(
     assert max(values, key=values.get) == "add_step"
     assert {c for step in picks[:2] for c in step} == set(cfg.strategies), "every strategy is tried first"
     assert teacher.last["teacher/add_step/children"] > 0 and "teacher/easy/add_step/value" in teacher.last
+
+    two_step = TeacherConfig(strategies=("add_step+add_step", "change_constant"), novelty=0.0)
+    taught, _ = simulated_step(start_teacher(two_step), two_step, parents["mental_math"],
+                               {"add_step+add_step": 0.5, "change_constant": 0.9}, rng)
+    taught, _ = simulated_step(observe_teacher(taught, two_step, 0.5, [(p, [True] * 8) for p in parents["mental_math"]]),
+                               two_step, parents["mental_math"], {"add_step+add_step": 0.5, "change_constant": 0.9}, rng)
+    mlflow_name = re.compile(r"^[A-Za-z0-9_\-. :/]+$")  # what MLflow accepts in a metric name
+    assert any("then" in k for k in taught.last) and all(mlflow_name.match(k) for k in taught.last)
 
 
 def test_novelty_rewards_a_structure_the_run_has_not_seen(parents):
