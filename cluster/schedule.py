@@ -97,8 +97,7 @@ def stage_curriculum(cfg: TrainConfig, index: int, previous: dict | None) -> Cur
     top = level_point(stage.difficulty)
     low = 0.0 if cfg.curriculum.mode != "fixed" else top  # fixed: pass rates measured, difficulty held
     return start_stage(stage.topics or {t: 1.0 for t in TOPICS}, low, top,
-                       Curriculum.from_dict(previous) if previous else None,
-                       cfg.teacher if cfg.curriculum.mode == "teacher" else None)
+                       Curriculum.from_dict(previous) if previous else None, teacher_of(cfg))
 
 
 def teacher_of(cfg: TrainConfig):
