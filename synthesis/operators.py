@@ -25,7 +25,6 @@ from synthesis.symbolic import (NAMES, UNKNOWNS, IllPosed, Quantity, Relation, S
                                 parse_tree, realise, tree_text)
 from verifier_pool.tools import render
 
-OPERATORS = ("change_constant", "add_step", "other_unknown", "compose", "swap_operation", "add_distractor")
 DISTRACTORS = ("A nearby shop has {n} customers waiting.", "The day before, it rained for {n} hours.",
                "A friend mentions that {n} buses passed by that morning.", "There are {n} chairs in the room.")
 SWAPS = {"add": ("sub", "mul"), "sub": ("add", "mul"), "mul": ("add", "sub"), "div": ("mul", "add")}
@@ -185,6 +184,7 @@ def add_distractor(form: Symbolic, rng: random.Random, partner: Symbolic | None 
 
 OPERATOR_FUNCTIONS = {"change_constant": change_constant, "add_step": add_step, "other_unknown": other_unknown,
                       "compose": compose, "swap_operation": swap_operation, "add_distractor": add_distractor}
+OPERATORS = tuple(OPERATOR_FUNCTIONS)
 
 
 def apply_recipe(form: Symbolic, recipe: tuple[str, ...], rng: random.Random, partner: Symbolic | None = None,
