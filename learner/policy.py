@@ -2,7 +2,7 @@
 disabled (no second copy of the weights). Also the batch layout the learner trains on."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -222,17 +222,29 @@ def pack_sequences(prompt_ids: list[list[int]], completion_ids: list[list[int]],
 
 
 @dataclass
-class PackedTrees(PackedSequences):
-    """Rows of prefix trees: each group's shared prefix (its prompt) once, then each completion, attending to the
-    prefix and to itself only (`attention_mask`, [R, 1, L, L], True = may attend), positions continuing from the
-    prefix along each path. Log-probs, loss and gradients equal those of flat packing; the prefix is computed once
-    per group instead of once per completion."""
+class PackedTrees:
+    """A micro-batch of prefix trees as two forwards: each group's shared prefix (its prompt) once, one row per
+    group (`prefix_ids`, right-padded), then every completion in a row of its own (`input_ids`, right-padded),
+    reading its group's cached prefix keys and values (`group`) with positions continuing from the prefix. The
+    attention of a completion covers its prefix and itself, as in flat packing, so log-probs, loss and gradients
+    are equal; the prefix's layers run once per group instead of once per completion. `positions[j]` indexes the
+    prefix hidden states followed by the completion ones, flattened (row·width + col)."""
 
-    attention_mask: torch.Tensor = None  # [R, 1, L, L] bool
+    prefix_ids: torch.Tensor  # [P, Lp]
+    prefix_lengths: torch.Tensor  # [P]
+    input_ids: torch.Tensor  # [C, Lc]
+    completion_lengths: torch.Tensor  # [C]
+    group: torch.Tensor  # [C]: the prefix row each completion reads
+    positions: torch.Tensor  # [M]
+    targets: torch.Tensor  # [M]
+    owner: torch.Tensor  # [M]
+    rows: torch.Tensor  # [C]
 
     def to(self, device: torch.device) -> "PackedTrees":
-        return PackedTrees(*(t.to(device) for t in (self.input_ids, self.position_ids, self.positions, self.targets,
-                                                     self.owner, self.rows, self.attention_mask)))
+        return PackedTrees(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def token_rows(self) -> torch.Tensor:
+        return self.rows[self.owner]
 
 
 def shared_prompt_groups(prompt_ids: list[list[int]]) -> list[list[int]]:
@@ -253,50 +265,68 @@ def tree_tokens(prompt_ids: list[list[int]], completion_ids: list[list[int]]) ->
 
 def pack_trees(prompt_ids: list[list[int]], completion_ids: list[list[int]], rows_per_micro: int,
                pad_id: int = 0) -> list[PackedTrees]:
-    """Each group of same-prompt sequences as one tree (prompt, then its completions), trees packed into rows by
-    first-fit decreasing, `rows_per_micro` rows per micro-batch."""
+    """Each group of same-prompt sequences as one tree; trees in order of their longest completion (so rows of
+    like length share a micro-batch), whole trees per micro-batch, up to `rows_per_micro` completions each."""
     if len(prompt_ids) != len(completion_ids):
         raise ValueError("need one prompt per completion")
-    trees = shared_prompt_groups(prompt_ids)
-    sizes = [len(prompt_ids[t[0]]) + sum(len(completion_ids[i]) for i in t) for t in trees]
-    width = max(sizes)
-    rows = first_fit_decreasing(sizes, width)
-    step = max(1, rows_per_micro)
-    return [_tree_micro_batch([[trees[t] for t in row] for row in rows[first:first + step]], prompt_ids,
-                              completion_ids, width, pad_id) for first in range(0, len(rows), step)]
+    trees = sorted(shared_prompt_groups(prompt_ids), key=lambda t: max(len(completion_ids[i]) for i in t))
+    micros: list[list[list[int]]] = [[]]
+    for tree in trees:
+        if micros[-1] and sum(map(len, micros[-1])) + len(tree) > max(1, rows_per_micro):
+            micros.append([])
+        micros[-1].append(tree)
+    return [_tree_micro_batch(m, prompt_ids, completion_ids, pad_id) for m in micros if m]
 
 
-def _tree_micro_batch(rows: list[list[list[int]]], prompt_ids, completion_ids, width: int, pad_id: int) -> PackedTrees:
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    pos = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), 1, width, width), dtype=torch.bool)
-    positions, targets, owner, members = [], [], [], []
+def _right_padded(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(1, max(map(len, rows)))), pad_id, dtype=torch.long)
     for r, row in enumerate(rows):
-        offset = 0
-        for tree in row:
-            prompt = prompt_ids[tree[0]]
-            end = offset + len(prompt)
-            ids[r, offset:end] = torch.tensor(prompt, dtype=torch.long)
-            pos[r, offset:end] = torch.arange(len(prompt))
-            mask[r, 0, offset:end, offset:end] = torch.ones(len(prompt), len(prompt), dtype=torch.bool).tril()
-            start = end
-            for i in tree:
-                c = completion_ids[i]
-                stop = start + len(c)
-                ids[r, start:stop] = torch.tensor(c, dtype=torch.long)
-                pos[r, start:stop] = torch.arange(len(prompt), len(prompt) + len(c))
-                mask[r, 0, start:stop, offset:end] = True
-                mask[r, 0, start:stop, start:stop] = torch.ones(len(c), len(c), dtype=torch.bool).tril()
-                positions += ([r * width + end - 1] + list(range(r * width + start, r * width + stop - 1)))[: len(c)]
-                targets += c
-                owner += [len(members)] * len(c)
-                members.append(i)
-                start = stop
-            offset = start
-        free = torch.arange(offset, width)
-        mask[r, 0, free, free] = True  # the free tail attends to itself only: never read, never NaN
-    return PackedTrees(ids, pos, torch.tensor(positions, dtype=torch.long), torch.tensor(targets, dtype=torch.long),
-                       torch.tensor(owner, dtype=torch.long), torch.tensor(members, dtype=torch.long), mask)
+        out[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def _tree_micro_batch(trees: list[list[int]], prompt_ids, completion_ids, pad_id: int) -> PackedTrees:
+    prefixes = [prompt_ids[t[0]] for t in trees]
+    members = [i for t in trees for i in t]
+    group = [g for g, t in enumerate(trees) for _ in t]
+    prefix_ids, completions = _right_padded(prefixes, pad_id), _right_padded([completion_ids[i] for i in members],
+                                                                             pad_id)
+    prefix_width, width = prefix_ids.shape[1], completions.shape[1]
+    base = prefix_ids.numel()
+    positions, targets, owner = [], [], []
+    for row, (i, g) in enumerate(zip(members, group)):
+        c = completion_ids[i]
+        first = g * prefix_width + len(prefixes[g]) - 1
+        positions += ([first] + list(range(base + row * width, base + row * width + len(c) - 1)))[: len(c)]
+        targets += c
+        owner += [row] * len(c)
+    tensor = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+    return PackedTrees(prefix_ids, tensor(list(map(len, prefixes))), completions,
+                       tensor([len(completion_ids[i]) for i in members]), tensor(group), tensor(positions),
+                       tensor(targets), tensor(owner), tensor(members))
+
+
+def tree_hidden(decoder, packed: PackedTrees) -> torch.Tensor:
+    """The decoder's hidden states over a tree micro-batch, flattened: the prefix rows (one forward, its keys and
+    values cached), then the completion rows (a second forward over each completion's prefix cache)."""
+    import inspect
+
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    named = {"cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values": cache}
+    device = packed.prefix_ids.device
+    prefix_width, width = packed.prefix_ids.shape[1], packed.input_ids.shape[1]
+    prefix = decoder(input_ids=packed.prefix_ids, position_ids=torch.arange(prefix_width, device=device)
+                     .expand_as(packed.prefix_ids), use_cache=True, **named).last_hidden_state
+    cache.batch_select_indices(packed.group)
+    reads_prefix = torch.arange(prefix_width, device=device) < packed.prefix_lengths[packed.group, None]
+    own = torch.arange(width, device=device) < packed.completion_lengths[:, None]
+    start = packed.prefix_lengths[packed.group, None]
+    completion = decoder(input_ids=packed.input_ids, position_ids=start + torch.arange(width, device=device),
+                         attention_mask=torch.cat([reads_prefix, own], dim=1).long(),
+                         use_cache=True, **named).last_hidden_state
+    return torch.cat([prefix.reshape(-1, prefix.shape[-1]), completion.reshape(-1, completion.shape[-1])])
 
 
 def packed_logprobs(model, packed: PackedSequences, *, chunk_rows: int = 1024) -> torch.Tensor:
@@ -305,9 +335,12 @@ def packed_logprobs(model, packed: PackedSequences, *, chunk_rows: int = 1024) -
     from learner.grpo import linear_logprobs
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=packed.input_ids, position_ids=packed.position_ids,
-                                attention_mask=getattr(packed, "attention_mask", None), use_cache=False).last_hidden_state
-    hidden = hidden.reshape(-1, hidden.shape[-1])
+    if isinstance(packed, PackedTrees):
+        hidden = tree_hidden(base.get_decoder(), packed)
+    else:
+        hidden = base.get_decoder()(input_ids=packed.input_ids, position_ids=packed.position_ids,
+                                    use_cache=False).last_hidden_state
+        hidden = hidden.reshape(-1, hidden.shape[-1])
     head = base.get_output_embeddings()
     if getattr(head, "bias", None) is not None:
         raise ValueError("packed_logprobs: an LM head with a bias is not supported")

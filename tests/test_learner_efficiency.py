@@ -169,17 +169,18 @@ def test_tree_packing_lays_each_prompt_once_and_each_completion_on_its_own_path(
 
     prompts = [[1, 2, 3]] * 3 + [[4, 5]] * 2
     completions = [[11, 12], [13], [14, 15, 16], [17, 18], []]
-    (micro,) = pack_trees(prompts, completions, rows_per_micro=4)
+    (micro,) = pack_trees(prompts, completions, rows_per_micro=8)
     assert tree_tokens(prompts, completions) == 3 + 6 + 2 + 2 == 13
-    assert micro.input_ids.shape == (2, 9) and micro.rows.tolist() == [0, 1, 2, 3, 4]
-    assert micro.input_ids[0].tolist() == [1, 2, 3, 11, 12, 13, 14, 15, 16]
-    assert micro.position_ids[0].tolist() == [0, 1, 2, 3, 4, 3, 3, 4, 5]  # each path continues from the prompt
-    mask = micro.attention_mask[0, 0]
-    assert mask[5].tolist() == [True, True, True, False, False, True, False, False, False]  # 13 sees the prompt
-    assert mask[8, 3:5].tolist() == [False, False] and mask[8, 6:9].all()  # 16 never sees another completion
-    flat = micro.input_ids.flatten()
-    firsts = micro.positions[[0, 2, 3]]  # every completion's first token is predicted by the prompt's last one
-    assert flat[firsts].tolist() == [3, 3, 3] and micro.targets.tolist() == [11, 12, 13, 14, 15, 16, 17, 18]
+    assert micro.prefix_ids.tolist() == [[4, 5, 0], [1, 2, 3]]  # shorter longest completion first
+    assert micro.prefix_lengths.tolist() == [2, 3] and micro.rows.tolist() == [3, 4, 0, 1, 2]
+    assert micro.group.tolist() == [0, 0, 1, 1, 1] and micro.completion_lengths.tolist() == [2, 0, 2, 1, 3]
+    assert micro.input_ids[4].tolist() == [14, 15, 16]
+    assert micro.targets.tolist() == [17, 18, 11, 12, 13, 14, 15, 16]
+    flat = torch.cat([micro.prefix_ids.flatten(), micro.input_ids.flatten()])
+    firsts = micro.positions[[0, 2, 4, 5]]  # every completion's first token is predicted by its prompt's last one
+    assert flat[firsts].tolist() == [5, 3, 3, 3]
+    assert flat[micro.positions[[1, 3, 6, 7]]].tolist() == [17, 11, 14, 15]  # then by its own previous token
+    assert len(pack_trees(prompts, completions, rows_per_micro=3)) == 2  # whole trees per micro-batch
 
 
 @pytest.mark.parametrize("beta,tis", [(0.0, False), (0.04, True)])
