@@ -51,6 +51,16 @@ class RolloutFleet:
         self.merged.append(weights)
         merge_adapter_everywhere(self.workers, weights)
 
+    def restart(self, spawn: Callable[[int, int], list]) -> None:
+        """Every worker replaced by one from `spawn` (a new base model, such as a full SFT's directory), with no
+        adapter merged or pushed yet."""
+        self.release()
+        self.spawn, self.merged, self.adapter = spawn, [], None
+        self.workers = spawn(self.spawned, self.size)
+        self.spawned += self.size
+        self.everyone = list(self.workers)
+        self.ready()
+
     def versions(self) -> list[int]:
         return self.ready()
 

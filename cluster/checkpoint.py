@@ -47,12 +47,23 @@ def save_checkpoint(cfg: TrainConfig, learner, run: RunState, run_dir: pathlib.P
     import ray
 
     ray.get(learner.save.remote(str(run_dir / "checkpoint"), {RUN_STATE: run.to_json()}))
-    write_eval_settings(cfg, run_dir / "checkpoint")
+    write_eval_settings(cfg, run_dir / "checkpoint", base_model(cfg, run_dir))
     run.save(run_dir / "state.json")
 
 
-def write_eval_settings(cfg: TrainConfig, directory: pathlib.Path) -> None:
-    """How the adapter in `directory` was trained to be prompted and judged, for `rlvr eval --adapter`."""
+SFT_MODEL = "sft-model"
+
+
+def base_model(cfg: TrainConfig, run_dir: pathlib.Path) -> str:
+    """The model the run's adapters sit on: the model directory a full SFT wrote (`sft.mode: full`) once it
+    exists, else `model.name`."""
+    full = pathlib.Path(run_dir) / SFT_MODEL
+    return str(full.resolve()) if cfg.sft.mode == "full" and (full / "config.json").exists() else cfg.model.name
+
+
+def write_eval_settings(cfg: TrainConfig, directory: pathlib.Path, model: str) -> None:
+    """How the adapter in `directory` was trained to be prompted and judged, and the model it sits on, for
+    `rlvr eval --adapter`."""
     (directory / "rlvr_eval.json").write_text(json.dumps({
-        "prompt": cfg.prompt, "answer_policy": cfg.verifier.answer_policy, "model": cfg.model.name,
+        "prompt": cfg.prompt, "answer_policy": cfg.verifier.answer_policy, "model": model,
         "max_tokens": cfg.rollout.max_tokens}, indent=2))

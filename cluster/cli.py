@@ -235,10 +235,12 @@ def sft_data_file(name_or_file: str, limit: int | None = None) -> str:
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    """`rlvr sft --dataset NAME|FILE --max-samples N --output DIR`: the SFT warm start on its own (a run that stops
-    after it), its adapter written to DIR for `rlvr train --init-adapter DIR` and `rlvr eval --adapter DIR`."""
+    """`rlvr sft --dataset NAME|FILE --max-samples N --output DIR [--mode full]`: the SFT warm start on its own (a
+    run that stops after it), its adapter written to DIR for `rlvr train --init-adapter DIR` and `rlvr eval
+    --adapter DIR`; with `--mode full` the fine-tuned model itself, for `--set model.name=DIR` and `--model DIR`."""
     import shutil
 
+    from cluster.checkpoint import SFT_MODEL
     from cluster.config import ConfigError, load_config
     from cluster.loop import train
     from cluster.services import JobFailed
@@ -248,13 +250,18 @@ def _cmd_sft(args: argparse.Namespace) -> int:
     try:
         data = sft_data_file(args.dataset, args.max_samples)
         cfg = load_config(args.preset, args.config, [f"sft.data={data}", "sft.enabled=true", "max_steps=0",
-                                                     f"sft.max_samples={args.max_samples or 0}",
+                                                     f"sft.max_samples={args.max_samples or 0}", f"sft.mode={args.mode}",
                                                      f"run_dir={output / 'run'}", *(args.set or [])])
         train(cfg)
     except (DatasetUnavailable, FileNotFoundError, FileExistsError, ValueError, ConfigError, JobFailed) as exc:
         print(f"rlvr sft: {exc}", file=sys.stderr)
         return 2 if not isinstance(exc, JobFailed) else 1
     checkpoint = output / "run" / "checkpoint"
+    if cfg.sft.mode == "full":
+        shutil.copytree(output / "run" / SFT_MODEL, output, dirs_exist_ok=True)
+        print(f"rlvr sft: model written to {output} (rlvr train --set model.name={output}; rlvr eval --model {output})",
+              file=sys.stderr)
+        return 0
     shutil.copytree(checkpoint / "merged" / "0", output, dirs_exist_ok=True)
     shutil.copy(checkpoint / "rlvr_eval.json", output / "rlvr_eval.json")
     print(f"rlvr sft: adapter written to {output} (rlvr train --init-adapter {output}; rlvr eval --adapter {output})",
@@ -577,10 +584,12 @@ def _add_train_parsers(sub) -> None:
     train.add_argument("--init-adapter", help="start GRPO from this SFT adapter (rlvr sft --output) instead of the "
                                               "SFT warm start: init_adapter=..., sft.enabled=false")
     train.set_defaults(func=_cmd_train)
-    sft = sub.add_parser("sft", help="the SFT warm start on its own, on a dataset by name or file; writes an adapter")
+    sft = sub.add_parser("sft", help="the SFT warm start on its own, on a dataset by name or file; writes an adapter "
+                                     "(or, with --mode full, a model directory)")
     sft.add_argument("--dataset", required=True, help="metamath, gsm8k, … (rlvr datasets) or a file sft.data reads")
     sft.add_argument("--max-samples", type=int, help="the first N rows")
-    sft.add_argument("--output", required=True, help="the adapter's directory")
+    sft.add_argument("--output", required=True, help="the adapter's directory (the model's, with --mode full)")
+    sft.add_argument("--mode", choices=("lora", "full"), default="lora", help="sft.mode: an adapter, or every weight")
     sft.add_argument("--preset", default="tiny")
     sft.add_argument("--config", help="a YAML file merged over the preset")
     sft.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. sft.epochs=3")

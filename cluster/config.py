@@ -64,6 +64,7 @@ class SFTConfig:
     and "The answer is …", a third fewer tokens to sample and learn)."""
 
     enabled: bool | None = None  # None: on when `data` is given (so a GPU preset with sft.data warms up first)
+    mode: str = "lora"  # lora | full: every weight trained, saved as <run_dir>/sft-model, which the engines then load
     data: str = ""
     target: str = "xml"
     problems: int = 512
@@ -355,6 +356,8 @@ def _check_choices(cfg: TrainConfig) -> None:
         raise ConfigError(f"learner.min_lr: must be >= 0 and below learner.lr, got {cfg.learner.min_lr!r}")
     if cfg.sft.epochs < 0:
         raise ConfigError(f"sft.epochs: must be >= 0, got {cfg.sft.epochs!r}")
+    if cfg.sft.mode not in ("lora", "full"):
+        raise ConfigError(f"sft.mode: expected lora or full, got {cfg.sft.mode!r}")
     if cfg.learner.tis not in ("auto", "on", "off"):
         raise ConfigError(f"learner.tis: expected auto, on or off, got {cfg.learner.tis!r}")
     from learner.grpo import ESTIMATORS

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from cluster.checkpoint import load_run_state, prepare_run_dir, save_checkpoint, write_eval_settings
+from cluster.checkpoint import base_model, load_run_state, prepare_run_dir, save_checkpoint, write_eval_settings
 from cluster.config import TrainConfig, dump
 from cluster.curriculum import Curriculum, observe, should_promote, snapshot
 from cluster.data import held_out_facts, held_out_problems
@@ -249,7 +249,7 @@ def end_stage(state: RunState, loop: Loop, svc: Services, reason: str) -> RunSta
     loop.echo(f"stage {name} ends: {reason}, after {state.stage_step} of {loop.length} steps")
     stage_dir = loop.run_dir / "stages" / name
     ray.get(svc.learner.save.remote(str(stage_dir)))
-    write_eval_settings(cfg, stage_dir)
+    write_eval_settings(cfg, stage_dir, base_model(cfg, loop.run_dir))
     loop.tracker.log_artifact(stage_dir / "adapter", f"adapters/{name}")
     if state.history:
         loop.tracker.log_artifact(plot_curriculum(state.history, loop.run_dir / f"curriculum_{name}.png",
@@ -320,7 +320,7 @@ def warm_up(state: RunState, loop: Loop, svc: Services) -> RunState:
         evaluate_checkpoint(state, loop, svc, "start")
     if cfg.sft.enabled and not state.sft_done:
         svc.phase("sft")
-        warm_start(cfg, svc, loop.exclude, loop.tracker, loop.echo)
+        warm_start(cfg, svc, loop.exclude, loop.tracker, loop.echo, loop.run_dir)
         state.sft_done = True
         evaluate_checkpoint(state, loop, svc, "sft")
         svc.fleet.merge(ray.get(svc.learner.merge_adapter.remote()))
@@ -372,7 +372,7 @@ def run_job(cfg: TrainConfig, resume: str | None, echo, force: bool, faults: Fau
     state = load_run_state(run_dir, resume)
     echo(f"resolved config:\n{dump(cfg)}")
     started = time.perf_counter() - state.elapsed
-    model_path = resolve_model(cfg.model.name)  # builds/pretrains the tiny model before Ray takes the cores
+    model_path = resolve_model(base_model(cfg, run_dir))  # builds/pretrains the tiny model before Ray takes the cores
     connect_ray(cfg)
     tracker = Tracker(cfg.tracking_uri, cfg.experiment, run_id=state.run_id, run_name=run_dir.name)
     if state.run_id is None:  # from here on a kill at any moment leaves a run dir that resumes into this MLflow run

@@ -3,12 +3,14 @@ before GRPO, then the adapter goes to every rollout worker."""
 from __future__ import annotations
 
 import collections
+import pathlib
 import random
 
 from actors.engine import encode_prompts
+from cluster.checkpoint import SFT_MODEL
 from cluster.config import ConfigError, TrainConfig
 from cluster.data import sft_problems
-from cluster.services import Services
+from cluster.services import Services, spawn_workers
 from cluster.tracking import Tracker
 from synthesis.agent_data import CODE_PROMPT
 from synthesis.problem import solution_text
@@ -16,10 +18,12 @@ from verifier_pool.pool import ScoreRequest
 from verifier_pool.reward import Verdict
 
 
-def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo) -> None:
+def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Tracker, echo,
+               run_dir: pathlib.Path) -> None:
     """SFT on worked solutions — generated, an equal share from each stage's difficulty and topics (so multi-step
     solutions are seen before the stages that need them), or the verified rows of `sft.data` — then the adapter
-    goes to every worker."""
+    goes to every worker, or with `sft.mode: full` the whole model, written to `run_dir`/sft-model, which every
+    worker restarts on."""
     import ray
 
     if cfg.sft.data:
@@ -35,6 +39,8 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
         if agent_targets:
             echo(f"[sft] {len(problems)} plain solutions and {len(agent_targets)} {cfg.rollout.env} turns")
     batches = sft_batches(len(targets), cfg.sft.steps, cfg.sft.epochs, cfg.sft.batch_size, cfg.seed)
+    if cfg.sft.mode == "full":
+        echo(f"[sft] full fine-tuning: {ray.get(svc.learner.begin_full_sft.remote()):,} weights")
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, len(batches)))
     prompt_ids = encode_prompts(svc.tokenizer, prompts)
     for step, idx in enumerate(batches, start=1):
@@ -42,7 +48,12 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
         tracker.log_metrics({"sft/loss": stats.loss, "sft/grad_norm": stats.grad_norm}, step=step)
         if step == 1 or step % 10 == 0 or step == len(batches):
             echo(f"[sft] step {step}/{len(batches)}  loss {stats.loss:.3f}  {stats.tokens_per_s:.0f} tok/s")
-    svc.fleet.push(ray.get(svc.learner.export_adapter.remote()))
+    if cfg.sft.mode == "full":
+        model = ray.get(svc.learner.save_model.remote(str(pathlib.Path(run_dir) / SFT_MODEL)))
+        svc.fleet.restart(lambda first, count: spawn_workers(cfg, model, first, count))
+        echo(f"[sft] model written to {model}; the rollout workers now load it")
+    else:
+        svc.fleet.push(ray.get(svc.learner.export_adapter.remote()))
 
 
 def sft_batches(rows: int, steps: int, epochs: int, batch_size: int, seed: int) -> list[list[int]]:

@@ -142,6 +142,26 @@ class LearnerCore:
         self.master = [p.detach().float().clone() if p.dtype != torch.float32 else p for p in self.trainable]
         self._new_optimizer()
 
+    def begin_full_sft(self) -> int:
+        """`sft.mode: full`: every base weight trainable (fp32 masters, a fresh optimizer), the adapter frozen at
+        zero, so SFT steps fine-tune the whole model; `merge_adapter` afterwards returns to LoRA on top of it.
+        Returns the trainable parameter count."""
+        for name, param in self.model.named_parameters():
+            param.requires_grad = "lora_" not in name
+        self._track_trainable()
+        return sum(p.numel() for p in self.trainable)
+
+    def save_model(self, directory: str | os.PathLike) -> str:
+        """The base weights (adapter left out) as a model directory that transformers and vLLM load, with the
+        tokenizer: the model a full SFT made, for the rollout engines. Rank 0 writes."""
+        path = pathlib.Path(directory)
+        if self.rank == 0:
+            base = self.model.get_base_model()
+            state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
+            base.save_pretrained(path, state_dict=state)
+            self.tokenizer.save_pretrained(path)
+        return str(path)
+
     def merge_adapter(self) -> AdapterWeights:
         """Fold the current adapter into the base weights and continue in a fresh (zero) adapter on top.
 

@@ -301,3 +301,36 @@ def test_an_init_adapter_folded_in_makes_the_reference_the_sft_model(tiny_model_
         assert torch.allclose(reference_logprobs(fresh.model, packed), target, atol=1e-4)
         assert torch.allclose(completion_logprobs(fresh.model, packed), target, atol=1e-4)
     assert fresh.step(batch).kl == pytest.approx(0.0, abs=1e-6)
+
+
+def test_full_sft_trains_every_base_weight_and_saves_a_model_the_engines_load(tiny_model_dir, tmp_path):
+    """`sft.mode: full`: SFT steps move the base weights (the adapter stays zero), the saved directory loads with
+    transformers into the same model, and `merge_adapter` returns to LoRA training on top of it with the SFT
+    model as the reference."""
+    from transformers import AutoModelForCausalLM
+
+    from actors.engine import encode_prompts
+    from learner.policy import reference_logprobs
+
+    learner = make_learner(tiny_model_dir)
+    base_count = sum(p.numel() for n, p in learner.model.named_parameters() if "lora_" not in n)
+    assert learner.begin_full_sft() == base_count
+    learner.reset_optimizer(1e-3, 3)
+    embed = learner.model.get_base_model().get_input_embeddings().weight.detach().clone()
+    prompts = encode_prompts(learner.tokenizer, ["What is 2 + 3?", "What is 7 - 4?"])
+    for _ in range(3):
+        learner.sft_step(prompts, ["5", "3"])
+    assert not torch.equal(embed, learner.model.get_base_model().get_input_embeddings().weight)
+    assert all(not p.any() for n, p in learner.model.named_parameters() if "lora_B" in n)
+    batch = make_batch(2)
+    packed = pack(batch.prompt_ids, batch.completion_ids, learner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        sft_policy = completion_logprobs(learner.model, packed)
+    saved = AutoModelForCausalLM.from_pretrained(learner.save_model(tmp_path / "sft-model"), dtype=torch.float32)
+    assert not any("lora" in k or "base_layer" in k for k in saved.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(completion_logprobs(saved, packed), sft_policy, atol=1e-5)
+    learner.merge_adapter()
+    assert all("lora_" in n for n, p in learner.model.named_parameters() if p.requires_grad)
+    with torch.no_grad():
+        assert torch.allclose(reference_logprobs(learner.model, packed), sft_policy, atol=1e-5)

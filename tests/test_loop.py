@@ -283,6 +283,38 @@ def test_rlvr_sft_writes_an_adapter_that_train_starts_from_and_eval_reads(ray_cl
 
 
 @pytest.mark.ray
+def test_rlvr_sft_full_writes_a_model_that_train_and_eval_load(ray_cluster, tiny_model_dir, tmp_path):
+    """SLM-Math's SFT: `rlvr sft --mode full` trains every weight on the learner, the rollout workers restart on
+    the written model directory for the SFT evaluation, and the directory is a model `rlvr train` and `rlvr eval`
+    load by name."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from cluster.cli import main
+
+    common = [f"tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "model.lora_rank=4", "model.lora_alpha=8",
+              "rollout.workers=1", "rollout.max_tokens=8", "verifier.size=1", "batch_size=4", "group_size=2",
+              "eval_problems=3", "eval_samples=0", "sft.batch_size=2",
+              "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 1, problems: 8}]"]
+    sets = [x for c in common for x in ("--set", c)]
+    out = tmp_path / "sft-model"
+    assert main(["sft", "--mode", "full", "--dataset", "synthesis/data/metamath_sample.jsonl", "--max-samples", "4",
+                 "--output", str(out), "--set", "sft.steps=3", "--set", f"model.name={tiny_model_dir}", *sets]) == 0
+    before, after = load_file(f"{tiny_model_dir}/model.safetensors"), load_file(out / "model.safetensors")
+    assert set(after) <= set(before) and any(not torch.equal(before[k], after[k]) for k in after)
+    settings = json.loads((out / "run" / "checkpoint" / "rlvr_eval.json").read_text())
+    assert settings["model"] == str((out / "run" / "sft-model").resolve())
+    state = json.loads((out / "run" / "state.json").read_text())
+    assert state["sft_done"] and [row["checkpoint"] for row in state["evals"]] == ["sft"]
+    assert main(["train", "--set", f"model.name={out}", *sets, "--set", f"run_dir={tmp_path / 'grpo'}"]) == 0
+    assert json.loads((tmp_path / "grpo" / "state.json").read_text())["step"] == 2
+    assert main(["eval", "--model", str(out), "--data", "synthesis/data/gsm8k_sample.jsonl", "--k", "1",
+                 "--max-tokens", "8", "--limit", "2"]) == 0
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("phase", ["rollout", "learning"])
 def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_cluster, tiny_model_dir, tmp_path,
                                                                          monkeypatch, capsys, phase):
