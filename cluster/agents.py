@@ -4,10 +4,11 @@ Both loops are pure: they take the model as `generate(prompts) -> texts`, the Sy
 `score(problems, texts) -> [correct]` and, for code, `run_code(program) -> CodeResult`, so they are tested with
 scripted functions; the command line plugs in the rollout workers, the verifier pool and the contained runner.
 
-- **solver–verifier**: iteration 1 is the solver's answer to the plain prompt. A verifier turn (the same model or
-  another) reads each solution, works it again and ends with its verdict, CORRECT or WRONG; an approved solution is
-  final, a rejected one is rewritten with the verifier's reply as the critique, which is iteration 2, and so on up
-  to `max_iterations` answers.
+- **solver–verifier** (SLM-Math's loop, 5 answers by default): iteration 1 is the solver's answer to the plain
+  prompt. A verifier turn (the same model or another) reads each solution, works it again and ends with its verdict,
+  CORRECT, INCORRECT (WRONG reads the same) or UNCLEAR. Only CORRECT accepts: an accepted solution is final, any
+  other is rewritten with the verifier's reply as the critique, which is iteration 2, and so on up to
+  `max_iterations` answers. How often each verdict was given, on right and on wrong solutions, is counted.
 - **code feedback**: each iteration the model writes a program (after the first, shown its failed program and the
   error), the program runs contained (`verifier_pool.code_runner`), and the model answers from the output; a
   program that ran ends the loop. How often programs ran, failed, timed out or were missing is counted.
@@ -32,16 +33,21 @@ Score = Callable[[Sequence[Problem], list[str]], list[bool]]
 MAX_READ_CHARS = 20_000  # of a completion, before any search in it
 
 
+UNCLEAR = "UNCLEAR"
+
+
+def verdict_word(reply: str) -> str | None:
+    """The last of CORRECT / WRONG (INCORRECT reads as WRONG) / UNCLEAR in a reply's tail, or None."""
+    text = reply[-MAX_READ_CHARS:].upper().replace("IN" + APPROVAL, REJECTION)
+    found = {word: text.rfind(word) for word in (APPROVAL, REJECTION, UNCLEAR)}
+    word, at = max(found.items(), key=lambda item: item[1])
+    return word if at >= 0 else None
+
+
 def approves(reply: str) -> bool:
-    """A verifier reply that accepts the solution: its last verdict word is CORRECT (INCORRECT counts as WRONG);
-    a reply with neither rejects."""
-    text = verdict_text(reply)
-    return text.rfind(APPROVAL) > text.rfind(REJECTION)
-
-
-def verdict_text(reply: str) -> str:
-    """A reply's tail, upper-cased, with INCORRECT spelled WRONG: where its verdict words are searched."""
-    return reply[-MAX_READ_CHARS:].upper().replace("IN" + APPROVAL, REJECTION)
+    """A verifier reply that accepts the solution: its last verdict word is CORRECT. INCORRECT, UNCLEAR and a
+    reply with no verdict do not accept."""
+    return verdict_word(reply) == APPROVAL
 
 
 def extract_program(text: str) -> str | None:
@@ -65,12 +71,12 @@ def iteration_row(iteration: int, correct: list[bool]) -> dict:
 
 
 def solver_verifier(problems: list[Problem], solve_prompts: list[str], generate: Generate, check: Generate,
-                    score: Score, max_iterations: int = 3) -> dict:
+                    score: Score, max_iterations: int = 5) -> dict:
     """Accuracy per iteration of the solve → check → revise loop, and the verifier's judgements against the truth
-    (approved/rejected × right/wrong, over every verifier turn)."""
+    (approved/rejected × right/wrong, and each verdict word × right/wrong, over every verifier turn)."""
     answers = generate(solve_prompts)
     correct = score(problems, answers)
-    rows, judged = [iteration_row(1, correct)], Counter()
+    rows, judged, verdicts = [iteration_row(1, correct)], Counter(), Counter()
     active = list(range(len(problems)))
     for iteration in range(2, max_iterations + 1):
         if not active:
@@ -79,8 +85,9 @@ def solver_verifier(problems: list[Problem], solve_prompts: list[str], generate:
         replies = check([CHECK_PROMPT.format(question=problems[i].question, solution=shown(answers[i])) for i in active])
         rejected = []
         for i, reply in zip(active, replies):
-            approved = approves(reply)
-            judged[f"{'approved' if approved else 'rejected'}_{'right' if correct[i] else 'wrong'}"] += 1
+            approved, truth = approves(reply), "right" if correct[i] else "wrong"
+            judged[f"{'approved' if approved else 'rejected'}_{truth}"] += 1
+            verdicts[f"{verdict_word(reply) or 'none'}_{truth}"] += 1
             if not approved:
                 rejected.append((i, reply))
         revised = generate([REVISE_PROMPT.format(question=problems[i].question, solution=shown(answers[i]),
@@ -93,7 +100,10 @@ def solver_verifier(problems: list[Problem], solve_prompts: list[str], generate:
         rows.append(iteration_row(iteration, correct))
     return {"agent": "solver-verifier", "problems": len(problems), "iterations": rows,
             "verifier": {k: judged.get(k, 0) for k in ("approved_right", "approved_wrong", "rejected_right",
-                                                        "rejected_wrong")}}
+                                                        "rejected_wrong")},
+            "verdicts": {f"{word}_{truth}": verdicts.get(f"{word}_{truth}", 0) for word in (APPROVAL, REJECTION, UNCLEAR,
+                                                                                          "none")
+                         for truth in ("right", "wrong")}}
 
 
 def code_feedback(problems: list[Problem], generate: Generate, run_code: Callable, score: Score,

@@ -457,9 +457,9 @@ def run_agent(args: argparse.Namespace, problems: list, workers: list, checkers:
 
     if args.agent == "solver-verifier":
         return solver_verifier(problems, [prompt.format(question=p.question) for p in problems], generate_on(workers),
-                               generate_on(checkers), score, args.max_iterations)
+                               generate_on(checkers), score, args.max_iterations or 5)
     return code_feedback(problems, generate_on(workers), lambda program: run_python(program, timeout=args.code_timeout),
-                         score, args.max_iterations)
+                         score, args.max_iterations or 3)
 
 
 def majority_report(result: dict) -> dict:
@@ -480,6 +480,8 @@ def print_agent_report(result: dict) -> None:
         counts = result.get("verifier") or result.get("programs") or {}
         print(("verifier turns: " if "verifier" in result else "programs: ")
               + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if "verdicts" in result:
+        print("verdicts: " + ", ".join(f"{k} {v}" for k, v in result["verdicts"].items() if v))
 
 
 def _cmd_rescore(args: argparse.Namespace) -> int:
@@ -532,7 +534,8 @@ def _add_eval_parser(sub, name: str = "eval") -> None:
                     help="evaluate a loop in which the model checks (solver-verifier) or runs (code-feedback) its work, "
                          "one trajectory per problem, accuracy per iteration; or majority: --k samples vote over "
                          "classes of SymPy-equal answers")
-    ev.add_argument("--max-iterations", type=int, default=3, help="answers per problem in an --agent loop")
+    ev.add_argument("--max-iterations", type=int, help="answers per problem in an --agent loop (default: 5 for "
+                                                         "solver-verifier, as SLM-Math; 3 for code-feedback)")
     ev.add_argument("--verifier-model", help="solver-verifier: the checking model (default: the solver's)")
     ev.add_argument("--verifier-adapter", help="solver-verifier: the checking model's adapter (default: the solver's)")
     ev.add_argument("--code-timeout", type=float, default=10.0, help="code-feedback: wall-clock seconds per program")

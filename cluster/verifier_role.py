@@ -12,21 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from actors.records import EnvSpec, GroupBatch, SamplingConfig
-from cluster.agents import verdict_text
+from cluster.agents import verdict_word
 from synthesis.agent_data import APPROVAL, CHECK_PROMPT, REJECTION, shown
 from synthesis.problem import Problem
 from verifier_pool.reward import RewardBreakdown, Verdict
-
-UNCLEAR = "UNCLEAR"
-
-
-def verdict_word(reply: str) -> str | None:
-    """The last of CORRECT / WRONG (INCORRECT counts as WRONG) / UNCLEAR in a reply, or None."""
-    text = verdict_text(reply)
-    found = {word: text.rfind(word) for word in (APPROVAL, REJECTION, UNCLEAR)}
-    word, at = max(found.items(), key=lambda item: item[1])
-    return word if at >= 0 else None
-
 
 def judged_solutions(groups: list[GroupBatch]) -> list[tuple[GroupBatch, int]]:
     """Which solver episodes the verifier judges: as many right as wrong ones, each group giving at most its first

@@ -34,6 +34,7 @@ def test_reading_programs_and_verdicts_from_hostile_text():
     assert approves("CORRECT") and approves("2 + 2 = 4\nCORRECT") and approves("wrong at first, but correct")
     assert not approves("2 + 2 = 4\nWRONG") and not approves("incorrect") and not approves("")
     assert not approves("I cannot tell") and not approves("CORRECT? no, WRONG")
+    assert not approves("looks CORRECT, but UNCLEAR") and approves("UNCLEAR at first; CORRECT")
 
 
 def test_solver_verifier_revises_rejected_answers_and_counts_the_verifiers_judgements():
@@ -42,7 +43,7 @@ def test_solver_verifier_revises_rejected_answers_and_counts_the_verifiers_judge
     first = {"1": "2", "2": "5", "3": "7", "4": "8"}
     revisions = {"2": ["4"], "4": ["9", "8"]}
     checks = {"1": ["2 + 2 = 4\nCORRECT"], "2": ["2 + 2 = 4\nWRONG", "CORRECT"], "3": ["CORRECT"],
-              "4": ["look again: WRONG", "no, incorrect"]}
+              "4": ["look again: UNCLEAR", "no, incorrect"]}
 
     def pid(prompt: str) -> str:
         return re.search(r"What is (\d)", prompt).group(1)
@@ -61,6 +62,8 @@ def test_solver_verifier_revises_rejected_answers_and_counts_the_verifiers_judge
     report = solver_verifier(PROBLEMS, [p.question for p in PROBLEMS], generate, check, score, max_iterations=3)
     assert [r["accuracy"] for r in report["iterations"]] == [0.5, 0.5, 0.75]
     assert report["verifier"] == {"approved_right": 2, "approved_wrong": 1, "rejected_right": 1, "rejected_wrong": 2}
+    verdicts = {k: v for k, v in report["verdicts"].items() if v}  # only CORRECT accepts: UNCLEAR is revised too
+    assert verdicts == {"CORRECT_right": 2, "CORRECT_wrong": 1, "WRONG_wrong": 2, "UNCLEAR_right": 1}
     assert revisions == {"2": [], "4": []} and all(not v for v in checks.values())
 
 
