@@ -6,7 +6,8 @@
 #                                          # the async run starts from a 2-step SFT, so vLLM's merge path runs too
 #   bash bench/gpu_throughput.sh trl       # bench/vs_trl.py --gpu: TRL GRPOTrainer (vLLM colocated) vs rlvr train
 #   bash bench/gpu_throughput.sh multiturn # bench/multiturn_rollout.py --engine vllm: 4-turn vs 1-turn episodes, same tokens
-#   bash bench/gpu_throughput.sh tree      # bench/learner.py, 0.5B shape: flat vs tree packing, GSM8K- and verifier-shaped
+#   bash bench/gpu_throughput.sh tree      # bench/learner.py, 0.5B shape: flat vs tree packing, GSM8K- and verifier-shaped;
+#                                          # then bench/vs_trl.py --gpu --workload gsm8k: TRL vs rlvr flat vs rlvr tree
 set -uo pipefail
 export MLFLOW_ALLOW_FILE_STORE=true PYTHONPATH=/tmp/site:$PWD:/tmp/site-extra VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 \
   MLFLOW_TRACKING_URI=file:///tmp/mlruns TOKENIZERS_PARALLELISM=false
@@ -23,6 +24,8 @@ case "${1:-}" in
   trl) python3 bench/vs_trl.py --gpu --steps "$STEPS" --out "$OUT" "${@:2}" 2>&1 | grep -vi "warn" | tail -40 ;;
   multiturn) python3 bench/multiturn_rollout.py --engine vllm --out "$OUT" "${@:2}" 2>&1 | grep -E "^\{|Error|error" | tail -12 ;;
   tree) for w in gsm8k verifier; do python3 bench/learner.py --workload "$w" --packing flat,tree --settings nockpt:8 \
-      --out "$OUT" --name "learner-tree-$w.json" 2>&1 | grep -E "^\{|Error|error" | tail -4; done ;;
+      --out "$OUT" --name "learner-tree-$w.json" 2>&1 | grep -E "^\{|Error|error" | tail -4; done
+    python3 bench/vs_trl.py --gpu --workload gsm8k --prompts 64 --max-tokens 300 --packing flat,tree --steps "$STEPS" \
+      --out "$OUT" --name vs_trl-gpu-gsm8k.json 2>&1 | grep -E "rlvr|TRL|Error|error" | tail -12 ;;
   *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn|tree"; exit 2 ;;
 esac
