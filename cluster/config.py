@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 import typing
@@ -290,6 +291,8 @@ def load_config(preset: str = "tiny", path: str | None = None, overrides: list[s
     cfg = _build(TrainConfig, data, "")
     if cfg.sft.enabled is None:
         cfg.sft.enabled = bool(cfg.sft.data)
+    if isinstance(cfg.learner.tis, bool):  # YAML reads a bare on/off as a boolean
+        cfg.learner.tis = "on" if cfg.learner.tis else "off"
     validate(cfg)
     return cfg
 
@@ -322,9 +325,22 @@ def _check_sizes(cfg: TrainConfig) -> None:
     _positive(float(cfg.learner.lr), "learner.lr", float)
 
 
+CHOICES = {"rollout.engine": ("hf", "vllm"), "rollout.sync": ("auto", "adapter", "merged"), "async_steps": (0, 1),
+           "learner.packing": ("flat", "tree", "auto"), "learner.schedule": SCHEDULES, "learner.tis": ("auto", "on", "off"),
+           "sft.mode": ("lora", "full"), "sft.target": SOLUTION_STYLES, "verifier.answer_policy": ("strict", "lenient"),
+           "algo": ("grpo", "raft"), "canary_fail": ("stop", "warn")}
+
+
+def _check_enumerated(cfg: TrainConfig) -> None:
+    """Every key that takes one of a few values (`CHOICES`) holds one of them."""
+    for key, allowed in CHOICES.items():
+        value = functools.reduce(getattr, key.split("."), cfg)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
 def _check_choices(cfg: TrainConfig) -> None:
-    if cfg.rollout.engine not in ("hf", "vllm"):
-        raise ConfigError(f"rollout.engine: expected 'hf' or 'vllm', got {cfg.rollout.engine!r}")
+    _check_enumerated(cfg)
     import cluster.environments  # noqa: F401 - registers the environments beyond `answer`
     from actors.environments import ENVIRONMENTS
 
@@ -339,27 +355,15 @@ def _check_choices(cfg: TrainConfig) -> None:
     least = getattr(ENVIRONMENTS[cfg.rollout.env], "min_turns", 1)
     if cfg.rollout.max_turns < least:
         raise ConfigError(f"rollout.max_turns: {cfg.rollout.env} needs at least {least} turns, got {cfg.rollout.max_turns}")
-    if cfg.rollout.sync not in ("auto", "adapter", "merged"):
-        raise ConfigError(f"rollout.sync: expected auto, adapter or merged, got {cfg.rollout.sync!r}")
     if cfg.rollout.sync == "merged" and cfg.rollout.engine == "vllm":
         raise ConfigError("rollout.sync: merged is implemented for the hf engine; vLLM decodes with the adapter "
                           "(a merged push would reload the model's weights into vLLM; not built or measured yet)")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
-    if cfg.async_steps not in (0, 1):
-        raise ConfigError(f"async_steps: expected 0 or 1, got {cfg.async_steps!r}")
-    if cfg.learner.packing not in ("flat", "tree", "auto"):
-        raise ConfigError(f"learner.packing: expected flat, tree or auto, got {cfg.learner.packing!r}")
-    if cfg.learner.schedule not in SCHEDULES:
-        raise ConfigError(f"learner.schedule: expected one of {', '.join(SCHEDULES)}, got {cfg.learner.schedule!r}")
     if not 0 <= cfg.learner.min_lr < cfg.learner.lr:
         raise ConfigError(f"learner.min_lr: must be >= 0 and below learner.lr, got {cfg.learner.min_lr!r}")
     if cfg.sft.epochs < 0:
         raise ConfigError(f"sft.epochs: must be >= 0, got {cfg.sft.epochs!r}")
-    if cfg.sft.mode not in ("lora", "full"):
-        raise ConfigError(f"sft.mode: expected lora or full, got {cfg.sft.mode!r}")
-    if cfg.learner.tis not in ("auto", "on", "off"):
-        raise ConfigError(f"learner.tis: expected auto, on or off, got {cfg.learner.tis!r}")
     from learner.grpo import ESTIMATORS
 
     if cfg.learner.advantage not in ESTIMATORS:
@@ -368,20 +372,12 @@ def _check_choices(cfg: TrainConfig) -> None:
         raise ConfigError("learner.shaping_coef: must be in [0, 0.05] so shaping only breaks correctness ties")
     if cfg.reward.get("preset", "dense8") not in ("dense8", "simple", "binary"):
         raise ConfigError(f"reward.preset: expected dense8, simple or binary, got {cfg.reward.get('preset')!r}")
-    if cfg.sft.target not in SOLUTION_STYLES:
-        raise ConfigError(f"sft.target: expected {' or '.join(SOLUTION_STYLES)}, got {cfg.sft.target!r}")
-    if cfg.verifier.answer_policy not in ("strict", "lenient"):
-        raise ConfigError(f"verifier.answer_policy: expected 'strict' or 'lenient', got {cfg.verifier.answer_policy!r}")
     if not cfg.stages:
         raise ConfigError("stages: at least one stage is needed")
     if min(cfg.watchdog.factor, cfg.watchdog.floor_seconds, cfg.watchdog.first_seconds) <= 0:
         raise ConfigError("watchdog: factor, floor_seconds and first_seconds must be positive")
-    if cfg.algo not in ("grpo", "raft"):
-        raise ConfigError(f"algo: expected grpo or raft, got {cfg.algo!r}")
     if cfg.raft.keep not in ("correct", "top_reward") or cfg.raft.per_problem < 1 or cfg.raft.cycles < 0:
         raise ConfigError("raft: keep must be correct or top_reward, per_problem >= 1, cycles >= 0")
-    if cfg.canary_fail not in ("stop", "warn"):
-        raise ConfigError(f"canary_fail: expected stop or warn, got {cfg.canary_fail!r}")
     if not isinstance(cfg.canary_every, int) or cfg.canary_every < 0:
         raise ConfigError(f"canary_every: must be an integer >= 0, got {cfg.canary_every!r}")
 

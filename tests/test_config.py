@@ -230,3 +230,14 @@ def test_sft_runs_when_data_is_given_unless_switched_off_and_epochs_cover_every_
     for bad in ("learner.schedule=wavy", "learner.min_lr=1", "sft.epochs=-1"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             load_config("tiny", overrides=[bad])
+
+
+def test_enumerated_keys_name_their_choices_and_tis_reads_bare_on_off():
+    from cluster.config import CHOICES, ConfigError, load_config
+
+    for key, allowed in CHOICES.items():
+        bad = 7 if all(isinstance(a, int) for a in allowed) else "nonsense"
+        with pytest.raises(ConfigError, match=f"^{key}: expected one of"):
+            load_config("tiny", overrides=[f"{key}={bad}"])
+    assert load_config("tiny", overrides=["learner.tis=on"]).learner.tis == "on"
+    assert load_config("tiny", overrides=["learner.tis=off"]).learner.tis == "off"
