@@ -1,14 +1,16 @@
 """The embedded CPU default, end to end, for several seeds from an empty cache: does GRPO beat its SFT start?
 
     python bench/tiny_default.py [--seeds 0 1 2] [--out bench/results]
+    python bench/tiny_default.py --set learner.advantage=reward --name tiny_default-reward   # the seed's formula
 
 Each seed runs `rlvr train` (the `tiny` preset, `--set seed=S`) as its own process. The first run builds and
 pretrains the tiny model into a fresh cache directory (`SYMPY_RLVR_CACHE`), later ones reuse it, as a user's
 first and later runs would. Per seed it reports held-out greedy accuracy after SFT and after the last stage,
 per stage with 95 % bootstrap intervals, the paired gain over SFT (mean over stages, with its interval),
 pass@k and maj@k of the final checkpoint, the share of GRPO groups whose correctness had no spread, and the
-minutes. It writes `tiny_default.json`, a plot `tiny_default.png` (held-out accuracy per checkpoint) and the
-table into `tiny_default.md` between its `generated` markers (the commentary around them is kept).
+minutes. It writes `NAME.json`, a plot `NAME.png` (held-out accuracy per checkpoint) and the table into `NAME.md`
+between its `generated` markers (the commentary around them is kept); NAME is `tiny_default` unless `--name` says
+otherwise, and `--set KEY=VALUE` overrides the preset in every seed's run.
 """
 from __future__ import annotations
 
@@ -97,7 +99,7 @@ def summarize(result: dict, stages: list[str]) -> dict:
     return out
 
 
-def markdown(summaries: list[dict], stages: list[str], machine: str, date: str) -> str:
+def markdown(summaries: list[dict], stages: list[str], machine: str, date: str, command: str) -> str:
     k = summaries[0]["k"] if summaries else None
     head = ("| seed | minutes | " + " | ".join(f"{s}: SFT → final [95% CI]" for s in stages)
             + " | mean gain over SFT [95% CI] |" + (f" pass@{k} / maj@{k} (final, per stage) |" if k else "")
@@ -112,7 +114,7 @@ def markdown(summaries: list[dict], stages: list[str], machine: str, date: str) 
                      + (f" {passes} |" if k else "") + f" {s['zero_spread_share']:.2f} |")
     n = summaries[0]["problems_per_stage"] if summaries else 0
     lines.append("")
-    lines.append(f"Produced by `python bench/tiny_default.py` on {machine}, {date}, from an empty cache (the first "
+    lines.append(f"Produced by `{command}` on {machine}, {date}, from an empty cache (the first "
                  f"seed's minutes include building and pretraining the tiny model). Greedy accuracy on {n} held-out "
                  "problems per stage (facts never seen in pretraining, SFT or GRPO); intervals are 95 % percentile "
                  "bootstrap intervals, the gain is paired per problem.")
@@ -143,25 +145,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--name", default="tiny_default", help="the output files' stem")
     args = parser.parse_args()
+    command = " ".join(["python bench/tiny_default.py"] + [f"--set {o}" for o in args.overrides]
+                       + ([f"--name {args.name}"] if args.name != "tiny_default" else []))
     out = pathlib.Path(args.out)
     work = pathlib.Path(tempfile.mkdtemp(prefix="tiny-default-"))
     cache = work / "cache"  # empty: the first run builds and pretrains the model
     results = []
     for seed in args.seeds:
-        results.append(run_seed(seed, work, cache))
+        results.append(run_seed(seed, work, cache, tuple(args.overrides)))
         print(f"seed {seed}: {results[-1]['minutes']:.1f} min, evals {[row.checkpoint for row in results[-1]['evals']]}")
     from cluster.config import load_config
 
-    stages = [s.name for s in load_config("tiny").stages]
+    stages = [s.name for s in load_config("tiny", overrides=args.overrides).stages]
     summaries = [summarize(r, stages) for r in results]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
     date = time.strftime("%Y-%m-%d")
-    table = markdown(summaries, stages, machine, date)
-    (out / "tiny_default.json").write_text(json.dumps({"machine": machine, "date": date, "seeds": summaries,
+    table = markdown(summaries, stages, machine, date, command)
+    (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "command": command,
+                                                       "seeds": summaries,
                                                        "evals": {r["seed"]: [row.to_dict() for row in r["evals"]] for r in results}}, indent=1))
-    write_results_md(out / "tiny_default.md", table, "The embedded CPU default: GRPO over its SFT start")
-    plot(results, stages, out / "tiny_default.png")
+    write_results_md(out / f"{args.name}.md", table, f"The embedded CPU default: GRPO over its SFT start ({command})")
+    plot(results, stages, out / f"{args.name}.png")
     print(table)
 
 
