@@ -67,7 +67,11 @@ def run_seed(seed: int, work: pathlib.Path, cache: pathlib.Path, overrides: tupl
     if proc.returncode:
         raise SystemExit(f"{name} {seed}: rlvr train exited {proc.returncode}; see {work / f'{name}{seed}.log'}")
     state = json.loads((run_dir / "state.json").read_text())
+    from cluster.config import load_config
+
+    learner = load_config("tiny", overrides=[f"seed={seed}", *overrides]).learner
     return {"seed": seed, "minutes": minutes, "evals": [EvalRow.from_dict(row) for row in state["evals"]], "history": state.get("history", []),
+            "shaping_driven_share": shaping_driven_share(run_dir / "rollouts.msgpack", learner),
             "zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack"),
             "sampled_zero_spread_share": zero_spread_share(run_dir / "rollouts.msgpack", trained_only=False)}
 
@@ -82,6 +86,32 @@ def zero_spread_share(log_path: pathlib.Path, trained_only: bool = True) -> floa
     return sum(len(set(v)) == 1 for v in groups.values()) / max(len(groups), 1)
 
 
+def shaping_driven_share(log_path: pathlib.Path, learner) -> float:
+    """Share of the advantage mass (Σ|A| over trained completions, with the run's `learner.advantage`) that sits
+    in groups whose correctness had no spread: the part of the update only the shaping signals drive."""
+    import torch
+
+    from learner.grpo import group_advantages, has_spread
+
+    groups: dict[tuple, list[dict]] = collections.defaultdict(list)
+    for r in read_records(log_path):
+        if r.get("trained", True) and r.get("role", "solver") == "solver":
+            groups[(r["step"], r["problem_id"])].append(r["reward"])
+    driven = total = 0.0
+    for rewards in groups.values():
+        correct = [float(x["verdict"] == "correct") for x in rewards]
+        if learner.advantage == "reward":
+            adv = group_advantages(torch.tensor([x["total"] for x in rewards]), len(rewards), estimator="reward")
+        else:
+            adv = group_advantages(torch.tensor(correct), len(rewards), estimator=learner.advantage,
+                                   shaping=torch.tensor([x["shaping"] for x in rewards]),
+                                   shaping_coef=learner.shaping_coef, std_floor=learner.std_floor)
+        mass = float(adv.abs().sum())
+        total += mass
+        driven += 0.0 if has_spread(correct) else mass
+    return driven / total if total else 0.0
+
+
 def summarize(result: dict, stages: list[str]) -> dict:
     sft = {row.checkpoint: row for row in result["evals"]}["sft"].stages
     final = result["evals"][-1]
@@ -89,6 +119,7 @@ def summarize(result: dict, stages: list[str]) -> dict:
     sampled = final.stages[stages[0]].sampled
     out = {"seed": result["seed"], "minutes": round(result["minutes"], 2),
            "zero_spread_share": round(result["zero_spread_share"], 3), "final_checkpoint": final.checkpoint,
+           "shaping_driven_share": round(result["shaping_driven_share"], 3),
            "problems_per_stage": len(final.stages[stages[0]].per_problem), "gain_mean": gains["mean"] if gains else None,
            "k": sampled.k if sampled else None}
     for s in stages:
@@ -103,7 +134,7 @@ def markdown(summaries: list[dict], stages: list[str], machine: str, date: str, 
     k = summaries[0]["k"] if summaries else None
     head = ("| seed | minutes | " + " | ".join(f"{s}: SFT → final [95% CI]" for s in stages)
             + " | mean gain over SFT [95% CI] |" + (f" pass@{k} / maj@{k} (final, per stage) |" if k else "")
-            + " zero-spread groups |")
+            + " zero-spread groups | advantage mass in them |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summaries:
         g = s["gain_mean"]
@@ -111,13 +142,15 @@ def markdown(summaries: list[dict], stages: list[str], machine: str, date: str, 
                            for st in stages)
         passes = " / ".join(f"{s[st]['pass@k']:.2f}/{s[st]['maj@k']:.2f}" for st in stages) if k else ""
         lines.append(f"| {s['seed']} | {s['minutes']:.1f} | {cells} | {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |"
-                     + (f" {passes} |" if k else "") + f" {s['zero_spread_share']:.2f} |")
+                     + (f" {passes} |" if k else "") + f" {s['zero_spread_share']:.2f} | {s['shaping_driven_share']:.2f} |")
     n = summaries[0]["problems_per_stage"] if summaries else 0
     lines.append("")
     lines.append(f"Produced by `{command}` on {machine}, {date}, from an empty cache (the first "
                  f"seed's minutes include building and pretraining the tiny model). Greedy accuracy on {n} held-out "
                  "problems per stage (facts never seen in pretraining, SFT or GRPO); intervals are 95 % percentile "
-                 "bootstrap intervals, the gain is paired per problem.")
+                 "bootstrap intervals, the gain is paired per problem. The last column is the share of the "
+                 "advantage mass (Σ|A| over trained completions) in groups without correctness spread: what only the "
+                 "shaping signals drive.")
     return "\n".join(lines)
 
 
