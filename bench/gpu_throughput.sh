@@ -26,6 +26,7 @@ case "${1:-}" in
   tree) for w in gsm8k verifier; do python3 bench/learner.py --workload "$w" --packing flat,tree --settings nockpt:8 \
       --out "$OUT" --name "learner-tree-$w.json" 2>&1 | grep -E "^\{|Error|error" | tail -4; done
     python3 bench/vs_trl.py --gpu --workload gsm8k --prompts 64 --max-tokens 300 --packing flat,tree --steps "$STEPS" \
+      --set model.gradient_checkpointing=false \
       --out "$OUT" --name vs_trl-gpu-gsm8k.json 2>&1 | grep -E "rlvr|TRL|Error|error" | tail -12 ;;
   *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn|tree"; exit 2 ;;
 esac

@@ -76,7 +76,8 @@ def run_trl(model: str, args, problems) -> dict:
         per_device_train_batch_size=micro, gradient_accumulation_steps=args.prompts * args.group // micro,
         learning_rate=args.lr, beta=0.0, max_steps=args.steps, logging_steps=1, save_strategy="no", report_to=[],
         use_vllm=args.gpu, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3, bf16=args.gpu, use_cpu=not args.gpu,
-        gradient_checkpointing=args.gpu, temperature=1.0, seed=0, disable_tqdm=True,
+        gradient_checkpointing=args.gpu and "model.gradient_checkpointing=false" not in args.set,  # as ours
+        temperature=1.0, seed=0, disable_tqdm=True,
         **({"vllm_importance_sampling_correction": True} if args.gpu else {}),
     )
     lora = LoraConfig(r=args.lora_rank, lora_alpha=2 * args.lora_rank, target_modules=list(DEFAULT_TARGETS),

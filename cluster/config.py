@@ -341,6 +341,9 @@ def _check_enumerated(cfg: TrainConfig) -> None:
 
 def _check_choices(cfg: TrainConfig) -> None:
     _check_enumerated(cfg)
+    if cfg.learner.packing == "tree" and cfg.model.gradient_checkpointing is True:
+        raise ConfigError("learner.packing: tree reads each prompt's keys and values from the decoder's cache, which "
+                          "gradient checkpointing drops; set model.gradient_checkpointing=false or packing auto")
     import cluster.environments  # noqa: F401 - registers the environments beyond `answer`
     from actors.environments import ENVIRONMENTS
 

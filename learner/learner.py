@@ -132,6 +132,14 @@ class LearnerCore:
         self.rank, self.world_size = rank, world_size
         self.model, self.tokenizer = load_policy(policy, liger=cfg.liger)
         self.device = next(self.model.parameters()).device
+        base = self.model.get_base_model()
+        self.checkpointing = bool(getattr(base, "is_activation_checkpointing", None)
+                                  if hasattr(base, "is_activation_checkpointing")
+                                  else getattr(base, "is_gradient_checkpointing", False))
+        if cfg.packing == "tree" and self.checkpointing:
+            raise ValueError("learner.packing: tree reads each prompt's keys and values from the decoder's cache, which "
+                             "gradient checkpointing drops; set model.gradient_checkpointing=false, or packing auto "
+                             "(flat under checkpointing)")
         self.merged: list[AdapterWeights] = []  # adapters folded into the base weights, in order
         self._track_trainable()
         self.step_count = 0
@@ -274,11 +282,12 @@ class LearnerCore:
 
     def _micro_batches(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[PackedSequences]:
         """Packed rows, `micro_batch_size` rows per micro-batch: flat (rows as long as the longest sequence) or
-        tree (each group's prompt once, rows as long as the largest group); `packing_tokens` records the
-        logical and the computed tokens."""
+        tree (each group's prompt forwarded once, its keys and values read by each completion; never under
+        gradient checkpointing, which drops the cache); `packing_tokens` records the logical and the computed
+        tokens."""
         logical = sum(map(len, prompt_ids)) + sum(map(len, completion_ids))
         computed = tree_tokens(prompt_ids, completion_ids)
-        tree = self.cfg.packing == "tree" or (self.cfg.packing == "auto" and computed < logical)
+        tree = self.cfg.packing == "tree" or (self.cfg.packing == "auto" and computed < logical and not self.checkpointing)
         self.packing_tokens = (float(logical), float(computed if tree else logical))
         pack = pack_trees if tree else pack_sequences
         return [m.to(self.device) for m in pack(prompt_ids, completion_ids, self.cfg.micro_batch_size,

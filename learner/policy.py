@@ -319,6 +319,9 @@ def tree_hidden(decoder, packed: PackedTrees) -> torch.Tensor:
     prefix_width, width = packed.prefix_ids.shape[1], packed.input_ids.shape[1]
     prefix = decoder(input_ids=packed.prefix_ids, position_ids=torch.arange(prefix_width, device=device)
                      .expand_as(packed.prefix_ids), use_cache=True, **named).last_hidden_state
+    if cache.get_seq_length() != prefix_width:
+        raise RuntimeError("tree packing: the decoder kept no key/value cache for the prompts (gradient "
+                           "checkpointing drops it); use learner.packing flat")
     cache.batch_select_indices(packed.group)
     reads_prefix = torch.arange(prefix_width, device=device) < packed.prefix_lengths[packed.group, None]
     own = torch.arange(width, device=device) < packed.completion_lengths[:, None]

@@ -214,3 +214,15 @@ def test_auto_packing_takes_the_tree_only_when_it_computes_fewer_tokens(tiny_mod
     distinct = make_batch(prompts=8, group=1)
     learner.completion_logprobs(distinct.prompt_ids, distinct.completion_ids)
     assert learner.packing_tokens[1] == learner.packing_tokens[0]
+
+
+def test_tree_packing_refuses_gradient_checkpointing_and_auto_falls_back_to_flat(tiny_model_dir):
+    """Gradient checkpointing drops the decoder's key/value cache that tree packing reads its prompts from."""
+    with pytest.raises(ValueError, match="gradient checkpointing"):
+        LearnerCore(LearnerConfig(packing="tree"), PolicyConfig(name=tiny_model_dir, lora_rank=8, lora_alpha=16,
+                                                                gradient_checkpointing=True))
+    learner = LearnerCore(LearnerConfig(packing="auto"), PolicyConfig(name=tiny_model_dir, lora_rank=8, lora_alpha=16,
+                                                                      gradient_checkpointing=True))
+    shared = make_batch(prompts=2, group=4)
+    learner.step(shared)
+    assert learner.packing_tokens[1] == learner.packing_tokens[0]
