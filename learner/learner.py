@@ -14,8 +14,8 @@ import torch
 
 from learner.adapter import AdapterWeights, export_adapter, load_adapter_weights
 from learner.grpo import group_advantages, grpo_loss, truncated_is_weights, zero_spread_fraction
-from learner.policy import (PackedSequences, PolicyConfig, load_policy, pack_sequences, pack_trees, packed_logprobs,
-                            tree_tokens)
+from learner.policy import (PackedSequences, PolicyConfig, forward_positions, load_policy, pack_sequences, pack_trees,
+                            packed_logprobs)
 
 
 @dataclass
@@ -47,7 +47,7 @@ class LearnerConfig:
     schedule: str = "constant_with_warmup"  # constant | constant_with_warmup | cosine | linear, for GRPO, SFT and RAFT
     min_lr: float = 0.0  # cosine: the LR it decays to (SLM-Math: 5e-6 → 1e-7); 0: to zero
     chunk_rows: int = 1024  # rows of the fused LM head + log-softmax computed at a time
-    packing: str = "flat"  # flat | tree (each group's prompt forwarded once) | auto (tree when it computes fewer tokens)
+    packing: str = "flat"  # flat | tree (each group's prompt forwarded once) | auto (the layout whose forward runs fewer positions)
 
 
 @dataclass
@@ -71,7 +71,7 @@ class LearnStats:
     zero_spread_groups: float = 0.0
     reward_mean: float = 0.0
     logical_tokens: float = 0.0  # prompt + completion tokens of every sequence
-    computed_tokens: float = 0.0  # tokens the forward passes computed (tree packing: each shared prompt once)
+    computed_tokens: float = 0.0  # positions the forward passes ran, padding included (tree: each shared prompt once)
 
     def metrics(self) -> dict[str, float]:
         return asdict(self)
@@ -283,15 +283,18 @@ class LearnerCore:
     def _micro_batches(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[PackedSequences]:
         """Packed rows, `micro_batch_size` rows per micro-batch: flat (rows as long as the longest sequence) or
         tree (each group's prompt forwarded once, its keys and values read by each completion; never under
-        gradient checkpointing, which drops the cache); `packing_tokens` records the logical and the computed
-        tokens."""
-        logical = sum(map(len, prompt_ids)) + sum(map(len, completion_ids))
-        computed = tree_tokens(prompt_ids, completion_ids)
-        tree = self.cfg.packing == "tree" or (self.cfg.packing == "auto" and computed < logical and not self.checkpointing)
-        self.packing_tokens = (float(logical), float(computed if tree else logical))
-        pack = pack_trees if tree else pack_sequences
-        return [m.to(self.device) for m in pack(prompt_ids, completion_ids, self.cfg.micro_batch_size,
-                                                pad_id=self.tokenizer.pad_token_id)]
+        gradient checkpointing, which drops the cache); `auto` takes the layout whose forward runs fewer positions.
+        `packing_tokens`: the batch's tokens, and the positions the chosen layout's forward runs, padding included."""
+        pad, micro = self.tokenizer.pad_token_id, self.cfg.micro_batch_size
+        layouts = {}
+        if self.cfg.packing != "tree":
+            layouts["flat"] = pack_sequences(prompt_ids, completion_ids, micro, pad_id=pad)
+        if self.cfg.packing == "tree" or (self.cfg.packing == "auto" and not self.checkpointing):
+            layouts["tree"] = pack_trees(prompt_ids, completion_ids, micro, pad_id=pad)
+        chosen = min(layouts.values(), key=forward_positions)
+        self.packing_tokens = (float(sum(map(len, prompt_ids)) + sum(map(len, completion_ids))),
+                               float(forward_positions(chosen)))
+        return [m.to(self.device) for m in chosen]
 
     def _no_grad_logprobs(self, micro: PackedSequences, reference: bool = False) -> torch.Tensor:
         with torch.no_grad():

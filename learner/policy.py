@@ -258,11 +258,6 @@ def shared_prompt_groups(prompt_ids: list[list[int]]) -> list[list[int]]:
     return groups
 
 
-def tree_tokens(prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> int:
-    """Tokens a tree-packed forward computes: each group's prompt once, every completion."""
-    return sum(len(prompt_ids[g[0]]) for g in shared_prompt_groups(prompt_ids)) + sum(map(len, completion_ids))
-
-
 def pack_trees(prompt_ids: list[list[int]], completion_ids: list[list[int]], rows_per_micro: int,
                pad_id: int = 0) -> list[PackedTrees]:
     """Each group of same-prompt sequences as one tree; trees in order of their longest completion (so rows of
@@ -276,6 +271,11 @@ def pack_trees(prompt_ids: list[list[int]], completion_ids: list[list[int]], row
             micros.append([])
         micros[-1].append(tree)
     return [_tree_micro_batch(m, prompt_ids, completion_ids, pad_id) for m in micros if m]
+
+
+def forward_positions(micro_batches: list) -> int:
+    """Token positions the decoder runs over packed micro-batches, padding included: what a layout costs."""
+    return sum(m.input_ids.numel() + (m.prefix_ids.numel() if isinstance(m, PackedTrees) else 0) for m in micro_batches)
 
 
 def _right_padded(rows: list[list[int]], pad_id: int) -> torch.Tensor:

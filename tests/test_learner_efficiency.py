@@ -10,7 +10,7 @@ import torch
 
 from learner.grpo import grpo_loss, group_advantages, linear_logprobs, truncated_is_weights
 from learner.learner import LearnerConfig, LearnerCore, TrainBatch
-from learner.policy import PolicyConfig, completion_logprobs, pack, pack_sequences
+from learner.policy import PolicyConfig, completion_logprobs, forward_positions, pack, pack_sequences, pack_trees
 
 
 def make_batch(seed: int = 0, prompts: int = 4, group: int = 4) -> TrainBatch:
@@ -165,12 +165,12 @@ def test_two_gloo_learners_make_the_same_update_as_one(ray_cluster, tiny_model_d
 
 
 def test_tree_packing_lays_each_prompt_once_and_each_completion_on_its_own_path():
-    from learner.policy import pack_trees, tree_tokens
+    from learner.policy import forward_positions, pack_trees
 
     prompts = [[1, 2, 3]] * 3 + [[4, 5]] * 2
     completions = [[11, 12], [13], [14, 15, 16], [17, 18], []]
     (micro,) = pack_trees(prompts, completions, rows_per_micro=8)
-    assert tree_tokens(prompts, completions) == 3 + 6 + 2 + 2 == 13
+    assert forward_positions([micro]) == 2 * 3 + 5 * 3  # two prompt rows of 3, five completion rows of 3
     assert micro.prefix_ids.tolist() == [[4, 5, 0], [1, 2, 3]]  # shorter longest completion first
     assert micro.prefix_lengths.tolist() == [2, 3] and micro.rows.tolist() == [3, 4, 0, 1, 2]
     assert micro.group.tolist() == [0, 0, 1, 1, 1] and micro.completion_lengths.tolist() == [2, 0, 2, 1, 3]
@@ -200,20 +200,25 @@ def test_tree_packing_gives_the_same_logprobs_loss_and_gradients_as_flat(tiny_mo
     a, b = flat.step(batch), tree.step(batch)
     assert a.loss == pytest.approx(b.loss, abs=1e-5) and a.kl == pytest.approx(b.kl, abs=1e-6)
     assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-4)
-    assert b.computed_tokens < b.logical_tokens == a.logical_tokens == a.computed_tokens
+    assert a.logical_tokens == b.logical_tokens == sum(map(len, batch.prompt_ids + batch.completion_ids))
+    assert a.computed_tokens == forward_positions(pack_sequences(batch.prompt_ids, batch.completion_ids, 5))
+    assert b.computed_tokens == forward_positions(pack_trees(batch.prompt_ids, batch.completion_ids, 5))
     for (name, x), y in zip(flat.model.named_parameters(), tree.model.parameters()):
         if x.requires_grad:  # Adam's first step is ±lr per element: at most float-noise gradients may flip
             assert int(((x - y).abs() > 1e-5).sum()) <= max(1, x.numel() // 1000), name
 
 
-def test_auto_packing_takes_the_tree_only_when_it_computes_fewer_tokens(tiny_model_dir):
+def test_auto_packing_takes_the_layout_whose_forward_runs_fewer_positions(tiny_model_dir):
     learner = make_learner(tiny_model_dir, packing="auto")
-    shared = make_batch(prompts=2, group=4)
+    shared = make_batch(prompts=2, group=8)
+    shared.completion_ids = [c[:2] for c in shared.completion_ids]  # short completions: the prompts dominate
+    flat = forward_positions(pack_sequences(shared.prompt_ids, shared.completion_ids, 5))
+    tree = forward_positions(pack_trees(shared.prompt_ids, shared.completion_ids, 5))
     learner.completion_logprobs(shared.prompt_ids, shared.completion_ids)
-    assert learner.packing_tokens[1] < learner.packing_tokens[0]
+    assert tree < flat and learner.packing_tokens[1] == tree
     distinct = make_batch(prompts=8, group=1)
     learner.completion_logprobs(distinct.prompt_ids, distinct.completion_ids)
-    assert learner.packing_tokens[1] == learner.packing_tokens[0]
+    assert learner.packing_tokens[1] == forward_positions(pack_sequences(distinct.prompt_ids, distinct.completion_ids, 5))
 
 
 def test_tree_packing_refuses_gradient_checkpointing_and_auto_falls_back_to_flat(tiny_model_dir):
@@ -225,4 +230,4 @@ def test_tree_packing_refuses_gradient_checkpointing_and_auto_falls_back_to_flat
                                                                       gradient_checkpointing=True))
     shared = make_batch(prompts=2, group=4)
     learner.step(shared)
-    assert learner.packing_tokens[1] == learner.packing_tokens[0]
+    assert learner.packing_tokens[1] == forward_positions(pack_sequences(shared.prompt_ids, shared.completion_ids, 8))
