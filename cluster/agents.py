@@ -85,9 +85,10 @@ def solver_verifier(problems: list[Problem], solve_prompts: list[str], generate:
         replies = check([CHECK_PROMPT.format(question=problems[i].question, solution=shown(answers[i])) for i in active])
         rejected = []
         for i, reply in zip(active, replies):
-            approved, truth = approves(reply), "right" if correct[i] else "wrong"
+            word, truth = verdict_word(reply), "right" if correct[i] else "wrong"
+            approved = word == APPROVAL
             judged[f"{'approved' if approved else 'rejected'}_{truth}"] += 1
-            verdicts[f"{verdict_word(reply) or 'none'}_{truth}"] += 1
+            verdicts[f"{word or 'none'}_{truth}"] += 1
             if not approved:
                 rejected.append((i, reply))
         revised = generate([REVISE_PROMPT.format(question=problems[i].question, solution=shown(answers[i]),

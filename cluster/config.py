@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from learner.learner import LearnerConfig
-from learner.policy import PolicyConfig
+from learner.policy import TREE_NEEDS_CACHE, PolicyConfig
 from synthesis.problem import SOLUTION_STYLES
 
 PRESETS = pathlib.Path(__file__).with_name("presets")
@@ -342,8 +342,7 @@ def _check_enumerated(cfg: TrainConfig) -> None:
 def _check_choices(cfg: TrainConfig) -> None:
     _check_enumerated(cfg)
     if cfg.learner.packing == "tree" and cfg.model.gradient_checkpointing is True:
-        raise ConfigError("learner.packing: tree reads each prompt's keys and values from the decoder's cache, which "
-                          "gradient checkpointing drops; set model.gradient_checkpointing=false or packing auto")
+        raise ConfigError(TREE_NEEDS_CACHE)
     import cluster.environments  # noqa: F401 - registers the environments beyond `answer`
     from actors.environments import ENVIRONMENTS
 

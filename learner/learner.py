@@ -14,8 +14,8 @@ import torch
 
 from learner.adapter import AdapterWeights, export_adapter, load_adapter_weights
 from learner.grpo import group_advantages, grpo_loss, truncated_is_weights, zero_spread_fraction
-from learner.policy import (PackedSequences, PolicyConfig, forward_positions, load_policy, pack_sequences, pack_trees,
-                            packed_logprobs)
+from learner.policy import (TREE_NEEDS_CACHE, PackedSequences, PolicyConfig, checkpointing_on, forward_positions,
+                            load_policy, pack_sequences, pack_trees, packed_logprobs)
 
 
 @dataclass
@@ -132,14 +132,9 @@ class LearnerCore:
         self.rank, self.world_size = rank, world_size
         self.model, self.tokenizer = load_policy(policy, liger=cfg.liger)
         self.device = next(self.model.parameters()).device
-        base = self.model.get_base_model()
-        self.checkpointing = bool(getattr(base, "is_activation_checkpointing", None)
-                                  if hasattr(base, "is_activation_checkpointing")
-                                  else getattr(base, "is_gradient_checkpointing", False))
+        self.checkpointing = checkpointing_on(policy, self.device)
         if cfg.packing == "tree" and self.checkpointing:
-            raise ValueError("learner.packing: tree reads each prompt's keys and values from the decoder's cache, which "
-                             "gradient checkpointing drops; set model.gradient_checkpointing=false, or packing auto "
-                             "(flat under checkpointing)")
+            raise ValueError(TREE_NEEDS_CACHE)
         self.merged: list[AdapterWeights] = []  # adapters folded into the base weights, in order
         self._track_trainable()
         self.step_count = 0

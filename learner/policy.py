@@ -61,6 +61,16 @@ def use_liger(setting: str | bool, device: torch.device, model_type: str) -> boo
     return ok
 
 
+TREE_NEEDS_CACHE = ("learner.packing: tree reads each prompt's keys and values from the decoder's cache, which gradient "
+                    "checkpointing drops; set model.gradient_checkpointing=false, or packing auto (flat under "
+                    "checkpointing)")
+
+
+def checkpointing_on(cfg: PolicyConfig, device: torch.device) -> bool:
+    """Whether the policy trains with gradient checkpointing (`auto`: on CUDA)."""
+    return device.type == "cuda" if cfg.gradient_checkpointing == "auto" else bool(cfg.gradient_checkpointing)
+
+
 def load_policy(cfg: PolicyConfig, *, liger: str | bool = "auto"):
     """(peft model, tokenizer): base weights frozen in bf16 (GPU) or fp32 (CPU); LoRA weights in the same
     dtype, so no activation is cast per LoRA layer (the learner keeps fp32 master copies for the optimiser).
@@ -74,10 +84,7 @@ def load_policy(cfg: PolicyConfig, *, liger: str | bool = "auto"):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     base = AutoModelForCausalLM.from_pretrained(cfg.name, dtype=dtype, attn_implementation=cfg.attn_implementation)
-    checkpointing = cfg.gradient_checkpointing
-    if checkpointing == "auto":
-        checkpointing = device.type == "cuda"
-    if checkpointing:
+    if checkpointing_on(cfg, device):
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.enable_input_require_grads()
     base.config.use_cache = False
