@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
@@ -140,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="agentic-"))
     cache = pathlib.Path(args.cache) if args.cache else work / "cache"
-    when, machine = time.strftime("%Y-%m-%d"), f"{platform.machine()}, {os.cpu_count()} cores"
+    when, machine = time.strftime("%Y-%m-%d"), _bench("tiny_default").machine_line()
     command = (f"python bench/agentic.py --seeds {' '.join(map(str, args.seeds))} --arms {' '.join(args.arms)} "
                f"--sft-steps {args.sft_steps} --model {args.model}{''.join(' --set ' + o for o in args.overrides)}"
                f"{' --cache ' + args.cache if args.cache else ''}")

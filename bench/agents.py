@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
@@ -134,7 +133,7 @@ def main() -> None:
     cache = work / "cache"  # empty: the tiny model is built and pretrained here
     results = [run_seed(seed, work, cache, args.sft_steps, args.model) for seed in args.seeds]
     when = time.strftime("%Y-%m-%d")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    machine = _tiny_default().machine_line()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "agents.json").write_text(json.dumps({"date": when, "machine": machine, "sft_steps": args.sft_steps,

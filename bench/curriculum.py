@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -135,7 +133,7 @@ def main() -> None:
             results.setdefault(arm, []).append(result)
             rows.append(row(arm, result, stages))
             print(json.dumps(rows[-1]))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
+    machine = _tiny_default().machine_line()
     date = time.strftime("%Y-%m-%d")
     table = markdown(rows, args.minutes, machine, date, args.name, args.arms, args.resample_budget, args.overrides)
     out = pathlib.Path(args.out)

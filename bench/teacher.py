@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import pathlib
-import platform
 import random
 import sys
 import tempfile
@@ -163,7 +161,7 @@ def main() -> None:
         for arm in args.arms:
             rows.append(train_row(arm, seed, work, work / "cache", args))
             print(json.dumps(rows[-1]))
-    machine, date = f"{platform.machine()}, {os.cpu_count()} cores, no GPU", time.strftime("%Y-%m-%d")
+    machine, date = _bench("tiny_default").machine_line(), time.strftime("%Y-%m-%d")
     out = pathlib.Path(args.out)
     (out / "teacher.json").write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows,
                                                   "diversity": div}, indent=1))

@@ -37,6 +37,24 @@ from cluster.rollout_log import read_records  # noqa: E402
 GENERATED = ("<!-- generated:start -->", "<!-- generated:end -->")
 
 
+def machine_line(gpu: str = "no GPU") -> str:
+    """What a CPU figure depends on beyond the code: the architecture, cores, the vector ISA PyTorch dispatches to
+    and the numeric libraries' versions. The tiny model's pretraining is sensitive enough to float summation order
+    that two machines running the same code and seeds can end at different accuracies, so every table names them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    versions = []
+    for package in ("torch", "transformers", "peft", "tokenizers"):
+        try:
+            versions.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            pass
+    return (f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, {gpu}; "
+            + ", ".join(versions))
+
+
 def write_results_md(path: pathlib.Path, generated: str, title: str = "") -> None:
     """Put `generated` (the dated table a bench script measured) between the `<!-- generated:start -->` and
     `<!-- generated:end -->` markers of `bench/results/NAME.md`, keeping everything around them: the human "Read:"
@@ -194,7 +212,7 @@ def main() -> None:
 
     stages = [s.name for s in load_config("tiny", overrides=args.overrides).stages]
     summaries = [summarize(r, stages) for r in results]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, no GPU"
+    machine = machine_line()
     date = time.strftime("%Y-%m-%d")
     table = markdown(summaries, stages, machine, date, command)
     (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "command": command,
