@@ -20,8 +20,10 @@ Diversity: `--diversity N` problems from the plain generators over the same topi
 feedback would); per 1,000 problems, the distinct symbolic structures (`synthesis.operators.structure_key`) and
 distinct templates (the generator's template, or the template with the operators that made the child).
 
-Writes `teacher.json` and the tables into `teacher.md` between its `generated` markers. The tiny model is built and
-pretrained once into a fresh cache directory shared by all runs.
+Writes `teacher.json` and the tables into `teacher.md` between its `generated` markers; rows of an earlier run over
+the same topics and minutes whose (arm, seed) this run did not repeat are kept, each naming its command and date
+(`--arms teacher` re-measures the teacher after a change to it alone). The tiny model is built and pretrained once
+into a fresh cache directory shared by the runs of one invocation.
 """
 from __future__ import annotations
 
@@ -63,6 +65,25 @@ def taught_share(run_dir: pathlib.Path) -> float:
     return sum("-t-" in pid for _, pid in groups) / max(len(groups), 1)
 
 
+def command_of(args) -> str:
+    return (f"python bench/teacher.py --seeds {' '.join(map(str, args.seeds))} --minutes {args.minutes} "
+            f"--topics {' '.join(args.topics)} --arms {' '.join(args.arms)} --diversity {args.diversity}"
+            + "".join(f" --set {o}" for o in args.overrides))
+
+
+def merged_rows(path: pathlib.Path, rows: list[dict], args) -> list[dict]:
+    """`rows` with the rows of an earlier `teacher.json` over the same topics and minutes whose (arm, seed) this
+    invocation did not run (so one arm can be re-run after a change that touches only it)."""
+    if not path.exists():
+        return rows
+    old = json.loads(path.read_text())
+    if (old.get("args", {}).get("topics"), old.get("args", {}).get("minutes")) != (args.topics, args.minutes):
+        return rows
+    fresh = {(r["arm"], r["seed"]) for r in rows}
+    kept = [r for r in old.get("rows", []) if (r["arm"], r["seed"]) not in fresh and "command" in r]
+    return sorted(kept + rows, key=lambda r: (r["seed"], r["arm"]))
+
+
 def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args) -> dict:
     tiny = _bench("tiny_default")
     overrides = (f"grpo_minutes={args.minutes}", f"curriculum.mode={arm}", stages_override(args.topics),
@@ -74,7 +95,7 @@ def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args
             "steps": result["history"][-1]["step"] if result["history"] else 0,
             "spread_sampled": round(1 - result["sampled_zero_spread_share"], 3),
             "taught_share": round(taught_share(work / f"{arm}{seed}"), 3),
-            "gain_mean": gains["mean"] if gains else None}
+            "gain_mean": gains["mean"] if gains else None, "command": command_of(args), "date": time.strftime("%Y-%m-%d")}
 
 
 def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
@@ -122,10 +143,9 @@ def training_table(rows: list[dict], args, machine: str, date: str) -> str:
         g = r["gain_mean"]
         lines.append(f"| {r['arm']} | {r['seed']} | {r['steps']} | {r['minutes']:.1f} | {r['spread_sampled']:.2f} | "
                      f"{r['taught_share']:.2f} | {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
-    command = (f"python bench/teacher.py --seeds {' '.join(map(str, args.seeds))} --minutes {args.minutes} "
-               f"--topics {' '.join(args.topics)} --diversity {args.diversity}"
-               + "".join(f" --set {o}" for o in args.overrides))
-    lines += ["", f"Produced by `{command}` on {machine}, {date}, from an empty cache: the tiny preset with every "
+    runs = "; ".join(f"`{c}` ({', '.join(sorted({r['arm'] for r in rows if r['command'] == c}))}, "
+                     f"{next(r['date'] for r in rows if r['command'] == c)})" for c in dict.fromkeys(r["command"] for r in rows))
+    lines += ["", f"Produced by {runs} on {machine}, from an empty cache each: the tiny preset with every "
               f"stage over {', '.join(args.topics)}, {args.minutes} GRPO minutes per run, 300 held-out problems per "
               "stage and topic mix, greedy; paired 95 % percentile bootstrap intervals."]
     return "\n".join(lines)
@@ -163,6 +183,7 @@ def main() -> None:
             print(json.dumps(rows[-1]))
     machine, date = _bench("tiny_default").machine_line(), time.strftime("%Y-%m-%d")
     out = pathlib.Path(args.out)
+    rows = merged_rows(out / "teacher.json", rows, args)
     (out / "teacher.json").write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows,
                                                   "diversity": div}, indent=1))
     _bench("tiny_default").write_results_md(out / "teacher.md", markdown(rows, div, args, machine, date),

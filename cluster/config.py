@@ -95,7 +95,8 @@ class CurriculumConfig:
 SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")
 CURRICULUM_MODES = ("fixed", "adaptive", "teacher")
 TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_unknown", "compose", "add_distractor",
-                      "add_step+add_step", "change_constant+add_distractor")
+                      "add_step+add_step", "change_constant+add_distractor", "smaller_constants", "drop_step",
+                      "drop_step+smaller_constants")
 
 
 @dataclass

@@ -24,14 +24,11 @@ from dataclasses import dataclass, field
 
 from cluster.config import TeacherConfig
 from synthesis.llm_teacher import PromptBook, prompt_for, record, settle_trials, start_book, start_trial, worst_prompt
-from synthesis.operators import modify
+from synthesis.operators import OPERATOR_STYLES, modify
 from synthesis.problem import Problem, fact_key
 
 PARENTS = 64  # parents remembered, newest last
 SEEN = 4096  # structure keys remembered for novelty
-APPLIES = {"change_constant": {"expression", "equation", "roots", "story"},
-           "add_step": {"expression", "equation", "story"}, "other_unknown": {"expression", "equation"},
-           "compose": {"expression", "story"}, "swap_operation": {"expression"}, "add_distractor": {"story"}}
 
 
 @dataclass
@@ -169,7 +166,7 @@ def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: rand
     for _ in range(k):
         entry = rng.choice(teacher.parents)
         parent, context = Problem.from_dict(entry["problem"]), context_of(entry["pass_rate"], target)
-        allowed = [s for s in cfg.strategies if all(parent.symbolic.style in APPLIES[op] for op in s.split("+"))]
+        allowed = [s for s in cfg.strategies if all(parent.symbolic.style in OPERATOR_STYLES[op] for op in s.split("+"))]
         if not allowed:
             continue
         strategy = choose(teacher.arms[context], allowed, pending[context], cfg.exploration)

@@ -31,6 +31,8 @@ DEFAULT_PROMPTS = {
     "other_unknown": "Ask for a different unknown: make one given number the unknown and give the old answer.",
     "compose": "Join this problem with a second small problem so the final answer combines both results.",
     "add_distractor": "Add one sentence with a number that is irrelevant to the answer.",
+    "smaller_constants": "Make the given numbers smaller (nearer zero), keeping the same steps and a well-posed answer.",
+    "drop_step": "Remove one operation and the number it uses, so that solving needs exactly one step fewer.",
 }
 TEACHER_SYSTEM = (
     "You rewrite math problems in symbolic space. You get a problem's symbolic form as JSON and a strategy. Reply "

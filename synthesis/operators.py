@@ -10,6 +10,11 @@ child is kept only when its fact lies on the training side of the split.
 | compose           | two problems joined into one (their answers combined)           | expression, story   |
 | swap_operation    | one operation of the expression swapped for another             | expression          |
 | add_distractor    | an irrelevant quantity added to the words                       | story               |
+| smaller_constants | every quantity redrawn nearer the easy end of its range         | all                 |
+| drop_step         | one operation of the expression removed (one step fewer)        | expression          |
+
+The last two make a problem easier: a teacher must be able to move a student's pass rate up as well as down, and a
+student below the target pass rate (the tiny default's, after SFT) needs children easier than their parents.
 
 An operator that does not apply to a form returns None; so does one whose draws all come out ill posed.
 """
@@ -182,8 +187,48 @@ def add_distractor(form: Symbolic, rng: random.Random, partner: Symbolic | None 
                                text=" ".join(sentences[:at] + [sentence] + sentences[at:]))
 
 
+def smaller_constants(form: Symbolic, rng: random.Random, partner: Symbolic | None = None) -> Symbolic | None:
+    """Each quantity not already at the easy end of its range (the value nearest zero in it) redrawn between that
+    end and halfway to its value: smaller numbers, the same structure."""
+    values = {}
+    for q in form.quantities:
+        easy = min(max(0, q.low), q.high)
+        if q.value != easy:
+            halfway = (easy + q.value) // 2 if q.value > easy else -((-easy - q.value) // 2)
+            values[q.name] = rng.randint(min(easy, halfway), max(easy, halfway))
+    return form.with_values(values) if values else None
+
+
+def drop_step(form: Symbolic, rng: random.Random, partner: Symbolic | None = None) -> Symbolic | None:
+    """One operation of an expression with two or more replaced by one of its operands, and the quantities no
+    longer used dropped: the same problem with one reasoning step fewer."""
+    if form.style != "expression" or form.unknowns:
+        return None
+    tree = parse_tree(form.target[0])
+    paths = list(_operation_paths(tree))
+    if len(paths) < 2:
+        return None
+    path = rng.choice(paths)
+    target = _replaced(tree, path, rng)
+    used = set(re.findall(r"\b[a-z]\b", tree_text(target)))
+    return dataclasses.replace(form, target=(tree_text(target),),
+                               quantities=tuple(q for q in form.quantities if q.name in used))
+
+
+def _replaced(node: tuple, path: tuple, rng: random.Random, root: bool = True) -> tuple:
+    if not path:
+        return rng.choice([c for c in node[1:] if not root or c[0] in SWAPS])  # the root keeps an operation
+    i = path[0]
+    return node[:i] + (_replaced(node[i], path[1:], rng, False),) + node[i + 1:]
+
+
 OPERATOR_FUNCTIONS = {"change_constant": change_constant, "add_step": add_step, "other_unknown": other_unknown,
-                      "compose": compose, "swap_operation": swap_operation, "add_distractor": add_distractor}
+                      "compose": compose, "swap_operation": swap_operation, "add_distractor": add_distractor,
+                      "smaller_constants": smaller_constants, "drop_step": drop_step}
+OPERATOR_STYLES = {"change_constant": {"expression", "equation", "roots", "story"},
+                   "add_step": {"expression", "equation", "story"}, "other_unknown": {"expression", "equation"},
+                   "compose": {"expression", "story"}, "swap_operation": {"expression"}, "add_distractor": {"story"},
+                   "smaller_constants": {"expression", "equation", "roots", "story"}, "drop_step": {"expression"}}
 OPERATORS = tuple(OPERATOR_FUNCTIONS)
 
 

@@ -140,6 +140,40 @@ def test_structure_keys_ignore_numbers_and_see_steps(parents):
     assert structure_key(stepped.symbolic) != structure_key(parent.symbolic)
 
 
+
+def operations(node) -> int:
+    return (node[0] in ("add", "sub", "mul", "div")) + sum(operations(c) for c in node[1:] if isinstance(c, tuple))
+
+
+def test_easing_operators_make_a_problem_smaller_or_shorter(parents):
+    from synthesis.operators import OPERATOR_STYLES
+    from synthesis.symbolic import parse_tree
+
+    assert set(OPERATOR_STYLES) == set(OPERATORS)
+    chains = generate_problems(24, 3, topics={"mental_math": 1}, seed=11, split="train")
+    assert all(p.meta["template"] == "mental/chain" for p in chains)
+    made = 0
+    for i, parent in enumerate(chains):
+        shorter = modify(parent, ("drop_step",), random.Random(i))
+        if shorter is None:
+            continue
+        made += 1
+        assert 1 <= operations(parse_tree(shorter.symbolic.target[0])) < operations(parse_tree(parent.symbolic.target[0]))
+        assert len(shorter.symbolic.quantities) < len(parent.symbolic.quantities)
+        assert set(re.findall(r"\b[a-z]\b", shorter.symbolic.target[0])) == {q.name for q in shorter.symbolic.quantities}
+    assert made > len(chains) // 2
+    single = parents["mental_math"][0]
+    assert modify(single, ("drop_step",), random.Random(0)) is None, "one operation is the least a problem keeps"
+    for topic in TEACHER_TOPICS:
+        for i, parent in enumerate(parents[topic]):
+            smaller = modify(parent, ("smaller_constants",), random.Random(i))
+            if smaller is None:
+                continue
+            before, after = parent.symbolic.values(), smaller.symbolic.values()
+            assert all(abs(after[name]) <= abs(value) for name, value in before.items()), (topic, before, after)
+            assert after != before
+
+
 # ---------------------------------------------------------------- the strategy bandit
 
 
