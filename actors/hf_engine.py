@@ -7,6 +7,8 @@ kept copy of W₀, so pushes never accumulate rounding) and decodes with the pla
 push plus a step's decoding is 1.17× faster so (`bench/rollout_sync.py`)."""
 from __future__ import annotations
 
+import inspect
+import itertools
 import threading
 import time
 from typing import Any
@@ -129,10 +131,12 @@ class HFEngine:
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention[row, width - len(ids):] = 1
         greedy = sampling.temperature <= 0
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        prefilled = self._shared_prefill(input_ids, attention, prompt_ids) if width > 1 else {}
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         out = self.model.generate(
-            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+            input_ids=input_ids, attention_mask=attention, **prefilled,
             do_sample=not greedy, temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p, top_k=None, max_new_tokens=sampling.max_tokens,
             eos_token_id=None if sampling.ignore_eos else tok.eos_token_id, pad_token_id=tok.pad_token_id,
@@ -164,6 +168,28 @@ class HFEngine:
             completions.append(Completion("", text, ids, logprobs[row, :length].tolist() if logprobs is not None else None,
                                           reason, 0))
         return completions
+
+    @torch.no_grad()
+    def _shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, prompt_ids: list[list[int]]) -> dict:
+        """A group's G copies of one prompt share its keys and values: every distinct prompt (all its tokens but the
+        last) runs through the model once, its cache is repeated for its copies, and `generate` starts from that
+        cache, decoding from the last prompt token on. Positions follow the left padding as `generate` sets them.
+        Returns `generate`'s cache argument, or nothing when no prompt repeats."""
+        from transformers import DynamicCache
+
+        starts = [i == 0 or ids != prompt_ids[i - 1] for i, ids in enumerate(prompt_ids)]
+        if all(starts):
+            return {}
+        firsts = [i for i, start in enumerate(starts) if start]
+        owner = torch.tensor(list(itertools.accumulate(starts)), device=input_ids.device) - 1
+        head, mask = input_ids[firsts, :-1], attention[firsts, :-1]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        name = "cache" if "cache" in inspect.signature(self.model.get_base_model().forward if hasattr(
+            self.model, "get_base_model") else self.model.forward).parameters else "past_key_values"
+        self.model(input_ids=head, attention_mask=mask, position_ids=positions, use_cache=True, **{name: cache})
+        cache.batch_select_indices(owner)
+        return {name: cache}
 
     def close(self) -> None:
         """Nothing outside this process to delete."""

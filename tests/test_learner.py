@@ -334,3 +334,34 @@ def test_full_sft_trains_every_base_weight_and_saves_a_model_the_engines_load(ti
     assert all("lora_" in n for n, p in learner.model.named_parameters() if p.requires_grad)
     with torch.no_grad():
         assert torch.allclose(reference_logprobs(learner.model, packed), sft_policy, atol=1e-5)
+
+
+@pytest.mark.parametrize("sync", ["adapter", "merged"])
+def test_hf_engine_prefills_a_group_prompt_once_with_the_same_completions(tiny_model_dir, sync, monkeypatch):
+    """Each distinct prompt is forwarded once and its cache repeated for its G copies; greedy and seeded sampled
+    completions, and their log-probs, equal those of prefilling every copy (prompts of unequal length, so left
+    padding and positions are exercised)."""
+    from actors.hf_engine import HFEngine
+    from actors.records import SamplingConfig
+
+    learner = make_learner(tiny_model_dir)
+    for _ in range(3):
+        learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
+    engine = HFEngine(tiny_model_dir, sync=sync)
+    engine.load_adapter(learner.export_adapter())
+    prompts = ["12 + 30 =", "What is 7 * 8? Think step by step.", "1 ="]
+    prefills = []
+    real = engine._shared_prefill
+    monkeypatch.setattr(engine, "_shared_prefill", lambda *a: prefills.append(a[0].shape) or real(*a))
+    runs = {}
+    for shared in (True, False):
+        if not shared:
+            monkeypatch.setattr(engine, "_shared_prefill", lambda *a: {})
+        runs[shared] = [engine.generate(prompts, 4, SamplingConfig(temperature=t, max_tokens=12, logprobs=True, seed=3))
+                        for t in (0.0, 1.0)]
+    assert prefills and all(shape[0] == 12 for shape in prefills)
+    for with_cache, without in zip(runs[True], runs[False]):
+        for a_row, b_row in zip(with_cache, without):
+            assert [c.token_ids for c in a_row] == [c.token_ids for c in b_row]
+            for a, b in zip(a_row, b_row):
+                assert a.text == b.text and torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
