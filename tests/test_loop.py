@@ -315,6 +315,26 @@ def test_rlvr_sft_full_writes_a_model_that_train_and_eval_load(ray_cluster, tiny
 
 
 @pytest.mark.ray
+def test_a_run_with_full_sft_resumes_to_the_same_steps_on_the_sft_model(ray_cluster, tiny_model_dir, tmp_path):
+    """`sft.mode: full` inside `rlvr train`: the run writes `<run_dir>/sft-model`, its workers sample from it, and a
+    run stopped after the warm start and two GRPO steps resumes on that model (not the base one) to the same
+    problems and completions as the run that never stopped."""
+    import json
+
+    full_sft = ("sft.enabled=true", "sft.mode=full", "sft.steps=3")
+    whole = train(tiny_config(tmp_path, tiny_model_dir, "whole", *full_sft), echo=lambda _: None)
+    assert whole["finished"] and (tmp_path / "whole" / "sft-model" / "config.json").exists()
+    records = step_records(tmp_path / "whole/rollouts.msgpack")
+    stopped = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *full_sft, "max_steps=2"), echo=lambda _: None)
+    assert not stopped["finished"] and stopped["steps"] == 2
+    resumed = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *full_sft), resume=str(tmp_path / "resumed"),
+                    echo=lambda _: None)
+    assert resumed["finished"] and step_records(tmp_path / "resumed/rollouts.msgpack") == records
+    settings = json.loads((tmp_path / "resumed" / "checkpoint" / "rlvr_eval.json").read_text())
+    assert settings["model"] == str((tmp_path / "resumed" / "sft-model").resolve())
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("phase", ["rollout", "learning"])
 def test_a_failing_job_ends_failed_leaves_nothing_running_and_says_where(ray_cluster, tiny_model_dir, tmp_path,
                                                                          monkeypatch, capsys, phase):
