@@ -34,6 +34,8 @@ class HFEngine:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        forward = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in forward else "past_key_values"  # transformers 5 renamed it
         self.max_batch_size = max_batch_size
         self.sync = sync
         self._base: dict[str, torch.Tensor] | None = None  # merged sync: W₀ of every LoRA-wrapped layer
@@ -169,7 +171,6 @@ class HFEngine:
                                           reason, 0))
         return completions
 
-    @torch.no_grad()
     def _shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, prompt_ids: list[list[int]]) -> dict:
         """A group's G copies of one prompt share its keys and values: every distinct prompt (all its tokens but the
         last) runs through the model once, its cache is repeated for its copies, and `generate` starts from that
@@ -185,11 +186,10 @@ class HFEngine:
         head, mask = input_ids[firsts, :-1], attention[firsts, :-1]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
-        name = "cache" if "cache" in inspect.signature(self.model.get_base_model().forward if hasattr(
-            self.model, "get_base_model") else self.model.forward).parameters else "past_key_values"
-        self.model(input_ids=head, attention_mask=mask, position_ids=positions, use_cache=True, **{name: cache})
+        self.model(input_ids=head, attention_mask=mask, position_ids=positions, use_cache=True,
+                   **{self._cache_argument: cache})
         cache.batch_select_indices(owner)
-        return {name: cache}
+        return {self._cache_argument: cache}
 
     def close(self) -> None:
         """Nothing outside this process to delete."""

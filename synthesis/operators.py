@@ -158,7 +158,8 @@ def swap_operation(form: Symbolic, rng: random.Random, partner: Symbolic | None 
     if not paths:
         return None
     path = rng.choice(paths)
-    return dataclasses.replace(form, target=(tree_text(_swapped(tree, path, rng)),))
+    return dataclasses.replace(form, target=(tree_text(_rewritten(tree, path, lambda node: (rng.choice(SWAPS[node[0]]),
+                                                                                           *node[1:]))),))
 
 
 def _operation_paths(node: tuple, path: tuple = ()):
@@ -169,11 +170,12 @@ def _operation_paths(node: tuple, path: tuple = ()):
             yield from _operation_paths(child, path + (i,))
 
 
-def _swapped(node: tuple, path: tuple, rng: random.Random) -> tuple:
+def _rewritten(node: tuple, path: tuple, change) -> tuple:
+    """The tree with the node at `path` (child indices from the root) replaced by `change(node)`."""
     if not path:
-        return (rng.choice(SWAPS[node[0]]), *node[1:])
+        return change(node)
     i = path[0]
-    return node[:i] + (_swapped(node[i], path[1:], rng),) + node[i + 1:]
+    return node[:i] + (_rewritten(node[i], path[1:], change),) + node[i + 1:]
 
 
 def add_distractor(form: Symbolic, rng: random.Random, partner: Symbolic | None = None) -> Symbolic | None:
@@ -209,17 +211,11 @@ def drop_step(form: Symbolic, rng: random.Random, partner: Symbolic | None = Non
     if len(paths) < 2:
         return None
     path = rng.choice(paths)
-    target = _replaced(tree, path, rng)
+    keeps_an_operation = lambda node: [c for c in node[1:] if path or c[0] in SWAPS]  # noqa: E731 - at the root
+    target = _rewritten(tree, path, lambda node: rng.choice(keeps_an_operation(node)))
     used = set(re.findall(r"\b[a-z]\b", tree_text(target)))
     return dataclasses.replace(form, target=(tree_text(target),),
                                quantities=tuple(q for q in form.quantities if q.name in used))
-
-
-def _replaced(node: tuple, path: tuple, rng: random.Random, root: bool = True) -> tuple:
-    if not path:
-        return rng.choice([c for c in node[1:] if not root or c[0] in SWAPS])  # the root keeps an operation
-    i = path[0]
-    return node[:i] + (_replaced(node[i], path[1:], rng, False),) + node[i + 1:]
 
 
 OPERATOR_FUNCTIONS = {"change_constant": change_constant, "add_step": add_step, "other_unknown": other_unknown,

@@ -140,7 +140,6 @@ def test_structure_keys_ignore_numbers_and_see_steps(parents):
     assert structure_key(stepped.symbolic) != structure_key(parent.symbolic)
 
 
-
 def operations(node) -> int:
     return (node[0] in ("add", "sub", "mul", "div")) + sum(operations(c) for c in node[1:] if isinstance(c, tuple))
 
