@@ -329,7 +329,7 @@ def tree_hidden(decoder, packed: PackedTrees) -> torch.Tensor:
     if cache.get_seq_length() != prefix_width:
         raise RuntimeError("tree packing: the decoder kept no key/value cache for the prompts (gradient "
                            "checkpointing drops it); use learner.packing flat")
-    cache.batch_select_indices(packed.group)
+    _repeat_prefix(cache, packed.group)
     reads_prefix = torch.arange(prefix_width, device=device) < packed.prefix_lengths[packed.group, None]
     own = torch.arange(width, device=device) < packed.completion_lengths[:, None]
     start = packed.prefix_lengths[packed.group, None]
@@ -337,6 +337,18 @@ def tree_hidden(decoder, packed: PackedTrees) -> torch.Tensor:
                          attention_mask=torch.cat([reads_prefix, own], dim=1).long(),
                          use_cache=True, **named).last_hidden_state
     return torch.cat([prefix.reshape(-1, prefix.shape[-1]), completion.reshape(-1, completion.shape[-1])])
+
+
+def _repeat_prefix(cache, group: torch.Tensor) -> None:
+    """Each completion's copy of its group's cached prefix keys and values, by `index_select`: its backward is an
+    `index_add`, where the advanced indexing of `Cache.batch_select_indices` backs up through a serial
+    accumulating `index_put`."""
+    layers = getattr(cache, "layers", None)
+    if layers is None or not all(hasattr(layer, "keys") for layer in layers):
+        cache.batch_select_indices(group)
+        return
+    for layer in layers:
+        layer.keys, layer.values = layer.keys.index_select(0, group), layer.values.index_select(0, group)
 
 
 def packed_logprobs(model, packed: PackedSequences, *, chunk_rows: int = 1024) -> torch.Tensor:
