@@ -101,12 +101,13 @@ TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_un
 
 @dataclass
 class TeacherConfig:
-    """The teacher of `curriculum.mode: teacher` (`cluster.teacher`): a bandit over operator recipes picks how to
-    rewrite problems far from the target pass rate; its children fill `share` of every batch."""
+    """The teacher of `curriculum.mode: teacher` (`cluster.teacher`): a bandit over operator recipes picks which
+    sampled problems to rewrite and how, by how far their pass rate is from the target; its children fill `share`
+    of every batch."""
 
     model: str = "offline"  # offline: operator recipes | an xAI model name (grok-4): prompts on the symbolic JSON
     share: float = 0.5  # share of each batch made of taught children (once there are parents)
-    edge: float = 0.25  # a problem becomes a parent when its pass rate is at least this far from the target
+    edge: float = 0.25  # a parent this far from the target is easy or hard; a nearer one is near
     novelty: float = 0.2  # reward for a child whose symbolic structure the run has not seen
     exploration: float = 0.5  # the UCB bonus's weight
     discount: float = 0.9  # per-step decay of each strategy's statistics (the student moves)

@@ -1,11 +1,13 @@
-"""The teacher in the loop (`curriculum.mode: teacher`, seed 001): problems near the edge of the model are rewritten
-in symbolic space by strategies the run learns.
+"""The teacher in the loop (`curriculum.mode: teacher`, seed 001): problems are rewritten in symbolic space by
+strategies the run learns.
 
-Every step, the problems whose pass rate lies far from `curriculum.target` (at least `teacher.edge` away) become
-parents. For each child the teacher picks a parent and a strategy — an operator recipe
-(`synthesis.operators`, e.g. `add_step` or `change_constant+add_distractor`) — by a discounted UCB bandit with one
-context per side of the target (a parent the model finds too easy wants other strategies than one it finds too
-hard). When the child's group has been sampled, its strategy earns
+Every problem the student has been sampled on becomes a parent, in one of three contexts: `hard` (pass rate at
+least `teacher.edge` below `curriculum.target`), `easy` (as far above) or `near` (closer than that: a problem with
+correctness spread, whose children keep the student at its edge). For each child the teacher picks a context, a
+parent in it and a strategy — an operator recipe (`synthesis.operators`, e.g. `add_step` or `drop_step+smaller_
+constants`) — by a discounted UCB bandit per context: a candidate parent is drawn from each context and the (parent,
+strategy) with the highest upper bound wins, so the run learns which parents are worth rewriting as well as how.
+When the child's group has been sampled, its strategy earns
 
     closeness = 1 − |p − target| / max(target, 1 − target)      (p: the student's pass rate on the child)
     reward    = closeness + novelty · [the child's symbolic structure is new to the run]
@@ -29,6 +31,8 @@ from synthesis.problem import Problem, fact_key
 
 PARENTS = 64  # parents remembered, newest last
 SEEN = 4096  # structure keys remembered for novelty
+CONTEXTS = ("near", "hard", "easy")
+FALLBACKS = 3  # next-best strategies tried for a parent when the chosen one makes no child
 
 
 @dataclass
@@ -54,6 +58,8 @@ class Teacher:
     @classmethod
     def from_dict(cls, data: dict) -> "Teacher":
         arms = {ctx: {s: Arm(**a) for s, a in by.items()} for ctx, by in data["arms"].items()}
+        strategies = next(iter(arms.values()), {})
+        arms.update({ctx: {s: Arm() for s in strategies} for ctx in CONTEXTS if ctx not in arms})
         return cls(arms, list(data["parents"]), list(data["seen"]), dict(data.get("last", {})), data.get("prompts"),
                    int(data.get("steps", 0)))
 
@@ -74,10 +80,12 @@ def start_teacher(cfg: TeacherConfig, previous: dict | None = None) -> Teacher:
     if previous:
         return Teacher.from_dict(previous)
     book = start_book(list(cfg.strategies)).to_dict() if cfg.model != "offline" else None
-    return Teacher({ctx: {s: Arm() for s in cfg.strategies} for ctx in ("easy", "hard")}, prompts=book)
+    return Teacher({ctx: {s: Arm() for s in cfg.strategies} for ctx in CONTEXTS}, prompts=book)
 
 
-def context_of(pass_rate: float, target: float) -> str:
+def context_of(pass_rate: float, target: float, edge: float) -> str:
+    if abs(pass_rate - target) < edge:
+        return "near"
     return "easy" if pass_rate > target else "hard"
 
 
@@ -85,9 +93,10 @@ def strategy_reward(pass_rate: float, target: float, novel: bool, novelty: float
     return 1 - abs(pass_rate - target) / max(target, 1 - target) + (novelty if novel else 0.0)
 
 
-def choose(arms: dict[str, Arm], allowed: list[str], pending: dict[str, int], exploration: float) -> str:
-    """The allowed strategy with the highest upper confidence bound; pulls already handed out this step count, so
-    one batch spreads over the arms. An arm never pulled comes first (in `allowed` order)."""
+def ranked(arms: dict[str, Arm], allowed: list[str], pending: dict[str, int],
+           exploration: float) -> list[tuple[str, float]]:
+    """The allowed strategies with their upper confidence bounds, highest first; pulls already handed out this step
+    count, so one batch spreads over the arms. An arm never pulled comes first (ties in `allowed` order)."""
     total = sum(arms[s].pulls + pending.get(s, 0) for s in allowed) + 1
 
     def bound(s: str) -> float:
@@ -96,13 +105,13 @@ def choose(arms: dict[str, Arm], allowed: list[str], pending: dict[str, int], ex
             return math.inf
         return arms[s].reward / max(arms[s].pulls, 1e-9) + exploration * math.sqrt(math.log(total) / n)
 
-    return max(allowed, key=lambda s: (bound(s), -allowed.index(s)))
+    return sorted(((s, bound(s)) for s in allowed), key=lambda sb: -sb[1])
 
 
 def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float, groups: list[tuple[Problem, list[bool]]],
                     llm=None) -> Teacher:
     """Fold one step's verdicts in: taught children reward their strategies (and an LLM teacher's prompt versions),
-    problems far from the target become parents."""
+    every problem with a symbolic form becomes a parent (the newest `PARENTS` kept)."""
     arms = {ctx: {s: Arm(a.pulls * cfg.discount, a.reward * cfg.discount) for s, a in by.items()}
             for ctx, by in teacher.arms.items()}
     seen, rewards, parents = list(teacher.seen), [], list(teacher.parents)
@@ -123,7 +132,7 @@ def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float, groups:
         if key and key not in known:
             known.add(key)
             seen.append(key)
-        if problem.symbolic is not None and abs(rate - target) >= cfg.edge:
+        if problem.symbolic is not None:
             parents.append({"problem": problem.to_dict(), "pass_rate": rate})
     taught = Teacher(arms, parents[-PARENTS:], seen[-SEEN:], prompts=teacher.prompts, steps=teacher.steps + 1)
     if taught.prompts is not None:
@@ -151,28 +160,43 @@ def optimised_prompts(book: PromptBook, cfg: TeacherConfig, rewards: list[Strate
 
 @dataclass(frozen=True)
 class Pick:
-    """One child to make: from which parent, in which context, by which strategy (and a partner to compose with)."""
+    """One child to make: from which parent, in which context, by which strategy (and a partner to compose with);
+    `fallbacks`, the next-best strategies for the parent, are tried in turn when one makes no child (an operator
+    that does not apply to the parent, such as `drop_step` on a single operation)."""
 
     parent: Problem
     context: str
     strategy: str
     partner: Problem
+    fallbacks: tuple[str, ...] = ()
 
 
 def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: random.Random) -> list[Pick]:
-    """`k` (parent, strategy) picks: parents drawn uniformly, strategies by the bandit among those that apply to the
-    parent's style, pulls handed out in this batch counted so the batch spreads over the arms."""
-    out, pending = [], {"easy": {}, "hard": {}}
+    """`k` (parent, strategy) picks. For each, one parent is drawn from every context that has parents, the bandit
+    proposes its best strategy among those that apply to the parent's style, and the proposal with the highest upper
+    bound wins (ties drawn at random); pulls handed out in this batch count, so the batch spreads over the arms."""
+    by_context: dict[str, list[dict]] = {ctx: [] for ctx in CONTEXTS}
+    for entry in teacher.parents:
+        by_context[context_of(entry["pass_rate"], target, cfg.edge)].append(entry)
+    out, pending = [], {ctx: {} for ctx in CONTEXTS}
     for _ in range(k):
-        entry = rng.choice(teacher.parents)
-        parent, context = Problem.from_dict(entry["problem"]), context_of(entry["pass_rate"], target)
-        allowed = [s for s in cfg.strategies if all(parent.symbolic.style in OPERATOR_STYLES[op] for op in s.split("+"))]
-        if not allowed:
+        proposals = []
+        for context, entries in by_context.items():
+            if not entries:
+                continue
+            parent = Problem.from_dict(rng.choice(entries)["problem"])
+            allowed = [s for s in cfg.strategies
+                       if all(parent.symbolic.style in OPERATOR_STYLES[op] for op in s.split("+"))]
+            if allowed:
+                order = ranked(teacher.arms[context], allowed, pending[context], cfg.exploration)
+                proposals.append((order[0][1], rng.random(), parent, context, [s for s, _ in order]))
+        if not proposals:
             continue
-        strategy = choose(teacher.arms[context], allowed, pending[context], cfg.exploration)
-        pending[context][strategy] = pending[context].get(strategy, 0) + 1
+        _, _, parent, context, order = max(proposals, key=lambda x: x[:2])
+        pending[context][order[0]] = pending[context].get(order[0], 0) + 1
         partners = [p for p in teacher.parents if p["problem"]["topic"] == parent.topic]
-        out.append(Pick(parent, context, strategy, Problem.from_dict(rng.choice(partners)["problem"])))
+        out.append(Pick(parent, context, order[0], Problem.from_dict(rng.choice(partners)["problem"]),
+                        tuple(order[1 : 1 + FALLBACKS])))
     return out
 
 
@@ -187,23 +211,30 @@ def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int,
         return []
     if llm is None:
         chosen = picks(teacher, cfg, target, 3 * n, rng)
-        made = (modify(p.parent, tuple(p.strategy.split("+")), rng, partner=p.partner, exclude=exclude)
-                for p in chosen)
+        made = (operator_child(p, rng, exclude) for p in chosen)
     else:
         chosen = picks(teacher, cfg, target, 2 * n, rng)
         book = PromptBook.from_dict(teacher.prompts)
         children, _ = llm.run([(p.parent, prompt_for(book, p.strategy, i)) for i, p in enumerate(chosen)])
-        made = (child if child is not None and fact_key(child) not in exclude and in_split(fact_key(child), "train")
-                else None for child, _ in children)
+        made = ((child if child is not None and fact_key(child) not in exclude and in_split(fact_key(child), "train")
+                 else None, p.strategy) for p, (child, _) in zip(chosen, children))
     out, questions = [], set()
-    for pick, child in zip(chosen, made):
+    for pick, (child, strategy) in zip(chosen, made):
         if child is not None and child.question not in questions:
             questions.add(child.question)
-            out.append(dataclasses.replace(child, meta={**child.meta, "strategy": pick.strategy,
-                                                        "context": pick.context}))
+            out.append(dataclasses.replace(child, meta={**child.meta, "strategy": strategy, "context": pick.context}))
         if len(out) >= n:
             break
     return out
+
+
+def operator_child(pick: Pick, rng: random.Random, exclude: set[str]) -> tuple[Problem | None, str]:
+    """The child the pick's strategy makes, else the first its fallbacks make, with the strategy that made it."""
+    for strategy in (pick.strategy, *pick.fallbacks):
+        child = modify(pick.parent, tuple(strategy.split("+")), rng, partner=pick.partner, exclude=exclude)
+        if child is not None:
+            return child, strategy
+    return None, pick.strategy
 
 
 def metric_name(strategy: str) -> str:

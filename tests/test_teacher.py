@@ -228,6 +228,30 @@ def test_novelty_rewards_a_structure_the_run_has_not_seen(parents):
     assert second.arms["easy"]["add_step"].reward == pytest.approx(1.2 * 0.9 + 1.0)
 
 
+def test_the_bandit_learns_which_parents_are_worth_rewriting(parents):
+    """Children of problems near the target land near it, children of hopeless ones stay hopeless: the teacher
+    tries both contexts, then rewrites mostly the near ones."""
+    from cluster.config import TeacherConfig
+    from cluster.teacher import context_of, observe_teacher, start_teacher, taught_problems
+
+    assert [context_of(p, 0.5, 0.25) for p in (0.0, 0.25, 0.375, 0.625, 0.75, 1.0)] == \
+        ["hard", "hard", "near", "near", "easy", "easy"]
+    cfg = TeacherConfig(strategies=("change_constant", "smaller_constants"), novelty=0.0)
+    chains = parents["mental_math"]
+    teacher = observe_teacher(start_teacher(cfg), cfg, 0.5, [(p, [False] * 8) for p in chains[:18]]
+                              + [(p, [True, False] * 4) for p in chains[18:]])
+    rng, contexts = random.Random(1), []
+    for _ in range(20):
+        children = taught_problems(teacher, cfg, 0.5, 12, rng, exclude=set())
+        contexts.append([c.meta["context"] for c in children])
+        groups = [(c, [c.meta["context"] == "near" and rng.random() < 0.5 for _ in range(8)]) for c in children]
+        teacher = observe_teacher(teacher, cfg, 0.5, groups)
+    assert {"near", "hard"} <= set(contexts[0]), "both contexts are tried"
+    late = [c for step in contexts[-8:] for c in step]
+    assert late.count("near") > 0.75 * len(late), late
+    assert all(a.reward / a.pulls < 0.1 for a in teacher.arms["hard"].values() if a.pulls)
+
+
 def test_teacher_mode_batches_hold_taught_children_and_resume_to_the_same_choices(parents):
     from cluster.config import CurriculumConfig, TeacherConfig
     from cluster.curriculum import Curriculum, next_problems, observe, start_stage
