@@ -232,7 +232,7 @@ def test_the_bandit_learns_which_parents_are_worth_rewriting(parents):
     """Children of problems near the target land near it, children of hopeless ones stay hopeless: the teacher
     tries both contexts, then rewrites mostly the near ones."""
     from cluster.config import TeacherConfig
-    from cluster.teacher import context_of, observe_teacher, start_teacher, taught_problems
+    from cluster.teacher import Arm, Teacher, context_of, observe_teacher, start_teacher, taught_problems
 
     assert [context_of(p, 0.5, 0.25) for p in (0.0, 0.25, 0.375, 0.625, 0.75, 1.0)] == \
         ["hard", "hard", "near", "near", "easy", "easy"]
@@ -250,6 +250,9 @@ def test_the_bandit_learns_which_parents_are_worth_rewriting(parents):
     late = [c for step in contexts[-8:] for c in step]
     assert late.count("near") > 0.75 * len(late), late
     assert all(a.reward / a.pulls < 0.1 for a in teacher.arms["hard"].values() if a.pulls)
+    older = teacher.to_dict()
+    del older["arms"]["near"]  # a run state saved before the near context existed resumes with fresh near arms
+    assert Teacher.from_dict(older).arms["near"] == {s: Arm() for s in cfg.strategies}
 
 
 def test_teacher_mode_batches_hold_taught_children_and_resume_to_the_same_choices(parents):
