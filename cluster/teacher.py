@@ -175,16 +175,19 @@ def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: rand
     """`k` (parent, strategy) picks. For each, one parent is drawn from every context that has parents, the bandit
     proposes its best strategy among those that apply to the parent's style, and the proposal with the highest upper
     bound wins (ties drawn at random); pulls handed out in this batch count, so the batch spreads over the arms."""
-    by_context: dict[str, list[dict]] = {ctx: [] for ctx in CONTEXTS}
-    for entry in teacher.parents:
-        by_context[context_of(entry["pass_rate"], target, cfg.edge)].append(entry)
+    parents = [(Problem.from_dict(entry["problem"]), entry["pass_rate"]) for entry in teacher.parents]
+    by_context: dict[str, list[Problem]] = {ctx: [] for ctx in CONTEXTS}
+    by_topic: dict[str, list[Problem]] = {}
+    for parent, rate in parents:
+        by_context[context_of(rate, target, cfg.edge)].append(parent)
+        by_topic.setdefault(parent.topic, []).append(parent)
     out, pending = [], {ctx: {} for ctx in CONTEXTS}
     for _ in range(k):
         proposals = []
-        for context, entries in by_context.items():
-            if not entries:
+        for context, candidates in by_context.items():
+            if not candidates:
                 continue
-            parent = Problem.from_dict(rng.choice(entries)["problem"])
+            parent = rng.choice(candidates)
             allowed = [s for s in cfg.strategies
                        if all(parent.symbolic.style in OPERATOR_STYLES[op] for op in s.split("+"))]
             if allowed:
@@ -194,8 +197,7 @@ def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: rand
             continue
         _, _, parent, context, order = max(proposals, key=lambda x: x[:2])
         pending[context][order[0]] = pending[context].get(order[0], 0) + 1
-        partners = [p for p in teacher.parents if p["problem"]["topic"] == parent.topic]
-        out.append(Pick(parent, context, order[0], Problem.from_dict(rng.choice(partners)["problem"]),
+        out.append(Pick(parent, context, order[0], rng.choice(by_topic[parent.topic]),
                         tuple(order[1 : 1 + FALLBACKS])))
     return out
 
