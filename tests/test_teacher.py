@@ -255,6 +255,17 @@ def test_the_bandit_learns_which_parents_are_worth_rewriting(parents):
     assert Teacher.from_dict(older).arms["near"] == {s: Arm() for s in cfg.strategies}
 
 
+def test_a_pick_whose_strategy_makes_no_child_falls_back_to_the_next(parents):
+    from cluster.teacher import Pick, operator_child
+
+    single = parents["mental_math"][0]  # one operation: drop_step does not apply
+    assert operator_child(Pick(single, "near", "drop_step", single), random.Random(0), set()) == (None, "drop_step")
+    child, strategy = operator_child(Pick(single, "near", "drop_step", single, ("drop_step+smaller_constants",
+                                                                                 "change_constant")),
+                                     random.Random(0), set())
+    assert strategy == "change_constant" and child.meta["recipe"] == ["change_constant"]
+
+
 def test_teacher_mode_batches_hold_taught_children_and_resume_to_the_same_choices(parents):
     from cluster.config import CurriculumConfig, TeacherConfig
     from cluster.curriculum import Curriculum, next_problems, observe, start_stage
