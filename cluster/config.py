@@ -94,9 +94,10 @@ class CurriculumConfig:
 
 SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")
 CURRICULUM_MODES = ("fixed", "adaptive", "teacher")
+REVISIT = "revisit"  # the teacher strategy that asks a parent again, unchanged (`cluster.teacher.revisited`)
 TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_unknown", "compose", "add_distractor",
                       "add_step+add_step", "change_constant+add_distractor", "smaller_constants", "drop_step",
-                      "drop_step+smaller_constants")
+                      "drop_step+smaller_constants", "revisit")
 
 
 @dataclass
@@ -106,10 +107,10 @@ class TeacherConfig:
     of every batch."""
 
     model: str = "offline"  # offline: operator recipes | an xAI model name (grok-4): prompts on the symbolic JSON
-    share: float = 0.5  # share of each batch made of taught children (once there are parents)
-    edge: float = 0.25  # a parent this far from the target is easy or hard; a nearer one is near
+    share: float = 0.75  # share of each batch made of taught children (what the teacher cannot make, the controller)
+    edge: float = 0.375  # a parent this far from the target is easy or hard; a nearer one is near (2-6 of 8 at 0.5)
     novelty: float = 0.2  # reward for a child whose symbolic structure the run has not seen
-    exploration: float = 0.5  # the UCB bonus's weight
+    exploration: float = 0.1  # the UCB bonus's weight (rewards lie in [0, 1 + novelty]; arms differ by tenths)
     discount: float = 0.9  # per-step decay of each strategy's statistics (the student moves)
     strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes, operators joined by "+"
     prompt_every: int = 10  # LLM teacher: steps between rewrites of the lowest-scoring strategy prompt (OPRO)
@@ -412,10 +413,10 @@ def _check_teacher(teacher: TeacherConfig) -> None:
             raise ConfigError(f"teacher.{key}: must be in [0, 1], got {getattr(teacher, key)!r}")
     if teacher.novelty < 0 or teacher.exploration < 0:
         raise ConfigError("teacher.novelty and teacher.exploration must be >= 0")
-    bad = [s for s in teacher.strategies if not s or any(op not in OPERATORS for op in s.split("+"))]
+    bad = [s for s in teacher.strategies if s != REVISIT and (not s or any(op not in OPERATORS for op in s.split("+")))]
     if bad or not teacher.strategies:
-        raise ConfigError(f"teacher.strategies: {bad[0] if bad else 'empty'!r} is not a recipe of operators "
-                          f"({', '.join(OPERATORS)}) joined by '+'")
+        raise ConfigError(f"teacher.strategies: {bad[0] if bad else 'empty'!r} is neither {REVISIT!r} nor a recipe of "
+                          f"operators ({', '.join(OPERATORS)}) joined by '+'")
 
 
 def _check_stages(cfg: TrainConfig) -> None:

@@ -54,14 +54,14 @@ def teacher_facts(cfg: TrainConfig, parents: list[Problem], exclude: set[str], p
     tried on up to `per_strategy` of them: what the audit checks of teacher output."""
     import random
 
-    from synthesis.operators import modify
+    from cluster.teacher import Pick, operator_child
 
     rng = random.Random(cfg.seed)
     with_form = [p for p in parents if p.symbolic is not None]
     facts = set()
     for strategy in cfg.teacher.strategies:
         for parent in with_form[:per_strategy]:
-            child = modify(parent, tuple(strategy.split("+")), rng, partner=rng.choice(with_form), exclude=exclude)
+            child, _ = operator_child(Pick(parent, "audit", strategy, rng.choice(with_form)), rng, exclude)
             if child is not None:
                 facts.add(fact_key(child))
     return facts

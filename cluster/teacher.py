@@ -5,8 +5,9 @@ Every problem the student has been sampled on becomes a parent, in one of three 
 least `teacher.edge` below `curriculum.target`), `easy` (as far above) or `near` (closer than that: a problem with
 correctness spread, whose children keep the student at its edge). For each child the teacher picks a context, a
 parent in it and a strategy — an operator recipe (`synthesis.operators`, e.g. `add_step` or `drop_step+smaller_
-constants`) — by a discounted UCB bandit per context: a candidate parent is drawn from each context and the (parent,
-strategy) with the highest upper bound wins, so the run learns which parents are worth rewriting as well as how.
+constants`), or `revisit`, the parent asked again unchanged — by a discounted UCB bandit per context: a candidate
+parent is drawn from each context and the (parent, strategy) with the highest upper bound wins, so the run learns
+which parents are worth rewriting as well as how.
 When the child's group has been sampled, its strategy earns
 
     closeness = 1 − |p − target| / max(target, 1 − target)      (p: the student's pass rate on the child)
@@ -24,12 +25,12 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from cluster.config import TeacherConfig
+from cluster.config import REVISIT, TeacherConfig
 from synthesis.llm_teacher import PromptBook, prompt_for, record, settle_trials, start_book, start_trial, worst_prompt
 from synthesis.operators import OPERATOR_STYLES, modify
-from synthesis.problem import Problem, fact_key
+from synthesis.problem import Problem, fact_key, question_key
 
-PARENTS = 64  # parents remembered, newest last
+PARENTS = 64  # parents remembered per context, newest last
 SEEN = 4096  # structure keys remembered for novelty
 CONTEXTS = ("near", "hard", "easy")
 FALLBACKS = 3  # next-best strategies tried for a parent when the chosen one makes no child
@@ -79,7 +80,7 @@ class StrategyReward:
 def start_teacher(cfg: TeacherConfig, previous: dict | None = None) -> Teacher:
     if previous:
         return Teacher.from_dict(previous)
-    book = start_book(list(cfg.strategies)).to_dict() if cfg.model != "offline" else None
+    book = start_book([s for s in cfg.strategies if s != REVISIT]).to_dict() if cfg.model != "offline" else None
     return Teacher({ctx: {s: Arm() for s in cfg.strategies} for ctx in CONTEXTS}, prompts=book)
 
 
@@ -111,7 +112,7 @@ def ranked(arms: dict[str, Arm], allowed: list[str], pending: dict[str, int],
 def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float, groups: list[tuple[Problem, list[bool]]],
                     llm=None) -> Teacher:
     """Fold one step's verdicts in: taught children reward their strategies (and an LLM teacher's prompt versions),
-    every problem with a symbolic form becomes a parent (the newest `PARENTS` kept)."""
+    every problem with a symbolic form becomes a parent (`recent_parents`)."""
     arms = {ctx: {s: Arm(a.pulls * cfg.discount, a.reward * cfg.discount) for s, a in by.items()}
             for ctx, by in teacher.arms.items()}
     seen, rewards, parents = list(teacher.seen), [], list(teacher.parents)
@@ -134,12 +135,29 @@ def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float, groups:
             seen.append(key)
         if problem.symbolic is not None:
             parents.append({"problem": problem.to_dict(), "pass_rate": rate})
-    taught = Teacher(arms, parents[-PARENTS:], seen[-SEEN:], prompts=teacher.prompts, steps=teacher.steps + 1)
+    taught = Teacher(arms, recent_parents(parents, target, cfg.edge), seen[-SEEN:], prompts=teacher.prompts,
+                     steps=teacher.steps + 1)
     if taught.prompts is not None:
         taught.prompts = optimised_prompts(PromptBook.from_dict(taught.prompts), cfg, rewards, taught.steps,
                                            llm).to_dict()
     taught.last = teacher_snapshot(taught, rewards)
     return taught
+
+
+def recent_parents(parents: list[dict], target: float, edge: float) -> list[dict]:
+    """The newest `PARENTS` parents of each context, oldest first, one entry per question (its newest pass rate):
+    problems near the target are few in a batch, and a short memory of all parents would hold only a handful."""
+    newest = {}
+    for entry in parents:
+        newest.pop(entry["problem"]["question"], None)
+        newest[entry["problem"]["question"]] = entry
+    kept, counts = [], dict.fromkeys(CONTEXTS, 0)
+    for entry in reversed(newest.values()):
+        context = context_of(entry["pass_rate"], target, edge)
+        if counts[context] < PARENTS:
+            counts[context] += 1
+            kept.append(entry)
+    return kept[::-1]
 
 
 def optimised_prompts(book: PromptBook, cfg: TeacherConfig, rewards: list[StrategyReward], step: int,
@@ -188,8 +206,8 @@ def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: rand
             if not candidates:
                 continue
             parent = rng.choice(candidates)
-            allowed = [s for s in cfg.strategies
-                       if all(parent.symbolic.style in OPERATOR_STYLES[op] for op in s.split("+"))]
+            allowed = [s for s in cfg.strategies if s == REVISIT
+                       or all(parent.symbolic.style in OPERATOR_STYLES[op] for op in s.split("+"))]
             if allowed:
                 order = ranked(teacher.arms[context], allowed, pending[context], cfg.exploration)
                 proposals.append((order[0][1], rng.random(), parent, context, [s for s, _ in order]))
@@ -217,9 +235,13 @@ def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int,
     else:
         chosen = picks(teacher, cfg, target, 2 * n, rng)
         book = PromptBook.from_dict(teacher.prompts)
-        children, _ = llm.run([(p.parent, prompt_for(book, p.strategy, i)) for i, p in enumerate(chosen)])
+        asked = [(i, p) for i, p in enumerate(chosen) if p.strategy != REVISIT]
+        written, _ = llm.run([(p.parent, prompt_for(book, p.strategy, i)) for i, p in asked])
+        children = dict(zip((i for i, _ in asked), (child for child, _ in written)))
+        made = ((revisited(p.parent, exclude) if p.strategy == REVISIT else children[i], p.strategy)
+                for i, p in enumerate(chosen))
         made = ((child if child is not None and fact_key(child) not in exclude and in_split(fact_key(child), "train")
-                 else None, p.strategy) for p, (child, _) in zip(chosen, children))
+                 else None, strategy) for child, strategy in made)
     out, questions = [], set()
     for pick, (child, strategy) in zip(chosen, made):
         if child is not None and child.question not in questions:
@@ -233,10 +255,27 @@ def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int,
 def operator_child(pick: Pick, rng: random.Random, exclude: set[str]) -> tuple[Problem | None, str]:
     """The child the pick's strategy makes, else the first its fallbacks make, with the strategy that made it."""
     for strategy in (pick.strategy, *pick.fallbacks):
-        child = modify(pick.parent, tuple(strategy.split("+")), rng, partner=pick.partner, exclude=exclude)
+        if strategy == REVISIT:
+            child = revisited(pick.parent, exclude)
+        else:
+            child = modify(pick.parent, tuple(strategy.split("+")), rng, partner=pick.partner, exclude=exclude)
         if child is not None:
             return child, strategy
     return None, pick.strategy
+
+
+def revisited(parent: Problem, exclude: set[str]) -> Problem | None:
+    """The parent asked again, unchanged, as a taught problem: one the student half-solves is worth another group
+    until it is learned (its pass rate on the very same question is far more stable than on any rewrite of it)."""
+    from synthesis.generators import in_split
+    from synthesis.operators import structure_key
+
+    fact = fact_key(parent)
+    if parent.symbolic is None or fact in exclude or not in_split(fact, "train"):
+        return None
+    meta = {**parent.meta, "parent": parent.id, "structure": structure_key(parent.symbolic)}
+    return dataclasses.replace(parent, id=f"{parent.topic}-t-{question_key(parent.question)}", source="teacher",
+                               meta=meta)
 
 
 def metric_name(strategy: str) -> str:

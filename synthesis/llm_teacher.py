@@ -33,6 +33,7 @@ DEFAULT_PROMPTS = {
     "add_distractor": "Add one sentence with a number that is irrelevant to the answer.",
     "smaller_constants": "Make the given numbers smaller (nearer zero), keeping the same steps and a well-posed answer.",
     "drop_step": "Remove one operation and the number it uses, so that solving needs exactly one step fewer.",
+    "restate": "Say the same problem in other words: keep every quantity, every value and what is asked.",
 }
 TEACHER_SYSTEM = (
     "You rewrite math problems in symbolic space. You get a problem's symbolic form as JSON and a strategy. Reply "

@@ -12,9 +12,12 @@ child is kept only when its fact lies on the training side of the split.
 | add_distractor    | an irrelevant quantity added to the words                       | story               |
 | smaller_constants | every quantity redrawn nearer the easy end of its range         | all                 |
 | drop_step         | one operation of the expression removed (one step fewer)        | expression          |
+| restate           | the same form in other words (phrasing, the person in a story)  | expression, story   |
 
-The last two make a problem easier: a teacher must be able to move a student's pass rate up as well as down, and a
-student below the target pass rate (the tiny default's, after SFT) needs children easier than their parents.
+`smaller_constants` and `drop_step` make a problem easier: a teacher must be able to move a student's pass rate up
+as well as down, and a student below the target pass rate (the tiny default's, after SFT) needs children easier than
+their parents. `restate` keeps the fact and changes only the words: a problem the student half-solves is worth
+another group until it is learned, and the student's pass rate on one problem says little about its neighbours.
 
 An operator that does not apply to a form returns None; so does one whose draws all come out ill posed.
 """
@@ -32,6 +35,8 @@ from verifier_pool.tools import render
 
 DISTRACTORS = ("A nearby shop has {n} customers waiting.", "The day before, it rained for {n} hours.",
                "A friend mentions that {n} buses passed by that morning.", "There are {n} chairs in the room.")
+PHRASINGS = ("What is {expr}?", "Calculate {expr}.", "What is the value of {expr}?", "Evaluate the expression {expr}.",
+             "Compute {expr}.", "Work out {expr}.")
 SWAPS = {"add": ("sub", "mul"), "sub": ("add", "mul"), "mul": ("add", "sub"), "div": ("mul", "add")}
 
 
@@ -218,13 +223,28 @@ def drop_step(form: Symbolic, rng: random.Random, partner: Symbolic | None = Non
                                quantities=tuple(q for q in form.quantities if q.name in used))
 
 
+def restate(form: Symbolic, rng: random.Random, partner: Symbolic | None = None) -> Symbolic | None:
+    """The same quantities, target and fact in other words: another phrasing of an expression, another person in
+    a story."""
+    if form.style == "expression" and form.text in PHRASINGS:
+        return dataclasses.replace(form, text=rng.choice([p for p in PHRASINGS if p != form.text]))
+    if form.style == "story" and "who" in form.slots:
+        from synthesis.generators import NAMES as PEOPLE
+
+        return dataclasses.replace(form, slots={**form.slots, "who": rng.choice(
+            [n for n in PEOPLE if n not in form.slots.values()])})
+    return None
+
+
 OPERATOR_FUNCTIONS = {"change_constant": change_constant, "add_step": add_step, "other_unknown": other_unknown,
                       "compose": compose, "swap_operation": swap_operation, "add_distractor": add_distractor,
-                      "smaller_constants": smaller_constants, "drop_step": drop_step}
+                      "smaller_constants": smaller_constants, "drop_step": drop_step,
+                      "restate": restate}
 OPERATOR_STYLES = {"change_constant": {"expression", "equation", "roots", "story"},
                    "add_step": {"expression", "equation", "story"}, "other_unknown": {"expression", "equation"},
                    "compose": {"expression", "story"}, "swap_operation": {"expression"}, "add_distractor": {"story"},
-                   "smaller_constants": {"expression", "equation", "roots", "story"}, "drop_step": {"expression"}}
+                   "smaller_constants": {"expression", "equation", "roots", "story"}, "drop_step": {"expression"},
+                   "restate": {"expression", "story"}}
 OPERATORS = tuple(OPERATOR_FUNCTIONS)
 
 

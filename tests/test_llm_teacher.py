@@ -143,3 +143,17 @@ def test_teacher_children_from_the_llm_never_hold_a_held_out_fact(server):
     held = {fact_key(c) for c in children}
     again = taught_problems(state, cfg, 0.5, 8, random.Random(0), exclude=held, llm=teacher(port))
     assert not held & {fact_key(c) for c in again}
+
+
+def test_a_revisit_asks_the_parent_again_without_calling_the_llm(server):
+    from cluster.teacher import observe_teacher, start_teacher, taught_problems
+
+    servicer, port = server
+    cfg = TeacherConfig(model="grok-4", strategies=("revisit",))
+    assert "revisit" not in start_teacher(cfg).prompts["active"], "a revisit has no prompt to optimise"
+    parents = generate_problems(12, 1, topics={"mental_math": 1}, seed=2, split="train")
+    state = observe_teacher(start_teacher(cfg), cfg, 0.5, [(p, [True, False] * 2) for p in parents])
+    children = taught_problems(state, cfg, 0.5, 6, random.Random(0), exclude=set(), llm=teacher(port))
+    assert len(children) == 6 and servicer.calls == 0
+    assert {c.question for c in children} <= {p.question for p in parents}
+    assert all(c.meta["strategy"] == "revisit" and c.source == "teacher" for c in children)

@@ -286,3 +286,50 @@ def test_teacher_mode_batches_hold_taught_children_and_resume_to_the_same_choice
     assert restored == live and live.teacher["last"]
     again = [p.to_dict() for p in next_problems(restored, cfg, 16, "seed/4", held, teacher)]
     assert again == [p.to_dict() for p in next_problems(live, cfg, 16, "seed/4", held, teacher)]
+
+
+def test_restating_keeps_the_form_and_the_fact_and_changes_only_the_words(parents):
+    restated = 0
+    for topic in ("mental_math", "arithmetic", "word_problems"):
+        for i, parent in enumerate(parents[topic]):
+            child = modify(parent, ("restate",), random.Random(i))
+            if topic == "word_problems" and "who" not in parent.symbolic.slots:
+                assert child is None, "a story with no person to rename is not restated"
+                continue
+            restated += 1
+            assert child is not None and child.question != parent.question, parent.question
+            assert fact_key(child) == fact_key(parent) and child.answer == parent.answer
+            assert child.symbolic.values() == parent.symbolic.values()
+            assert structure_key(child.symbolic) == structure_key(parent.symbolic)
+    assert restated > 50
+    assert all(modify(p, ("restate",), random.Random(0)) is None for p in parents["linear_equations"])
+
+
+def test_the_teacher_remembers_the_newest_parents_of_each_context_once():
+    from cluster.teacher import PARENTS, recent_parents
+
+    def entry(question, rate):
+        return {"problem": {"question": question}, "pass_rate": rate}
+
+    hard = [entry(f"q{i}", 0.0) for i in range(PARENTS + 6)]
+    near = [entry(f"n{i}", 0.5) for i in range(3)]
+    kept = recent_parents(hard + near + [entry("q5", 0.375)], 0.5, 0.25)
+    assert [e["problem"]["question"] for e in kept] == \
+        [f"q{i}" for i in range(6, PARENTS + 6)] + ["n0", "n1", "n2", "q5"]
+    assert kept[-1]["pass_rate"] == 0.375, "a problem seen again keeps its newest pass rate"
+
+
+def test_a_revisit_is_the_parent_again_unless_its_fact_is_excluded(parents):
+    from cluster.config import ConfigError, load_config
+    from cluster.teacher import Pick, operator_child
+
+    parent = parents["word_problems"][3]
+    child, strategy = operator_child(Pick(parent, "near", "revisit", parent), random.Random(0), set())
+    assert strategy == "revisit" and child.source == "teacher" and "-t-" in child.id
+    assert (child.question, child.answer, fact_key(child)) == (parent.question, parent.answer, fact_key(parent))
+    assert child.meta["structure"] == structure_key(parent.symbolic) and child.meta["parent"] == parent.id
+    child, strategy = operator_child(Pick(parent, "near", "revisit", parent, ("change_constant",)), random.Random(0),
+                                     {fact_key(parent)})
+    assert strategy == "change_constant" and fact_key(child) != fact_key(parent)
+    with pytest.raises(ConfigError, match="revisit"):
+        load_config("tiny", overrides=["teacher.strategies=[revisit+add_step]"])
