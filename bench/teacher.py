@@ -100,8 +100,9 @@ def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args
 
 def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
     """Distinct structures and templates per 1,000 problems: plain generators vs offline-teacher children."""
+    from cluster.teacher import Pick, operator_child
     from synthesis.generators import GENERATORS, to_problem
-    from synthesis.operators import modify, structure_key
+    from synthesis.operators import structure_key
 
     rng = random.Random(seed)
 
@@ -110,14 +111,15 @@ def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
         return to_problem(topic, d, GENERATORS[topic](rng, d))
 
     plain = [drawn() for _ in range(n)]
-    children, turn = [], 0
+    children, made_by, turn = [], collections.Counter(), 0
     while len(children) < n:
         parent, partner = drawn(), drawn()
         strategy = TEACHER_STRATEGIES[turn % len(TEACHER_STRATEGIES)]
         turn += 1
-        child = modify(parent, tuple(strategy.split("+")), rng, partner=partner)
+        child, _ = operator_child(Pick(parent, "diversity", strategy, partner), rng, set())
         if child is not None:
             children.append(child)
+            made_by[strategy] += 1
 
     def per_thousand(problems, key) -> float:
         blocks = [problems[i:i + 1000] for i in range(0, len(problems) - 999, 1000)]
@@ -127,8 +129,7 @@ def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
         return {"structures_per_1000": per_thousand(problems, lambda p: structure_key(p.symbolic)),
                 "templates_per_1000": per_thousand(problems, lambda p: p.meta["template"])}
 
-    return {"n": n, "plain": measures(plain), "teacher": measures(children), "children_by_strategy": dict(
-        collections.Counter("+".join(c.meta["recipe"]) for c in children))}
+    return {"n": n, "plain": measures(plain), "teacher": measures(children), "children_by_strategy": dict(made_by)}
 
 
 def markdown(rows: list[dict], div: dict | None, args, machine: str, date: str) -> str:
