@@ -2,15 +2,18 @@
 GRPO minutes, several seeds; and the diversity of teacher output against the plain generators.
 
     python bench/teacher.py [--seeds 0 1 2] [--minutes 2.4] [--topics mental_math arithmetic linear_equations]
-                            [--diversity 10000] [--out bench/results]
+                            [--diversity 10000] [--model tiny] [--name teacher] [--out bench/results]
 
 Training: each (arm, seed) runs `rlvr train --preset tiny --set seed=S` in its own process with the same GRPO wall
-budget (`grpo_minutes`), every stage over `--topics` (the preset's three difficulties):
+budget (`grpo_minutes`), every stage over `--topics` (the preset's three difficulties), on the built-in `--model`
+(`tiny-mix` is pretrained on mental_math, linear_equations and word_problems, the CPU default `tiny` on
+mental_math alone):
 
 - adaptive: `curriculum.mode=adaptive` (difficulty per topic steered to a 0.5 pass rate, siblings of half-solved
   problems, dynamic sampling with one batch of extra problems);
-- teacher: `curriculum.mode=teacher` (the same controller, with half of each batch children the offline teacher
-  rewrote in symbolic space from problems far from the target; dynamic sampling as in the adaptive arm).
+- teacher: `curriculum.mode=teacher` (the same controller, with `teacher.share` of each batch children the offline
+  teacher made from the problems sampled before, by the strategies its bandit picks; dynamic sampling as in the
+  adaptive arm).
 
 Reported per run: the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), the share of
 *sampled* groups with correctness spread, the share of sampled groups that were taught children, steps, minutes.
@@ -20,7 +23,7 @@ Diversity: `--diversity N` problems from the plain generators over the same topi
 feedback would); per 1,000 problems, the distinct symbolic structures (`synthesis.operators.structure_key`) and
 distinct templates (the generator's template, or the template with the operators that made the child).
 
-Writes `teacher.json` and the tables into `teacher.md` between its `generated` markers; rows of an earlier run over
+Writes `<name>.json` and the tables into `<name>.md` between their `generated` markers; rows of an earlier run over
 the same topics and minutes whose (arm, seed) this run did not repeat are kept, each naming its command and date
 (`--arms teacher` re-measures the teacher after a change to it alone). The tiny model is built and pretrained once
 into a fresh cache directory shared by the runs of one invocation.
@@ -40,6 +43,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster.config import TEACHER_STRATEGIES, load_config  # noqa: E402
+from cluster.modelzoo import TINY_MODELS  # noqa: E402
 from cluster.report import gains_over  # noqa: E402
 from cluster.rollout_log import read_records  # noqa: E402
 
@@ -68,6 +72,7 @@ def taught_share(run_dir: pathlib.Path) -> float:
 def command_of(args) -> str:
     return (f"python bench/teacher.py --seeds {' '.join(map(str, args.seeds))} --minutes {args.minutes} "
             f"--topics {' '.join(args.topics)} --arms {' '.join(args.arms)} --diversity {args.diversity}"
+            + (f" --model {args.model} --name {args.name}" if args.name != "teacher" else "")
             + "".join(f" --set {o}" for o in args.overrides))
 
 
@@ -86,8 +91,8 @@ def merged_rows(path: pathlib.Path, rows: list[dict], args) -> list[dict]:
 
 def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args) -> dict:
     tiny = _bench("tiny_default")
-    overrides = (f"grpo_minutes={args.minutes}", f"curriculum.mode={arm}", stages_override(args.topics),
-                 *args.overrides)
+    overrides = (f"grpo_minutes={args.minutes}", f"curriculum.mode={arm}", f"model.name={args.model}",
+                 stages_override(args.topics), *args.overrides)
     result = tiny.run_seed(seed, work, cache, overrides, name=arm)
     stages = [s.name for s in load_config("tiny", overrides=[stages_override(args.topics)]).stages]
     gains = gains_over(result["evals"], stages)
@@ -146,7 +151,7 @@ def training_table(rows: list[dict], args, machine: str, date: str) -> str:
                      f"{r['taught_share']:.2f} | {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
     runs = "; ".join(f"`{c}` ({', '.join(sorted({r['arm'] for r in rows if r['command'] == c}))}, "
                      f"{next(r['date'] for r in rows if r['command'] == c)})" for c in dict.fromkeys(r["command"] for r in rows))
-    lines += ["", f"Produced by {runs} on {machine}, from an empty cache each: the tiny preset with every "
+    lines += ["", f"Produced by {runs} on {machine}, from an empty cache each: the tiny preset ({args.model}) with every "
               f"stage over {', '.join(args.topics)}, {args.minutes} GRPO minutes per run, 300 held-out problems per "
               "stage and topic mix, greedy; paired 95 % percentile bootstrap intervals."]
     return "\n".join(lines)
@@ -171,6 +176,9 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=["adaptive", "teacher"], choices=["adaptive", "teacher"])
     parser.add_argument("--diversity", type=int, default=10_000, help="problems per side (0: skip)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--model", default="tiny", choices=list(TINY_MODELS),
+                        help="the built-in model (tiny-mix: pretrained on mental_math, linear_equations, word_problems)")
+    parser.add_argument("--name", default="teacher", help="results file stem under --out")
     parser.add_argument("--out", default=str(ROOT / "bench/results"))
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="teacher-"))
@@ -184,10 +192,10 @@ def main() -> None:
             print(json.dumps(rows[-1]))
     machine, date = _bench("tiny_default").machine_line(), time.strftime("%Y-%m-%d")
     out = pathlib.Path(args.out)
-    rows = merged_rows(out / "teacher.json", rows, args)
-    (out / "teacher.json").write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows,
+    rows = merged_rows(out / f"{args.name}.json", rows, args)
+    (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows,
                                                   "diversity": div}, indent=1))
-    _bench("tiny_default").write_results_md(out / "teacher.md", markdown(rows, div, args, machine, date),
+    _bench("tiny_default").write_results_md(out / f"{args.name}.md", markdown(rows, div, args, machine, date),
                                             "bench/teacher.py: the teacher in the loop vs the adaptive curriculum")
     print(markdown(rows, div, args, machine, date))
 

@@ -34,7 +34,7 @@ def split_audit(cfg: TrainConfig) -> dict:
     exclude = held_out_facts(held_out)
     sources: dict[str, set[str]] = {}
     if cfg.model.name in TINY_MODELS:
-        sources["pretraining"] = {fact_key(p) for p in pretraining_problems()}
+        sources["pretraining"] = {fact_key(p) for p in pretraining_problems(topics=TINY_MODELS[cfg.model.name].topics)}
     if cfg.sft.enabled and cfg.sft.data:
         from synthesis.sft_data import load_sft_rows
 

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import random
+from dataclasses import dataclass
 
 CACHE = pathlib.Path(os.environ.get("SYMPY_RLVR_CACHE", pathlib.Path.home() / ".cache" / "sympy-rlvr"))
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -181,16 +182,31 @@ def pretrain(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps:
     return out
 
 
-TINY_MODELS = {"tiny": ("tiny-qwen2-pretrained-v4", 0.0), "tiny-prose": ("tiny-qwen2-prose-v1", 0.25)}  # cache dir, prose share
+@dataclass(frozen=True)
+class TinyModel:
+    """A built-in tiny model: its cache directory, the topics of its pretraining problems (None: mental_math) and
+    the share of its pretraining texts that are prose."""
+
+    directory: str
+    topics: dict | None = None
+    prose_share: float = 0.0
+
+
+TINY_MODELS = {"tiny": TinyModel("tiny-qwen2-pretrained-v4"),
+               "tiny-prose": TinyModel("tiny-qwen2-prose-v1", prose_share=0.25),
+               "tiny-mix": TinyModel("tiny-qwen2-mix-v1", topics={"mental_math": 1, "linear_equations": 1,
+                                                                  "word_problems": 1})}
 
 
 def tiny_model_path(echo=print, name: str = "tiny") -> pathlib.Path:
-    """A built-in tiny model, built and pretrained once, cached under ~/.cache/sympy-rlvr/: `tiny` (the CPU
-    default: math text only) or `tiny-prose` (the same network, tokenizer and steps, with a quarter of its
+    """A built-in tiny model, built and pretrained once, cached under ~/.cache/sympy-rlvr/, all three the same
+    network, tokenizer and steps: `tiny` (the CPU default: mental_math text only), `tiny-prose` (a quarter of its
     pretraining texts `prose_corpus` lines, so the words of the agents' turns are ones it can say:
-    `bench/agents.py`)."""
+    `bench/agents.py`) or `tiny-mix` (mental_math, linear_equations and word_problems text: the teacher's several
+    topics, `bench/teacher.py`)."""
     if name not in TINY_MODELS:
         raise ValueError(f"unknown built-in model {name!r}; expected one of {tuple(TINY_MODELS)}")
-    directory, prose_share = TINY_MODELS[name]
+    model = TINY_MODELS[name]
     base = build_model(CACHE / "tiny-qwen2", "tiny")
-    return pretrain(base, CACHE / directory, steps=1500, prose_share=prose_share, echo=echo)
+    return pretrain(base, CACHE / model.directory, steps=1500, topics=model.topics, prose_share=model.prose_share,
+                    echo=echo)

@@ -127,14 +127,17 @@ def test_split_audit_shows_no_overlap_for_the_tiny_preset():
 
 def test_split_audit_covers_teacher_output():
     """With `curriculum.mode: teacher` the audit also makes the offline teacher's children of every stage's problems
-    under the run's exclusions: many children, none a held-out fact."""
+    under the run's exclusions: many children, none a held-out fact; on `tiny-mix` it audits that model's
+    pretraining over its three topics."""
     from cluster.config import load_config
     from cluster.data import split_audit
 
-    cfg = load_config("tiny", overrides=["curriculum.mode=teacher", "stages=[{name: one, difficulty: 2, topics: "
-                                         "{mental_math: 1, linear_equations: 1}, epochs: 1, problems: 120}]"])
-    report = split_audit(cfg)
+    stages = "stages=[{name: one, difficulty: 2, topics: {mental_math: 1, linear_equations: 1}, epochs: 1, problems: 120}]"
+    report = split_audit(load_config("tiny", overrides=["curriculum.mode=teacher", stages]))
     assert report["facts"]["teacher"] > 150 and report["overlap_with_heldout"]["teacher"] == 0
+    mixed = split_audit(load_config("tiny", overrides=["curriculum.mode=teacher", "model.name=tiny-mix", stages]))
+    assert mixed["facts"]["pretraining"] > report["facts"]["pretraining"]
+    assert mixed["overlap_with_heldout"] == dict.fromkeys(mixed["facts"], 0)
 
 
 def test_epoch_batches_are_a_seeded_permutation():
