@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from cluster.config import REVISIT, TeacherConfig
 from synthesis.llm_teacher import PromptBook, prompt_for, record, settle_trials, start_book, start_trial, worst_prompt
-from synthesis.operators import OPERATOR_STYLES, modify
+from synthesis.operators import OPERATOR_STYLES, modify, structure_key
 from synthesis.problem import Problem, fact_key, question_key
 
 PARENTS = 64  # parents remembered per context, newest last
@@ -268,7 +268,6 @@ def revisited(parent: Problem, exclude: set[str]) -> Problem | None:
     """The parent asked again, unchanged, as a taught problem: one the student half-solves is worth another group
     until it is learned (its pass rate on the very same question is far more stable than on any rewrite of it)."""
     from synthesis.generators import in_split
-    from synthesis.operators import structure_key
 
     fact = fact_key(parent)
     if parent.symbolic is None or fact in exclude or not in_split(fact, "train"):
