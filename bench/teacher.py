@@ -72,17 +72,20 @@ def taught_share(run_dir: pathlib.Path) -> float:
 def command_of(args) -> str:
     return (f"python bench/teacher.py --seeds {' '.join(map(str, args.seeds))} --minutes {args.minutes} "
             f"--topics {' '.join(args.topics)} --arms {' '.join(args.arms)} --diversity {args.diversity}"
-            + (f" --model {args.model} --name {args.name}" if args.name != "teacher" else "")
+            + (f" --model {args.model}" if args.model != "tiny" else "")
+            + (f" --name {args.name}" if args.name != "teacher" else "")
             + "".join(f" --set {o}" for o in args.overrides))
 
 
 def merged_rows(path: pathlib.Path, rows: list[dict], args) -> list[dict]:
-    """`rows` with the rows of an earlier `teacher.json` over the same topics and minutes whose (arm, seed) this
-    invocation did not run (so one arm can be re-run after a change that touches only it)."""
+    """`rows` with the rows of an earlier `<name>.json` over the same topics, minutes and model whose (arm, seed)
+    this invocation did not run (so one arm can be re-run after a change that touches only it)."""
     if not path.exists():
         return rows
     old = json.loads(path.read_text())
-    if (old.get("args", {}).get("topics"), old.get("args", {}).get("minutes")) != (args.topics, args.minutes):
+    before = old.get("args", {})
+    if (before.get("topics"), before.get("minutes"), before.get("model", "tiny")) != (args.topics, args.minutes,
+                                                                                       args.model):
         return rows
     fresh = {(r["arm"], r["seed"]) for r in rows}
     kept = [r for r in old.get("rows", []) if (r["arm"], r["seed"]) not in fresh and "command" in r]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import pathlib
 import typing
@@ -102,9 +103,9 @@ TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_un
 
 @dataclass
 class TeacherConfig:
-    """The teacher of `curriculum.mode: teacher` (`cluster.teacher`): a bandit over operator recipes picks which
-    sampled problems to rewrite and how, by how far their pass rate is from the target; its children fill `share`
-    of every batch."""
+    """The teacher of `curriculum.mode: teacher` (`cluster.teacher`): a bandit over operator recipes (and `revisit`,
+    the problem asked again) picks which sampled problems to rewrite and how, by how far their pass rate is from
+    the target; its children fill `share` of every batch."""
 
     model: str = "offline"  # offline: operator recipes | an xAI model name (grok-4): prompts on the symbolic JSON
     share: float = 0.75  # share of each batch made of taught children (what the teacher cannot make, the controller)
@@ -112,7 +113,7 @@ class TeacherConfig:
     novelty: float = 0.2  # reward for a child whose symbolic structure the run has not seen
     exploration: float = 0.1  # the UCB bonus's weight (rewards lie in [0, 1 + novelty]; arms differ by tenths)
     discount: float = 0.9  # per-step decay of each strategy's statistics (the student moves)
-    strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes, operators joined by "+"
+    strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes (operators joined by "+") or revisit
     prompt_every: int = 10  # LLM teacher: steps between rewrites of the lowest-scoring strategy prompt (OPRO)
     trial_children: int = 8  # ... a candidate prompt replaces the active one after this many scored children each
     api_host: str = "api.x.ai"  # LLM teacher: the xAI endpoint
@@ -477,7 +478,7 @@ def _local_gpus() -> float:
 
 DATA_KEYS = ("algo", "raft", "seed", "batch_size", "group_size", "drop_zero_spread", "async_steps", "grpo_minutes", "eval_problems",
              "prompt", "model.name", "rollout.temperature", "rollout.top_p", "rollout.max_tokens", "sft", "stages",
-             "curriculum", "reward", "verifier.answer_policy")
+             "curriculum", "teacher", "reward", "verifier.answer_policy")
 
 
 def data_affecting_changes(saved: dict, new: dict) -> list[str]:
@@ -486,7 +487,7 @@ def data_affecting_changes(saved: dict, new: dict) -> list[str]:
     def get(data: dict, key: str):
         for part in key.split("."):
             data = data.get(part) if isinstance(data, dict) else None
-        return data
+        return json.loads(json.dumps(data))  # a tuple in the config is a list in its YAML
 
     return [key for key in DATA_KEYS if get(saved, key) != get(new, key)]
 

@@ -46,9 +46,9 @@ class Arm:
 
 @dataclass
 class Teacher:
-    arms: dict[str, dict[str, Arm]]  # context ("easy" | "hard") → strategy → Arm
+    arms: dict[str, dict[str, Arm]]  # context (see CONTEXTS) → strategy → Arm
     parents: list[dict] = field(default_factory=list)  # {"problem": Problem dict, "pass_rate": float}
-    seen: list[str] = field(default_factory=list)  # structure keys of children and parents, oldest first
+    seen: list[str] = field(default_factory=list)  # structure keys of the problems sampled, oldest first
     last: dict[str, float] = field(default_factory=dict)  # the last step's `teacher_snapshot`, logged with the curriculum
     prompts: dict | None = None  # an LLM teacher's `PromptBook.to_dict()` (strategy prompts and their trials)
     steps: int = 0  # steps observed
@@ -121,10 +121,10 @@ def observe_teacher(teacher: Teacher, cfg: TeacherConfig, target: float, groups:
         if not correct:
             continue
         rate = sum(correct) / len(correct)
-        key = (problem.meta or {}).get("structure")
+        key = (problem.meta or {}).get("structure") or (structure_key(problem.symbolic) if problem.symbolic else None)
         strategy = (problem.meta or {}).get("strategy")
         if problem.source == "teacher" and strategy in arms.get(problem.meta.get("context"), {}):
-            novel = key not in known
+            novel = key not in known and strategy != REVISIT
             r = StrategyReward(strategy, problem.meta["context"], rate, novel,
                                strategy_reward(rate, target, novel, cfg.novelty), problem.meta.get("prompt_version"))
             arm = arms[r.context][strategy]
@@ -223,8 +223,8 @@ def picks(teacher: Teacher, cfg: TeacherConfig, target: float, k: int, rng: rand
 def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int, rng: random.Random,
                     exclude: set[str], llm=None) -> list[Problem]:
     """Up to `n` children of the teacher's parents, each by the strategy the bandit picks for its parent's context:
-    made by the operators (offline) or by the LLM from the strategy's current prompt. None holds a held-out fact or
-    repeats a question."""
+    made by the operators (offline) or by the LLM from the strategy's current prompt, or the parent itself again
+    (`revisit`). None holds a held-out fact; no two ask the same question."""
     from synthesis.generators import in_split
 
     if not teacher.parents:
@@ -236,7 +236,7 @@ def taught_problems(teacher: Teacher, cfg: TeacherConfig, target: float, n: int,
         chosen = picks(teacher, cfg, target, 2 * n, rng)
         book = PromptBook.from_dict(teacher.prompts)
         asked = [(i, p) for i, p in enumerate(chosen) if p.strategy != REVISIT]
-        written, _ = llm.run([(p.parent, prompt_for(book, p.strategy, i)) for i, p in asked])
+        written, _ = llm.run([(p.parent, prompt_for(book, p.strategy, i)) for i, p in asked]) if asked else ([], [])
         children = dict(zip((i for i, _ in asked), (child for child, _ in written)))
         made = ((revisited(p.parent, exclude) if p.strategy == REVISIT else children[i], p.strategy)
                 for i, p in enumerate(chosen))
@@ -272,7 +272,8 @@ def revisited(parent: Problem, exclude: set[str]) -> Problem | None:
     fact = fact_key(parent)
     if parent.symbolic is None or fact in exclude or not in_split(fact, "train"):
         return None
-    meta = {**parent.meta, "parent": parent.id, "structure": structure_key(parent.symbolic)}
+    meta = {**{k: v for k, v in parent.meta.items() if k not in ("strategy", "context", "recipe", "prompt_version")},
+            "parent": parent.id, "structure": structure_key(parent.symbolic)}
     return dataclasses.replace(parent, id=f"{parent.topic}-t-{question_key(parent.question)}", source="teacher",
                                meta=meta)
 

@@ -1,5 +1,6 @@
 """Configuration: presets, overrides, one-line errors that name the key."""
 import pytest
+import yaml
 
 from cluster.cli import main
 from cluster.config import ConfigError, TrainConfig, load_config, validate
@@ -134,7 +135,8 @@ def test_split_audit_covers_teacher_output():
 
     stages = "stages=[{name: one, difficulty: 2, topics: {mental_math: 1, linear_equations: 1}, epochs: 1, problems: 120}]"
     report = split_audit(load_config("tiny", overrides=["curriculum.mode=teacher", stages]))
-    assert report["facts"]["teacher"] > 150 and report["overlap_with_heldout"]["teacher"] == 0
+    assert report["facts"]["teacher"] > report["facts"]["grpo"] + 150, "children, not only revisits of the pool"
+    assert report["overlap_with_heldout"]["teacher"] == 0
     mixed = split_audit(load_config("tiny", overrides=["curriculum.mode=teacher", "model.name=tiny-mix", stages]))
     assert mixed["facts"]["pretraining"] > report["facts"]["pretraining"]
     assert mixed["overlap_with_heldout"] == dict.fromkeys(mixed["facts"], 0)
@@ -204,8 +206,11 @@ def test_a_resume_with_a_changed_data_setting_is_refused_naming_the_key(tmp_path
         train(load_config("tiny", overrides=["curriculum.mode=fixed", "max_steps=3"]), resume=str(tmp_path))
     from cluster.config import data_affecting_changes
 
+    with pytest.raises(ConfigError, match=r"^teacher: differs"):
+        train(load_config("tiny", overrides=["teacher.share=0.5"]), resume=str(tmp_path))
     same = load_config("tiny", overrides=["max_steps=3", "learner.torch_threads=1"]).to_dict()
     assert data_affecting_changes(load_config("tiny").to_dict(), same) == []
+    assert data_affecting_changes(yaml.safe_load(dump(load_config("tiny"))), same) == [], "tuples read back as lists"
 
 
 def test_sft_runs_when_data_is_given_unless_switched_off_and_epochs_cover_every_row():

@@ -157,3 +157,12 @@ def test_a_revisit_asks_the_parent_again_without_calling_the_llm(server):
     assert len(children) == 6 and servicer.calls == 0
     assert {c.question for c in children} <= {p.question for p in parents}
     assert all(c.meta["strategy"] == "revisit" and c.source == "teacher" for c in children)
+
+    both = TeacherConfig(model="grok-4", strategies=("revisit", "change_constant"))
+    state = observe_teacher(start_teacher(both), both, 0.5, [(p, [True, False] * 2) for p in parents])
+    children = taught_problems(state, both, 0.5, 8, random.Random(0), exclude=set(), llm=teacher(port))
+    by = {s: [c for c in children if c.meta["strategy"] == s] for s in both.strategies}
+    assert by["revisit"] and by["change_constant"] and servicer.calls >= len(by["change_constant"])
+    assert all(c.question in {p.question for p in parents} and "prompt_version" not in c.meta for c in by["revisit"])
+    assert all(c.meta["prompt_version"] == 0 and c.question not in {p.question for p in parents}
+               for c in by["change_constant"])

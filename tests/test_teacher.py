@@ -331,5 +331,26 @@ def test_a_revisit_is_the_parent_again_unless_its_fact_is_excluded(parents):
     child, strategy = operator_child(Pick(parent, "near", "revisit", parent, ("change_constant",)), random.Random(0),
                                      {fact_key(parent)})
     assert strategy == "change_constant" and fact_key(child) != fact_key(parent)
+    held_out = generate_problems(4, 2, topics={"word_problems": 1}, seed=11, split="heldout")[0]
+    assert operator_child(Pick(held_out, "near", "revisit", held_out), random.Random(0), set()) == (None, "revisit")
     with pytest.raises(ConfigError, match="revisit"):
         load_config("tiny", overrides=["teacher.strategies=[revisit+add_step]"])
+
+
+def test_a_revisit_never_earns_novelty_and_generated_structures_count_as_seen(parents):
+    from cluster.config import TeacherConfig
+    from cluster.teacher import Pick, observe_teacher, operator_child, start_teacher
+
+    cfg = TeacherConfig(strategies=("revisit", "change_constant"), novelty=0.2)
+    parent = parents["mental_math"][0]
+    child, _ = operator_child(Pick(parent, "near", "revisit", parent), random.Random(0), set())
+    child = Problem.from_dict({**child.to_dict(), "meta": {**child.meta, "strategy": "revisit", "context": "near"}})
+    taught = observe_teacher(start_teacher(cfg), cfg, 0.5, [(child, [True, False] * 4)])
+    assert taught.arms["near"]["revisit"].reward == pytest.approx(1.0), "the same question is never new"
+    moved = modify(parent, ("change_constant",), random.Random(0))
+    moved = Problem.from_dict({**moved.to_dict(), "meta": {**moved.meta, "strategy": "change_constant",
+                                                           "context": "near"}})
+    after_parent = observe_teacher(observe_teacher(start_teacher(cfg), cfg, 0.5, [(parent, [True] * 8)]), cfg, 0.5,
+                                   [(moved, [True, False] * 4)])
+    assert after_parent.arms["near"]["change_constant"].reward == pytest.approx(1.0), \
+        "a child of the structure of a problem already sampled is not new"
