@@ -83,13 +83,18 @@ def merged_rows(path: pathlib.Path, rows: list[dict], args) -> list[dict]:
     if not path.exists():
         return rows
     old = json.loads(path.read_text())
-    before = old.get("args", {})
-    if (before.get("topics"), before.get("minutes"), before.get("model", "tiny")) != (args.topics, args.minutes,
-                                                                                       args.model):
+    if not same_setting(old, args):
         return rows
     fresh = {(r["arm"], r["seed"]) for r in rows}
     kept = [r for r in old.get("rows", []) if (r["arm"], r["seed"]) not in fresh and "command" in r]
     return sorted(kept + rows, key=lambda r: (r["seed"], r["arm"]))
+
+
+def same_setting(old: dict, args) -> bool:
+    """Whether an earlier results file measured the same topics, minutes and model."""
+    before = old.get("args", {})
+    return (before.get("topics"), before.get("minutes"), before.get("model", "tiny")) == (args.topics, args.minutes,
+                                                                                          args.model)
 
 
 def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args) -> dict:
@@ -193,15 +198,25 @@ def main() -> None:
         for arm in args.arms:
             rows.append(train_row(arm, seed, work, work / "cache", args))
             print(json.dumps(rows[-1]))
+            write_results(rows, div, args)
+    print(write_results(rows, div, args))
+
+
+def write_results(rows: list[dict], div: dict | None, args) -> str:
+    """`<name>.json` and the tables of `<name>.md` with the rows so far (after every run, so a stopped bench keeps
+    what it measured) merged into the file's earlier rows; its diversity measure kept when this run made none."""
     machine, date = _bench("tiny_default").machine_line(), time.strftime("%Y-%m-%d")
     out = pathlib.Path(args.out)
-    rows = merged_rows(out / f"{args.name}.json", rows, args)
-    (out / f"{args.name}.json").write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows,
-                                                  "diversity": div}, indent=1))
-    _bench("tiny_default").write_results_md(out / f"{args.name}.md", markdown(rows, div, args, machine, date),
+    path = out / f"{args.name}.json"
+    rows = merged_rows(path, rows, args)
+    if div is None and path.exists() and same_setting(json.loads(path.read_text()), args):
+        div = json.loads(path.read_text()).get("diversity")
+    path.write_text(json.dumps({"machine": machine, "date": date, "args": vars(args), "rows": rows, "diversity": div},
+                               indent=1))
+    text = markdown(rows, div, args, machine, date)
+    _bench("tiny_default").write_results_md(out / f"{args.name}.md", text,
                                             "bench/teacher.py: the teacher in the loop vs the adaptive curriculum")
-    print(markdown(rows, div, args, machine, date))
-
+    return text
 
 if __name__ == "__main__":
     main()
