@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from actors.records import EnvSpec, GroupBatch, SamplingConfig
-from actors.worker import episodes_across, merge_adapter_everywhere, push_adapter
+from actors.worker import episodes_across, merge_adapter_everywhere, push_adapter, scores_across
 
 
 class RolloutFleet:
@@ -33,6 +33,13 @@ class RolloutFleet:
         try:
             return episodes_across(self.workers, problems, env, n, sampling, chunk_prompts=chunk_prompts,
                                    stall_seconds=stall_seconds, report=self.report)
+        finally:
+            self.repair()
+
+    def score(self, prompts: list[str], targets: list[str], *, stall_seconds: float | None = None) -> list[float]:
+        """Each target's log-probability after its prompt under the policy the workers hold."""
+        try:
+            return scores_across(self.workers, prompts, targets, stall_seconds=stall_seconds, report=self.report)
         finally:
             self.repair()
 

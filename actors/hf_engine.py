@@ -191,6 +191,34 @@ class HFEngine:
         cache.batch_select_indices(owner)
         return {self._cache_argument: cache}
 
+    def score(self, prompts: list[str], targets: list[str]) -> list[float]:
+        """The log-probability of each target text as the continuation of its prompt under the current policy
+        (teacher forcing: summed over the target's tokens, no EOS), one forward pass per batch."""
+        with self._lock:
+            self._apply_pending()
+            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            target_ids = [self.tokenizer(t, add_special_tokens=False).input_ids for t in targets]
+            out: list[float] = []
+            for lo in range(0, len(prompts), self.max_batch_size):
+                out += self._score_batch(prompt_ids[lo : lo + self.max_batch_size],
+                                         target_ids[lo : lo + self.max_batch_size])
+        return out
+
+    @torch.no_grad()
+    def _score_batch(self, prompt_ids: list[list[int]], target_ids: list[list[int]]) -> list[float]:
+        rows = [p + t for p, t in zip(prompt_ids, target_ids)]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(input_ids)
+        for i, ids in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            attention[i, : len(ids)] = 1
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        logits = self.model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits.float()
+        token_logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, input_ids[:, 1:, None]).squeeze(2).cpu()
+        return [float(token_logp[i, len(p) - 1 : len(p) + len(t) - 1].sum()) for i, (p, t) in
+                enumerate(zip(prompt_ids, target_ids))]
+
     def close(self) -> None:
         """Nothing outside this process to delete."""
 

@@ -152,6 +152,25 @@ class VLLMEngine:
             results.append(row)
         return results
 
+    def score(self, prompts: list[str], targets: list[str]) -> list[float]:
+        """The log-probability of each target text as the continuation of its prompt under the current adapter
+        (vLLM's prompt logprobs over prompt + target, summed over the target's positions; no EOS)."""
+        with self._lock:
+            version = self.adapter_version
+            self._in_use[version] = self._in_use.get(version, 0) + 1
+        try:
+            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            target_ids = [self.tokenizer(t, add_special_tokens=False).input_ids for t in targets]
+            params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
+            outputs = self.llm.generate([{"prompt_token_ids": p + t} for p, t in zip(prompt_ids, target_ids)],
+                                        params, use_tqdm=False, lora_request=self._lora_request(version))
+        finally:
+            with self._lock:
+                self._in_use[version] -= 1
+            self._collect_old_versions()
+        return [sum(out.prompt_logprobs[k][tok].logprob for k, tok in enumerate(t, start=len(p)))
+                for out, p, t in zip(outputs, prompt_ids, target_ids)]
+
     def stats(self) -> dict[str, float]:
         return {"tokens_generated": self.tokens_generated, "seconds_generating": self.seconds_generating,
                 "tokens_per_s": self.tokens_generated / max(self.seconds_generating, 1e-9),

@@ -54,6 +54,11 @@ class RolloutWorker:
             self.last_tokens_per_s = tokens / max(time.perf_counter() - start, 1e-9)
             return out
 
+    def score(self, prompts: list[str], targets: list[str]) -> list[float]:
+        """Each target's log-probability after its prompt under the current policy (`Engine.score`)."""
+        with self._generate_lock:
+            return self.engine.score(prompts, targets)
+
     def run_episodes(self, problems: list, env: EnvSpec, n: int, sampling: SamplingConfig) -> list[GroupBatch]:
         """`n` episodes per problem in environment `env`, turn by turn: a turn is generated for every live episode
         at once, each environment answers, observations join the context (masked from the loss), until every
@@ -177,6 +182,15 @@ def episodes_across(workers: list, problems: list, env: EnvSpec, n: int, samplin
 
     return dispatch_chunks(workers, len(problems), call, sampling, chunk_prompts=chunk_prompts,
                            stall_seconds=stall_seconds, report=report)
+
+
+def scores_across(workers: list, prompts: list[str], targets: list[str], *, stall_seconds: float | None = None,
+                  report=print) -> list[float]:
+    """Each target's log-probability after its prompt, scored on the workers, in order."""
+    def call(worker, lo: int, hi: int, _sampling: SamplingConfig):
+        return worker.score.remote(prompts[lo:hi], targets[lo:hi])
+
+    return dispatch_chunks(workers, len(prompts), call, SamplingConfig(), stall_seconds=stall_seconds, report=report)
 
 
 def dispatch_chunks(workers: list, count: int, call, sampling: SamplingConfig, *, chunk_prompts: int = 0,

@@ -114,6 +114,7 @@ class TeacherConfig:
     exploration: float = 0.1  # the UCB bonus's weight (rewards lie in [0, 1 + novelty]; arms differ by tenths)
     discount: float = 0.9  # per-step decay of each strategy's statistics (the student moves)
     strategies: tuple[str, ...] = TEACHER_STRATEGIES  # operator recipes (operators joined by "+") or revisit
+    screen: int = 4  # candidates drawn per batch slot; above 1 the pass rates the policy predicts pick the batch
     prompt_every: int = 10  # LLM teacher: steps between rewrites of the lowest-scoring strategy prompt (OPRO)
     trial_children: int = 8  # ... a candidate prompt replaces the active one after this many scored children each
     api_host: str = "api.x.ai"  # LLM teacher: the xAI endpoint
@@ -407,8 +408,9 @@ def _check_teacher(teacher: TeacherConfig) -> None:
     if teacher.model != "offline" and not os.environ.get("XAI_API_KEY"):
         raise ConfigError(f"teacher.model: {teacher.model!r} is an LLM teacher and needs XAI_API_KEY; "
                           "'offline' needs no key")
-    if teacher.prompt_every < 1 or teacher.trial_children < 1 or teacher.concurrency < 1:
-        raise ConfigError("teacher.prompt_every, teacher.trial_children and teacher.concurrency must be >= 1")
+    if teacher.prompt_every < 1 or teacher.trial_children < 1 or teacher.concurrency < 1 or teacher.screen < 1:
+        raise ConfigError("teacher.prompt_every, teacher.trial_children, teacher.concurrency and teacher.screen "
+                          "must be >= 1")
     for key in ("share", "edge", "discount"):
         if not 0 <= getattr(teacher, key) <= 1:
             raise ConfigError(f"teacher.{key}: must be in [0, 1], got {getattr(teacher, key)!r}")

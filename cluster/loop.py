@@ -29,7 +29,7 @@ from cluster.report import (eval_line, format_table, health_warning, last_logged
 from cluster.rollout_log import append_records, truncate_after
 from cluster.schedule import (RunState, replacement_problems, stage_curriculum, stage_length, stage_pool, teacher_of,
                               step_problems)
-from cluster.teacher import teacher_client
+from cluster.teacher import pass_rate_predictor, teacher_client
 from cluster.services import (FaultInjector, JobFailed, LearnerDied, Services, check_canaries, connect_ray,
                               learner_died, release, resolve_model, start_services)
 from cluster.tracking import Tracker
@@ -115,9 +115,12 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
 def sample_after(state: RunState, loop: Loop, svc: Services, seed: int) -> ScoredStep:
     """The scored rollout of the step after `state`: its problems and any replacements are fixed by `state`."""
     cfg, state = loop.cfg, dataclasses.replace(state)
-    return sample_step(cfg, svc.fleet, svc.pool, step_problems(cfg, state, loop.pool, loop.exclude, loop.teacher_llm),
-                       seed, lambda n, r, taken: replacement_problems(cfg, state, loop.pool, loop.exclude, n, r, taken,
-                                                                      loop.teacher_llm),
+    predict = (pass_rate_predictor(cfg, svc.fleet, loop.watchdog.deadline("rollout"))
+               if teacher_of(cfg) is not None and cfg.teacher.screen > 1 else None)
+    problems = step_problems(cfg, state, loop.pool, loop.exclude, loop.teacher_llm, predict)
+    return sample_step(cfg, svc.fleet, svc.pool, problems, seed,
+                       lambda n, r, taken: replacement_problems(cfg, state, loop.pool, loop.exclude, n, r, taken,
+                                                                loop.teacher_llm, predict),
                        stall_seconds=loop.watchdog.deadline("rollout"))
 
 
@@ -180,9 +183,10 @@ def episode_records(cfg: TrainConfig, group, trained: bool) -> list[dict]:
     """The rollout log's records of one group: every episode with its problem, verdict and reward breakdown."""
     p = group.problem
     return [{"problem_id": p.id, "question": p.question, "gold": p.answer, "form": p.form, "topic": p.topic,
-             "difficulty": p.meta.get("d"), "trained": trained, "policy": cfg.verifier.answer_policy,
-             "verifier_version": e.reward.verifier_version, "text": e.transcript, "env": e.env, "role": group.role,
-             "policy_version": e.policy_version, "finish_reason": e.finish_reason, "reward": e.reward.to_dict()}
+             "difficulty": p.meta.get("d"), "predicted_pass_rate": p.meta.get("predicted_pass_rate"),
+             "trained": trained, "policy": cfg.verifier.answer_policy, "verifier_version": e.reward.verifier_version,
+             "text": e.transcript, "env": e.env, "role": group.role, "policy_version": e.policy_version,
+             "finish_reason": e.finish_reason, "reward": e.reward.to_dict()}
             for e in group.episodes]
 
 

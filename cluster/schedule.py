@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from cluster.config import TrainConfig
 from cluster.curriculum import Curriculum, next_problems, start_stage
 from cluster.records import EvalRow
+from cluster.teacher import screened
 from synthesis.datasets import load_problems
 from synthesis.generators import generate_problems, level_point
 from synthesis.problem import Problem, fact_key
@@ -106,25 +107,34 @@ def teacher_of(cfg: TrainConfig):
 
 
 def step_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str],
-                  llm=None) -> list[Problem]:
+                  llm=None, predict=None) -> list[Problem]:
     """The problems of the step after `state`: the fixed schedule's next batch, or the controller's draw (with an
-    LLM teacher, `llm` writes the taught children)."""
+    LLM teacher, `llm` writes the taught children; with `teacher.screen` above 1, `teacher.screen` times as many
+    candidates are drawn and `predict`, the student's pass rates as the fleet predicts them, picks the batch)."""
     if cfg.curriculum.mode != "fixed":
-        return next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, cfg.batch_size,
-                             f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher_of(cfg), llm)
+        teacher = teacher_of(cfg)
+        screen = teacher.screen if teacher is not None and predict is not None else 1
+        drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, cfg.batch_size * screen,
+                              f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher, llm)
+        return screened(drawn, predict(drawn), cfg.batch_size, cfg.curriculum.target) if screen > 1 else drawn
     per_epoch = -(-len(pool) // cfg.batch_size)
     epoch, batch = divmod(state.stage_step, per_epoch)
     return epoch_batches(pool, cfg.batch_size, cfg.seed, state.stage, epoch)[batch]
 
 
 def replacement_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str], n: int,
-                         round_: int, taken: set[str], llm=None) -> list[Problem]:
+                         round_: int, taken: set[str], llm=None, predict=None) -> list[Problem]:
     """`n` fresh problems to replace groups with no correctness spread (dynamic sampling), none already in
-    this step: drawn by the controller (adaptive) or from the rest of the stage's pool (fixed)."""
+    this step: drawn by the controller (adaptive, teacher: screened as `step_problems` screens) or from the rest of
+    the stage's pool (fixed)."""
     if cfg.curriculum.mode != "fixed":
-        drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, n + len(taken),
-                              f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude,
-                              teacher_of(cfg), llm)
+        teacher = teacher_of(cfg)
+        screen = teacher.screen if teacher is not None and predict is not None else 1
+        drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, (n + len(taken)) * screen,
+                              f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude, teacher, llm)
+        if screen > 1:
+            fresh = [p for p in drawn if p.question not in taken]
+            return screened(fresh, predict(fresh), n, cfg.curriculum.target)
     else:
         drawn = list(pool)
         random.Random(f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}").shuffle(drawn)

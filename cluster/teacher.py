@@ -278,6 +278,44 @@ def revisited(parent: Problem, exclude: set[str]) -> Problem | None:
                                meta=meta)
 
 
+def screened(candidates: list[Problem], predicted: list[float | None], n: int, target: float) -> list[Problem]:
+    """The `n` candidates to sample, in their drawn order: those whose predicted pass rate is nearest the target
+    (ties: drawn first; the prediction kept in `meta["predicted_pass_rate"]`), and the candidates with no prediction
+    (no worked solution to score) in their share of the draw, first drawn first."""
+    if len(predicted) != len(candidates):
+        raise ValueError(f"{len(predicted)} predictions for {len(candidates)} candidates")
+    unknown = [i for i, q in enumerate(predicted) if q is None]
+    known = sorted((abs(q - target), i) for i, q in enumerate(predicted) if q is not None)
+    keep_unknown = min(len(unknown), round(len(unknown) * n / max(len(candidates), 1)))
+    chosen = unknown[:keep_unknown] + [i for _, i in known[: n - keep_unknown]]
+    chosen += unknown[keep_unknown : keep_unknown + n - len(chosen)]
+    return [candidates[i] if predicted[i] is None else
+            dataclasses.replace(candidates[i], meta={**candidates[i].meta, "predicted_pass_rate": predicted[i]})
+            for i in sorted(chosen)]
+
+
+def pass_rate_predictor(cfg, fleet, stall_seconds: float | None = None):
+    """`predict(problems)`: the student's pass rate on each problem as the probability its policy gives the problem's
+    worked solution (`sft.target` style) after the rollout prompt — one scoring pass, no sampling; None for a
+    problem without a worked solution. With short worked answers (the tiny model's drills) a correct completion is
+    nearly always the worked solution, so the probability tracks the pass rate at temperature 1; with long free-form
+    reasoning it is a lower bound that only ranks problems."""
+    from actors.environments import make_env
+    from cluster.episodes import env_spec
+    from synthesis.problem import solution_text
+
+    env = env_spec(cfg)
+
+    def predict(problems: list[Problem]) -> list[float | None]:
+        scored = [p for p in problems if p.solution]
+        logps = iter(fleet.score([make_env(env).init(p) for p in scored],
+                                 [solution_text(p, cfg.sft.target) for p in scored], stall_seconds=stall_seconds)
+                     if scored else [])
+        return [math.exp(next(logps)) if p.solution else None for p in problems]
+
+    return predict
+
+
 def metric_name(strategy: str) -> str:
     """A strategy as MLflow accepts it in a metric name (no `+`): `add_step+add_step` → `add_step.then.add_step`."""
     return strategy.replace("+", ".then.")

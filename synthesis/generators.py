@@ -24,7 +24,7 @@ import sympy as sp
 
 from synthesis.problem import Problem, fact_key, question_key, worked_solution
 from synthesis.symbolic import Quantity, Relation, Symbolic, expression_form, fact_source, realise
-from verifier_pool.tools import render
+from verifier_pool.tools import exact, render
 
 x, y, z, n, k = sp.symbols("x y z n k")
 NAMES = ["Ava", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Keiko", "Liam", "Maya",
@@ -98,7 +98,7 @@ def _expression_tree(rng: random.Random, ops: int, top: int):
     op = rng.choice(["+", "-", "*", "/"] if rv != 0 else ["+", "-", "*"])
     value = _OPERATIONS[op](lv, rv)
     text = f"{_wrap(lt, left_ops)} {op} {_wrap(rt, ops - 1 - left_ops)}"
-    return text, sp.nsimplify(value), ls + rs + [f"{fmt(lv)} {op} {fmt(rv)} = {fmt(value)}"]
+    return text, exact(value), ls + rs + [f"{fmt(lv)} {op} {fmt(rv)} = {fmt(value)}"]
 
 
 def _wrap(text: str, ops: int) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from verifier_pool.parse import Unparsable, parse_tree, to_sympy
-from verifier_pool.tools import render
+from verifier_pool.tools import exact, render
 
 NAMES = "abcdfghjkmnpqrstuvw"  # quantity names: one letter each, none the parser reads as a constant
 UNKNOWNS = "xyz"
@@ -161,7 +161,7 @@ def derive_answer(form: Symbolic):
         if r.op != "=" and RELATIONS[r.op](_substituted(form, r.lhs).subs(solution),
                                            _substituted(form, r.rhs).subs(solution)) is not sp.true:
             raise IllPosed(f"the constraint {r.lhs} {r.op} {r.rhs} fails")
-    values = tuple(sp.nsimplify(_substituted(form, t).subs(solution)) for t in form.target)
+    values = tuple(exact(_substituted(form, t).subs(solution)) for t in form.target)
     for v in values:
         if v.free_symbols or not v.is_real or abs(v) > MAX_ANSWER:
             raise IllPosed(f"the answer {v} is not a number in range")
@@ -284,6 +284,36 @@ def expression_text(form: Symbolic) -> str:
     side of the first constraint."""
     shown = form.constraints[0].lhs if form.unknowns else form.target[0]
     return tree_text(with_values(parse_tree(shown), form.values()))
+
+
+OPERATIONS = {"add": ("+", lambda a, b: a + b), "sub": ("-", lambda a, b: a - b), "mul": ("*", lambda a, b: a * b),
+              "div": ("/", lambda a, b: a / b)}
+
+
+def expression_steps(form: Symbolic) -> list[str] | None:
+    """The worked lines of an expression problem, as the arithmetic generators write them: every operation once its
+    operands are known, left operand first (`7 + 5 = 12`). None for any other form, one with unknowns, or an
+    expression with an operation other than + - * /."""
+    if form.style != "expression" or form.unknowns or len(form.target) != 1:
+        return None
+    lines: list[str] = []
+
+    def value(node: tuple):
+        if node[0] == "num" or (node[0] == "neg" and node[1][0] == "num"):
+            return to_sympy(node)
+        if node[0] not in OPERATIONS:
+            raise IllPosed(f"no worked line for a {node[0]} node")
+        symbol, operation = OPERATIONS[node[0]]
+        left, right = value(node[1]), value(node[2])
+        result = operation(left, right)
+        lines.append(f"{render(left)} {symbol} {render(right)} = {render(result)}")
+        return result
+
+    try:
+        value(with_values(parse_tree(form.target[0]), form.values()))
+    except (IllPosed, Unparsable, RecursionError):
+        return None
+    return lines
 
 
 def _equations(form: Symbolic) -> list[tuple[object, object]]:

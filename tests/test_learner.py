@@ -365,3 +365,28 @@ def test_hf_engine_prefills_a_group_prompt_once_with_the_same_completions(tiny_m
             assert [c.token_ids for c in a_row] == [c.token_ids for c in b_row]
             for a, b in zip(a_row, b_row):
                 assert a.text == b.text and torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
+
+
+@pytest.mark.parametrize("sync", ["adapter", "merged"])
+def test_hf_engine_scores_a_text_as_the_learner_does(tiny_model_dir, sync):
+    """`score` (teacher forcing, right padding, prompts and targets of unequal length) gives each target the sum of
+    the log-probs the learner's policy gives its tokens after the chat-encoded prompt, under the pushed adapter."""
+    from actors.engine import encode_prompts
+    from actors.hf_engine import HFEngine
+
+    learner = make_learner(tiny_model_dir)
+    for _ in range(3):
+        learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
+    engine = HFEngine(tiny_model_dir, sync=sync)
+    engine.load_adapter(learner.export_adapter())
+    prompts = ["12 + 30 =", "What is 7 * 8? Think step by step.", "1 ="]
+    targets = ["42", "7 * 8 = 56\nThe answer is 56.", "x = 1 + 2 = 3"]
+    scores = engine.score(prompts, targets)
+    prompt_ids = encode_prompts(learner.tokenizer, prompts)
+    target_ids = [learner.tokenizer(t, add_special_tokens=False).input_ids for t in targets]
+    packed = pack(prompt_ids, target_ids, learner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        logp = completion_logprobs(learner.model, packed)
+    expected = [float(logp[i, : len(t)].sum()) for i, t in enumerate(target_ids)]
+    assert scores == pytest.approx(expected, abs=1e-3)
+    assert all(s < 0 for s in scores) and len({round(s, 3) for s in scores}) == 3

@@ -196,7 +196,7 @@ def test_teacher_mode_trains_on_taught_children_logs_its_strategies_and_resumes_
     choices (same problems and completions) as one that never stopped."""
     import mlflow
 
-    teacher = ("curriculum.mode=teacher", "teacher.share=0.5", "sft.enabled=false",
+    teacher = ("curriculum.mode=teacher", "teacher.share=0.5", "teacher.screen=1", "sft.enabled=false",
                "stages=[{name: one, difficulty: 2, topics: {mental_math: 1, word_problems: 1}, epochs: 2, problems: 8}]")
     full = train(tiny_config(tmp_path, tiny_model_dir, "full", *teacher), echo=lambda _: None)
     assert full["finished"] and full["steps"] == 4
@@ -212,6 +212,29 @@ def test_teacher_mode_trains_on_taught_children_logs_its_strategies_and_resumes_
     resumed = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *teacher), resume=str(tmp_path / "resumed"),
                     echo=lambda _: None)
     assert resumed["finished"] and step_records(tmp_path / "resumed/rollouts.msgpack") == records
+
+
+@pytest.mark.ray
+def test_a_screening_teacher_samples_the_candidates_the_policy_predicts_at_the_target_and_resumes_exactly(
+        ray_cluster, tiny_model_dir, tmp_path):
+    """`teacher.screen: 3`: each step's groups (and the dynamic-sampling replacements) are picked from three times as
+    many candidates by the pass rate the rollout workers' policy predicts, logged with every screened group; a
+    resumed run predicts, picks and samples exactly as one that never stopped."""
+    screen = ("curriculum.mode=teacher", "teacher.screen=3", "sft.enabled=false",
+              "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
+    full = train(tiny_config(tmp_path, tiny_model_dir, "full", *screen), echo=lambda _: None)
+    assert full["finished"] and full["steps"] == 4
+    rows = list(read_records(tmp_path / "full/rollouts.msgpack"))
+    predicted = [r["predicted_pass_rate"] for r in rows if r["predicted_pass_rate"] is not None]
+    assert len(predicted) > len(rows) / 2 and all(0 <= p <= 1 for p in predicted)
+    assert all("-t-" in r["problem_id"] for r in rows if r["predicted_pass_rate"] is None)  # a child with no solution
+    stopped = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *screen, "max_steps=2"), echo=lambda _: None)
+    assert not stopped["finished"]
+    train(tiny_config(tmp_path, tiny_model_dir, "resumed", *screen), resume=str(tmp_path / "resumed"),
+          echo=lambda _: None)
+    again = list(read_records(tmp_path / "resumed/rollouts.msgpack"))
+    assert [(r["problem_id"], r["predicted_pass_rate"], r["text"]) for r in again] == \
+        [(r["problem_id"], r["predicted_pass_rate"], r["text"]) for r in rows]
 
 
 @pytest.mark.ray

@@ -354,3 +354,80 @@ def test_a_revisit_never_earns_novelty_and_generated_structures_count_as_seen(pa
                                    [(moved, [True, False] * 4)])
     assert after_parent.arms["near"]["change_constant"].reward == pytest.approx(1.0), \
         "a child of the structure of a problem already sampled is not new"
+
+
+@pytest.mark.parametrize("topic", ["mental_math", "arithmetic"])
+def test_an_expression_form_gives_the_worked_lines_the_generator_wrote(topic):
+    """`expression_steps` re-derives a generated expression problem's worked lines from its form alone; every other
+    style has none. Rational results stay rationals (SymPy 1.14's `nsimplify` wrote 1374/19 as a product of
+    radicals, in the generator's lines and in its gold answers alike)."""
+    from synthesis.problem import solution_steps
+    from synthesis.symbolic import expression_steps
+
+    for d in (0, 0.5, 0.75, 1.0):
+        for problem in generate_problems(60, d=d, topics={topic: 1.0}, seed=11, split="train"):
+            steps, written = expression_steps(problem.symbolic), solution_steps(problem.solution)
+            assert steps == written and steps[-1].endswith(f"= {problem.answer}"), problem.question
+            assert "^" not in problem.answer
+    for topic in ("linear_equations", "word_problems", "quadratics"):
+        problem = generate_problems(1, d=0.5, topics={topic: 1.0}, seed=1, split="train")[0]
+        assert expression_steps(problem.symbolic) is None
+
+
+def test_an_expression_child_carries_a_worked_solution_of_its_own_answer(parents):
+    from synthesis.problem import solution_steps
+
+    rng = random.Random(2)
+    children = [modify(p, (op,), rng, partner=parents["mental_math"][0]) for p in parents["mental_math"][:20]
+                for op in ("add_step", "change_constant", "compose", "swap_operation")]
+    children = [c for c in children if c is not None]
+    assert len(children) >= 20
+    for child in children:
+        assert child.solution.endswith(f"<final_answer>{child.answer}</final_answer></response>")
+        assert solution_steps(child.solution)[-1].endswith(f"= {child.answer}")
+    story = [modify(p, ("add_distractor",), rng) for p in parents["word_problems"][:5]]
+    assert all(c.solution == "" for c in story if c is not None)
+
+
+def test_screening_keeps_the_candidates_predicted_nearest_the_target():
+    """The batch is the `n` candidates nearest the target pass rate, in drawn order, each with its prediction;
+    candidates with no prediction keep their share of the draw; a length mismatch is an error."""
+    from cluster.teacher import screened
+
+    candidates = [Problem(id=str(i), question=f"q{i}", answer="1") for i in range(8)]
+    predicted = [0.0, 0.9, 0.45, None, 0.52, 1.0, None, 0.3]
+    kept = screened(candidates, predicted, 4, 0.5)
+    assert [p.id for p in kept] == ["2", "3", "4", "7"]
+    assert [p.meta.get("predicted_pass_rate") for p in kept] == [0.45, None, 0.52, 0.3]
+    assert [p.id for p in screened(candidates, [None] * 8, 3, 0.5)] == ["0", "1", "2"]
+    with pytest.raises(ValueError):
+        screened(candidates, predicted[:-1], 4, 0.5)
+
+
+def test_a_screened_step_draws_more_and_keeps_what_the_predictor_puts_at_the_target(parents):
+    """`teacher.screen: 3`: `step_problems` draws three candidates per slot and keeps the batch whose predicted pass
+    rates are nearest the target; without a predictor (or in adaptive mode) the draw is the batch."""
+    import dataclasses
+
+    from cluster.config import load_config
+    from cluster.curriculum import observe
+    from cluster.schedule import RunState, stage_curriculum, step_problems
+
+    cfg = load_config("tiny", overrides=["curriculum.mode=teacher", "teacher.screen=3", "batch_size=8"])
+    cur = stage_curriculum(cfg, 0, None)
+    cur = observe(cur, cfg.curriculum, [(p, [True, False] * 4) for p in parents["mental_math"][:8]], cfg.teacher)
+    state = RunState(curriculum=cur.to_dict())
+    seen: list[list[Problem]] = []
+
+    def predict(problems):
+        seen.append(problems)
+        return [1.0 if len(p.question) % 2 else 0.5 for p in problems]
+
+    batch = step_problems(cfg, state, [], set(), predict=predict)
+    assert len(seen) == 1 and len(seen[0]) == 24 and len(batch) == 8
+    assert {p.id for p in batch} <= {p.id for p in seen[0]}
+    assert all(p.meta["predicted_pass_rate"] == 0.5 for p in batch)
+    plain = step_problems(cfg, state, [], set())
+    assert len(plain) == 8 and all("predicted_pass_rate" not in p.meta for p in plain)
+    adaptive = dataclasses.replace(cfg, curriculum=dataclasses.replace(cfg.curriculum, mode="adaptive"))
+    assert len(step_problems(adaptive, state, [], set(), predict=predict)) == 8 and len(seen) == 1

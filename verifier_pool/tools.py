@@ -29,6 +29,16 @@ class ToolError(ValueError):
     """A tool call we could not execute (bad JSON, unknown tool, unparsable or refused expression)."""
 
 
+def exact(value):
+    """`sympy.nsimplify(value)`, except that a rational stays as it is: SymPy 1.14 rewrites some exact rationals
+    as products of radicals (1374/19 becomes 42*2^(9/34)*…/5)."""
+    import sympy as sp
+
+    if isinstance(value, (int, float)):
+        value = sp.Integer(value) if isinstance(value, int) else sp.Float(value)
+    return value if getattr(value, "is_Rational", False) else sp.nsimplify(value)
+
+
 def render(value) -> str:
     """A SymPy value (or a tuple/set of them) as a string our verifier parses: integers, p/q, `^` powers,
     {sets}, (tuples)."""
@@ -39,7 +49,7 @@ def render(value) -> str:
     if isinstance(value, (tuple, list)):
         return "(" + ", ".join(render(v) for v in value) + ")"
     if isinstance(value, float):
-        value = sp.nsimplify(value)
+        value = exact(value)
     elif isinstance(value, int):
         value = sp.Integer(value)
     if not isinstance(value, sp.Basic):
@@ -97,4 +107,4 @@ def run_tool(name: str, arguments: str) -> str:
         return render(sp.integrate(expr, variable))
     if name == "diff":
         return render(sp.diff(_expression(args.get("expression")), variable))
-    return render(sp.nsimplify(_expression(args.get("expression")).doit()))
+    return render(exact(_expression(args.get("expression")).doit()))
