@@ -12,8 +12,9 @@ mental_math alone):
 - adaptive: `curriculum.mode=adaptive` (difficulty per topic steered to a 0.5 pass rate, siblings of half-solved
   problems, dynamic sampling with one batch of extra problems);
 - teacher: `curriculum.mode=teacher` (the same controller, with `teacher.share` of each batch children the offline
-  teacher made from the problems sampled before, by the strategies its bandit picks; dynamic sampling as in the
-  adaptive arm).
+  teacher made from the problems sampled before, by the strategies its bandit picks; `teacher.screen` candidates
+  per slot, the batch those whose pass rate the policy predicts nearest the target; dynamic sampling as in the
+  adaptive arm, its replacements screened too).
 
 Reported per run: the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), the share of
 *sampled* groups with correctness spread, the share of sampled groups that were taught children, steps, minutes.

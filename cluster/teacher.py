@@ -15,7 +15,9 @@ When the child's group has been sampled, its strategy earns
 
 The bandit's statistics decay by `teacher.discount` per step, because the student moves. The rest of each batch
 comes from the adaptive controller (difficulty per topic), so teacher mode is the adaptive curriculum with
-siblings replaced by taught children. All state is plain data in the curriculum dict of the run state: a resumed
+siblings replaced by taught children. With `teacher.screen` above 1 the teacher proposes that many candidates per
+batch slot and keeps those whose pass rate the student's own policy predicts nearest the target (`screened`,
+`pass_rate_predictor`): a child's group is then sampled only when the student is likely to half-solve it. All state is plain data in the curriculum dict of the run state: a resumed
 run makes the same choices as one that never stopped.
 """
 from __future__ import annotations

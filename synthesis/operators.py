@@ -30,7 +30,7 @@ import re
 
 from synthesis.problem import Problem, fact_key, question_key, worked_solution
 from synthesis.symbolic import (NAMES, UNKNOWNS, IllPosed, Quantity, Relation, Symbolic, derive_answer, fact_source,
-                                expression_steps, parse_tree, realise, tree_text)
+                                parse_tree, realise, tree_text, worked_steps)
 from verifier_pool.tools import render
 
 DISTRACTORS = ("A nearby shop has {n} customers waiting.", "The day before, it rained for {n} hours.",
@@ -274,7 +274,7 @@ def child_problem(parent: Problem, form: Symbolic, answer, recipe: tuple[str, ..
     meta = {"template": form.structure, "recompute": fact_source(form), "d": parent.meta.get("d", 0.0),
             "steps": parent.meta.get("steps", 0) + recipe.count("add_step") + recipe.count("compose"),
             "parent": parent.id, "recipe": list(recipe), "structure": structure_key(form)}
-    steps = expression_steps(form)
+    steps = worked_steps(form, answer)
     return Problem(id=f"{parent.topic}-t-{question_key(question)}", question=question, answer=render(answer),
                    difficulty=parent.difficulty, topic=parent.topic, source="teacher",
                    solution=worked_solution(steps, render(answer)) if steps else "", meta=meta, symbolic=form)

@@ -316,6 +316,32 @@ def expression_steps(form: Symbolic) -> list[str] | None:
     return lines
 
 
+LINEAR = (Relation("a*x + b", "=", "a*s + b"),)  # the one-equation form of `linear_equations`
+
+
+def equation_steps(form: Symbolic, answer) -> list[str] | None:
+    """The worked lines of a linear equation or system solved for all its unknowns, as `linear_equations` writes
+    them (`answer`: the derived value, or tuple of values in the order of `form.unknowns`); None for any other
+    form."""
+    if form.style != "equation" or form.target != form.unknowns or len(form.constraints) != len(form.unknowns):
+        return None
+    if len(form.unknowns) == 1:
+        v = form.values()
+        if form.constraints != LINEAR or form.unknowns != ("x",) or not {"a", "b", "s"} <= v.keys():
+            return None
+        a, b, rhs = v["a"], v["b"], v["a"] * v["s"] + v["b"]
+        return [f"Subtract {b}: {a}x = {rhs} - {b} = {rhs - b}.", f"Divide by {a}: x = {render(answer)}."]
+    values = answer if isinstance(answer, tuple) else (answer,)
+    return ([f"Eliminate {u} between equation {i + 1} and the ones after it." for i, u in enumerate(form.unknowns[:-1])]
+            + [f"{u} = {render(value)}" for u, value in reversed(list(zip(form.unknowns, values)))]
+            + ["Check: every equation holds with these values."])
+
+
+def worked_steps(form: Symbolic, answer) -> list[str] | None:
+    """A form's worked lines where they follow from the form alone (expressions, linear equations and systems)."""
+    return expression_steps(form) if form.style == "expression" else equation_steps(form, answer)
+
+
 def _equations(form: Symbolic) -> list[tuple[object, object]]:
     sides = [(_substituted(form, r.lhs), _substituted(form, r.rhs)) for r in form.constraints if r.op == "="]
     return [(sp.expand(lhs), sp.expand(rhs)) for lhs, rhs in sides]

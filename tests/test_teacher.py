@@ -356,25 +356,25 @@ def test_a_revisit_never_earns_novelty_and_generated_structures_count_as_seen(pa
         "a child of the structure of a problem already sampled is not new"
 
 
-@pytest.mark.parametrize("topic", ["mental_math", "arithmetic"])
-def test_an_expression_form_gives_the_worked_lines_the_generator_wrote(topic):
-    """`expression_steps` re-derives a generated expression problem's worked lines from its form alone; every other
-    style has none. Rational results stay rationals (SymPy 1.14's `nsimplify` wrote 1374/19 as a product of
-    radicals, in the generator's lines and in its gold answers alike)."""
+@pytest.mark.parametrize("topic", ["mental_math", "arithmetic", "linear_equations"])
+def test_a_form_gives_the_worked_lines_the_generator_wrote(topic):
+    """`worked_steps` re-derives a generated expression problem's or linear system's worked lines from its form
+    alone; a story or a quadratic has none. Rational results stay rationals (SymPy 1.14's `nsimplify` wrote 1374/19
+    as a product of radicals, in the generator's lines and in its gold answers alike)."""
     from synthesis.problem import solution_steps
-    from synthesis.symbolic import expression_steps
+    from synthesis.symbolic import worked_steps
 
     for d in (0, 0.5, 0.75, 1.0):
         for problem in generate_problems(60, d=d, topics={topic: 1.0}, seed=11, split="train"):
-            steps, written = expression_steps(problem.symbolic), solution_steps(problem.solution)
-            assert steps == written and steps[-1].endswith(f"= {problem.answer}"), problem.question
+            steps = worked_steps(problem.symbolic, derive_answer(problem.symbolic))
+            assert steps == solution_steps(problem.solution), problem.question
             assert "^" not in problem.answer
-    for topic in ("linear_equations", "word_problems", "quadratics"):
+    for topic in ("word_problems", "quadratics"):
         problem = generate_problems(1, d=0.5, topics={topic: 1.0}, seed=1, split="train")[0]
-        assert expression_steps(problem.symbolic) is None
+        assert worked_steps(problem.symbolic, derive_answer(problem.symbolic)) is None
 
 
-def test_an_expression_child_carries_a_worked_solution_of_its_own_answer(parents):
+def test_an_expression_or_system_child_carries_a_worked_solution_of_its_own_answer(parents):
     from synthesis.problem import solution_steps
 
     rng = random.Random(2)
@@ -387,6 +387,8 @@ def test_an_expression_child_carries_a_worked_solution_of_its_own_answer(parents
         assert solution_steps(child.solution)[-1].endswith(f"= {child.answer}")
     story = [modify(p, ("add_distractor",), rng) for p in parents["word_problems"][:5]]
     assert all(c.solution == "" for c in story if c is not None)
+    systems = [modify(p, ("change_constant",), rng) for p in parents["linear_equations"][:10]]
+    assert any(c is not None and c.answer in c.solution for c in systems)
 
 
 def test_screening_keeps_the_candidates_predicted_nearest_the_target():
