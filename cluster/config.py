@@ -98,7 +98,7 @@ CURRICULUM_MODES = ("fixed", "adaptive", "teacher")
 REVISIT = "revisit"  # the teacher strategy that asks a parent again, unchanged (`cluster.teacher.revisited`)
 TEACHER_STRATEGIES = ("change_constant", "add_step", "swap_operation", "other_unknown", "compose", "add_distractor",
                       "add_step+add_step", "change_constant+add_distractor", "smaller_constants", "drop_step",
-                      "drop_step+smaller_constants", "revisit")
+                      "drop_step+smaller_constants")  # `revisit` is not a default: asked again, a problem is learned by rote
 
 
 @dataclass
@@ -108,7 +108,7 @@ class TeacherConfig:
     the target; its children fill `share` of every batch."""
 
     model: str = "offline"  # offline: operator recipes | an xAI model name (grok-4): prompts on the symbolic JSON
-    share: float = 0.75  # share of each batch made of taught children (what the teacher cannot make, the controller)
+    share: float = 0.25  # share of the candidates that are taught children (the rest: the controller's fresh draw)
     edge: float = 0.375  # a parent this far from the target is easy or hard; a nearer one is near (2-6 of 8 at 0.5)
     novelty: float = 0.2  # reward for a child whose symbolic structure the run has not seen
     exploration: float = 0.1  # the UCB bonus's weight (rewards lie in [0, 1 + novelty]; arms differ by tenths)
