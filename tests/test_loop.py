@@ -259,7 +259,7 @@ def test_an_llm_teacher_writes_children_improves_its_prompts_and_a_resumed_run_r
     monkeypatch.setenv("XAI_API_KEY", KEY)
     llm = ("curriculum.mode=teacher", "teacher.model=grok-4", f"teacher.api_host=127.0.0.1:{port}",
            "teacher.insecure=true", "teacher.strategies=[change_constant, add_step]", "teacher.prompt_every=1",
-           "teacher.trial_children=1", "sft.enabled=false",
+           "teacher.trial_children=1", "teacher.share=0.75", "teacher.screen=1", "sft.enabled=false",
            "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
     try:
         full = train(tiny_config(tmp_path, tiny_model_dir, "full", *llm), echo=lambda _: None)
