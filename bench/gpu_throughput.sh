@@ -8,6 +8,7 @@
 #   bash bench/gpu_throughput.sh multiturn # bench/multiturn_rollout.py --engine vllm: 4-turn vs 1-turn episodes, same tokens
 #   bash bench/gpu_throughput.sh tree      # bench/learner.py, 0.5B shape: flat vs tree packing, GSM8K- and verifier-shaped;
 #                                          # then bench/vs_trl.py --gpu --workload gsm8k: TRL vs rlvr flat vs rlvr tree
+#   bash bench/gpu_throughput.sh score     # bench/engine_score.py --vllm: the teacher's screening pass, vLLM vs transformers
 set -uo pipefail
 export MLFLOW_ALLOW_FILE_STORE=true PYTHONPATH=/tmp/site:$PWD:/tmp/site-extra VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1 \
   MLFLOW_TRACKING_URI=file:///tmp/mlruns TOKENIZERS_PARALLELISM=false
@@ -28,5 +29,6 @@ case "${1:-}" in
     python3 bench/vs_trl.py --gpu --workload gsm8k --prompts 64 --max-tokens 300 --packing flat,tree --steps "$STEPS" \
       --set model.gradient_checkpointing=false \
       --out "$OUT" --name vs_trl-gpu-gsm8k.json 2>&1 | grep -E "rlvr|TRL|Error|error" | tail -12 ;;
-  *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn|tree"; exit 2 ;;
+  score) python3 bench/engine_score.py --vllm --out "$OUT" 2>&1 | grep -E "^\{|Error|error" | tail -6 ;;
+  *) echo "usage: bash bench/gpu_throughput.sh learner|overlap|trl|multiturn|tree|score"; exit 2 ;;
 esac

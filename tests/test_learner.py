@@ -341,14 +341,9 @@ def test_hf_engine_prefills_a_group_prompt_once_with_the_same_completions(tiny_m
     """Each distinct prompt is forwarded once and its cache repeated for its G copies; greedy and seeded sampled
     completions, and their log-probs, equal those of prefilling every copy (prompts of unequal length, so left
     padding and positions are exercised)."""
-    from actors.hf_engine import HFEngine
     from actors.records import SamplingConfig
 
-    learner = make_learner(tiny_model_dir)
-    for _ in range(3):
-        learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
-    engine = HFEngine(tiny_model_dir, sync=sync)
-    engine.load_adapter(learner.export_adapter())
+    learner, engine = tuned_engine(tiny_model_dir, sync)
     prompts = ["12 + 30 =", "What is 7 * 8? Think step by step.", "1 ="]
     prefills = []
     real = engine._shared_prefill
@@ -372,13 +367,8 @@ def test_hf_engine_scores_a_text_as_the_learner_does(tiny_model_dir, sync):
     """`score` (teacher forcing, right padding, prompts and targets of unequal length) gives each target the sum of
     the log-probs the learner's policy gives its tokens after the chat-encoded prompt, under the pushed adapter."""
     from actors.engine import encode_prompts
-    from actors.hf_engine import HFEngine
 
-    learner = make_learner(tiny_model_dir)
-    for _ in range(3):
-        learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
-    engine = HFEngine(tiny_model_dir, sync=sync)
-    engine.load_adapter(learner.export_adapter())
+    learner, engine = tuned_engine(tiny_model_dir, sync)
     prompts = ["12 + 30 =", "What is 7 * 8? Think step by step.", "1 ="]
     targets = ["42", "7 * 8 = 56\nThe answer is 56.", "x = 1 + 2 = 3"]
     scores = engine.score(prompts, targets)
@@ -390,3 +380,15 @@ def test_hf_engine_scores_a_text_as_the_learner_does(tiny_model_dir, sync):
     expected = [float(logp[i, : len(t)].sum()) for i, t in enumerate(target_ids)]
     assert scores == pytest.approx(expected, abs=1e-3)
     assert all(s < 0 for s in scores) and len({round(s, 3) for s in scores}) == 3
+
+
+def tuned_engine(tiny_model_dir, sync: str):
+    """A learner after three SFT steps and an HF engine (with `sync`) holding its adapter."""
+    from actors.hf_engine import HFEngine
+
+    learner = make_learner(tiny_model_dir)
+    for _ in range(3):
+        learner.sft_step([[5, 6, 7, 8]], ["x = 1 + 2 = 3"])
+    engine = HFEngine(tiny_model_dir, sync=sync)
+    engine.load_adapter(learner.export_adapter())
+    return learner, engine
