@@ -106,16 +106,21 @@ def teacher_of(cfg: TrainConfig):
     return cfg.teacher if cfg.curriculum.mode == "teacher" else None
 
 
+def screen_of(cfg: TrainConfig, predict) -> int:
+    """Candidates drawn per batch slot: `teacher.screen` when the teacher screens with a predictor, else 1."""
+    teacher = teacher_of(cfg)
+    return teacher.screen if teacher is not None and predict is not None else 1
+
+
 def step_problems(cfg: TrainConfig, state: RunState, pool: list[Problem], exclude: set[str],
                   llm=None, predict=None) -> list[Problem]:
     """The problems of the step after `state`: the fixed schedule's next batch, or the controller's draw (with an
     LLM teacher, `llm` writes the taught children; with `teacher.screen` above 1, `teacher.screen` times as many
     candidates are drawn and `predict`, the student's pass rates as the fleet predicts them, picks the batch)."""
     if cfg.curriculum.mode != "fixed":
-        teacher = teacher_of(cfg)
-        screen = teacher.screen if teacher is not None and predict is not None else 1
+        screen = screen_of(cfg, predict)
         drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, cfg.batch_size * screen,
-                              f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher, llm)
+                              f"{cfg.seed}/{state.stage}/{state.step + 1}", exclude, teacher_of(cfg), llm)
         return screened(drawn, predict(drawn), cfg.batch_size, cfg.curriculum.target) if screen > 1 else drawn
     per_epoch = -(-len(pool) // cfg.batch_size)
     epoch, batch = divmod(state.stage_step, per_epoch)
@@ -128,10 +133,10 @@ def replacement_problems(cfg: TrainConfig, state: RunState, pool: list[Problem],
     this step: drawn by the controller (adaptive, teacher: screened as `step_problems` screens) or from the rest of
     the stage's pool (fixed)."""
     if cfg.curriculum.mode != "fixed":
-        teacher = teacher_of(cfg)
-        screen = teacher.screen if teacher is not None and predict is not None else 1
+        screen = screen_of(cfg, predict)
         drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, (n + len(taken)) * screen,
-                              f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude, teacher, llm)
+                              f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude, teacher_of(cfg),
+                              llm)
         if screen > 1:
             fresh = [p for p in drawn if p.question not in taken]
             return screened(fresh, predict(fresh), n, cfg.curriculum.target)

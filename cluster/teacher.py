@@ -17,8 +17,9 @@ The bandit's statistics decay by `teacher.discount` per step, because the studen
 comes from the adaptive controller (difficulty per topic), so teacher mode is the adaptive curriculum with
 siblings replaced by taught children. With `teacher.screen` above 1 the teacher proposes that many candidates per
 batch slot and keeps those whose pass rate the student's own policy predicts nearest the target (`screened`,
-`pass_rate_predictor`): a child's group is then sampled only when the student is likely to half-solve it. All state is plain data in the curriculum dict of the run state: a resumed
-run makes the same choices as one that never stopped.
+`pass_rate_predictor`): a child's group is then sampled only when the student is likely to half-solve it. All state
+is plain data in the curriculum dict of the run state: a resumed run makes the same choices as one that never
+stopped.
 """
 from __future__ import annotations
 
@@ -306,11 +307,11 @@ def pass_rate_predictor(cfg, fleet, stall_seconds: float | None = None):
     from cluster.episodes import env_spec
     from synthesis.problem import solution_text
 
-    env = env_spec(cfg)
+    environment = make_env(env_spec(cfg))
 
     def predict(problems: list[Problem]) -> list[float | None]:
         scored = [p for p in problems if p.solution]
-        logps = iter(fleet.score([make_env(env).init(p) for p in scored],
+        logps = iter(fleet.score([environment.init(p) for p in scored],
                                  [solution_text(p, cfg.sft.target) for p in scored], stall_seconds=stall_seconds)
                      if scored else [])
         return [math.exp(next(logps)) if p.solution else None for p in problems]

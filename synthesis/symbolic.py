@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 
@@ -211,6 +212,9 @@ def form_from_json(text: str) -> Symbolic:
 # ---------------------------------------------------------------- words
 
 
+SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^"}  # a binary node's operator as written
+
+
 def tree_text(node: tuple) -> str:
     """A syntax tree as text: binary operators spaced, every compound operand in brackets (the arithmetic
     generators' spelling, so a realised expression reads as the generated one)."""
@@ -219,7 +223,7 @@ def tree_text(node: tuple) -> str:
         return node[1]
     if kind == "neg":
         return f"-{_operand(node[1])}"
-    symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^"}.get(kind)
+    symbol = SYMBOLS.get(kind)
     if symbol is None:
         raise IllPosed(f"cannot write a {kind} node in an expression problem")
     return f"{_operand(node[1])} {symbol} {_operand(node[2])}"
@@ -286,8 +290,7 @@ def expression_text(form: Symbolic) -> str:
     return tree_text(with_values(parse_tree(shown), form.values()))
 
 
-OPERATIONS = {"add": ("+", lambda a, b: a + b), "sub": ("-", lambda a, b: a - b), "mul": ("*", lambda a, b: a * b),
-              "div": ("/", lambda a, b: a / b)}
+OPERATIONS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 
 
 def expression_steps(form: Symbolic) -> list[str] | None:
@@ -303,10 +306,9 @@ def expression_steps(form: Symbolic) -> list[str] | None:
             return to_sympy(node)
         if node[0] not in OPERATIONS:
             raise IllPosed(f"no worked line for a {node[0]} node")
-        symbol, operation = OPERATIONS[node[0]]
         left, right = value(node[1]), value(node[2])
-        result = operation(left, right)
-        lines.append(f"{render(left)} {symbol} {render(right)} = {render(result)}")
+        result = OPERATIONS[node[0]](left, right)
+        lines.append(f"{render(left)} {SYMBOLS[node[0]]} {render(right)} = {render(result)}")
         return result
 
     try:
