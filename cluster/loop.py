@@ -107,7 +107,8 @@ def train_step(state: RunState, loop: Loop, svc: Services) -> tuple[RunState, St
     state = dataclasses.replace(done, stage_seconds=state.stage_seconds + now - window)
     result = step_result(cfg, scored, sampled, learned, state, health, staleness, curriculum,
                          StepTimes(scored.rollout_seconds, scored.score_seconds, learned.stats.seconds if learned.stats
-                                   else 0.0, push_seconds, now - window, loop.busy.idle(window, now)), stage_end)
+                                   else 0.0, push_seconds, now - window, loop.busy.idle(window, now),
+                                   scored.draw_seconds), stage_end)
     log_step(loop, state, scored, result)
     return state, result
 
@@ -117,11 +118,21 @@ def sample_after(state: RunState, loop: Loop, svc: Services, seed: int) -> Score
     cfg, state = loop.cfg, dataclasses.replace(state)
     predict = (pass_rate_predictor(cfg, svc.fleet, loop.watchdog.deadline("rollout"))
                if teacher_of(cfg) is not None and cfg.teacher.screen > 1 else None)
-    problems = step_problems(cfg, state, loop.pool, loop.exclude, loop.teacher_llm, predict)
-    return sample_step(cfg, svc.fleet, svc.pool, problems, seed,
-                       lambda n, r, taken: replacement_problems(cfg, state, loop.pool, loop.exclude, n, r, taken,
-                                                                loop.teacher_llm, predict),
-                       stall_seconds=loop.watchdog.deadline("rollout"))
+    drawing = [0.0]
+
+    def timed(draw, *args):
+        begin = time.perf_counter()
+        try:
+            return draw(*args)
+        finally:
+            drawing[0] += time.perf_counter() - begin
+
+    problems = timed(step_problems, cfg, state, loop.pool, loop.exclude, loop.teacher_llm, predict)
+    scored = sample_step(cfg, svc.fleet, svc.pool, problems, seed,
+                         lambda n, r, taken: timed(replacement_problems, cfg, state, loop.pool, loop.exclude, n, r,
+                                                   taken, loop.teacher_llm, predict),
+                         stall_seconds=loop.watchdog.deadline("rollout"))
+    return dataclasses.replace(scored, draw_seconds=drawing[0])
 
 
 def rollout_seed(cfg: TrainConfig, step: int) -> int:

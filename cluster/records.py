@@ -22,6 +22,7 @@ class ScoredStep:
     rollout_seconds: float = 0.0
     score_seconds: float = 0.0
     rollout_span: tuple[float, float] = (0.0, 0.0)  # perf_counter start and end of sampling
+    draw_seconds: float = 0.0  # drawing the problems and any replacements (generators, teacher, screening)
     extra_problems: int = 0  # sampled to replace groups with no correctness spread
     verifier: list[GroupBatch] = field(default_factory=list)  # solver-verifier: groups judging the solver's answers
 
@@ -82,6 +83,7 @@ class StepTimes:
     push: float = 0.0
     step: float = 0.0
     idle: float = 0.0  # seconds neither sampling nor learning ran (GPU idle on a shared-GPU box)
+    draw: float = 0.0  # seconds drawing the step's problems (generators, teacher children, screening)
 
 
 LEARN_METRICS = ("loss", "kl", "clip_fraction", "grad_norm", "lr", "version", "mismatch_kl", "tis_clipped")
@@ -118,7 +120,7 @@ class StepResult:
                     "resample/extra_problems": self.extra_problems, "resample/shortfall": self.shortfall,
                     "staleness": self.staleness, "health/identical_rewards": float(self.health.identical_rewards),
                     "health/timeouts": self.health.timeouts, "health/timeout_jump": float(self.health.timeout_jump),
-                    "rollout_seconds": t.rollout, "score_seconds": t.score, "push_seconds": t.push,
+                    "rollout_seconds": t.rollout, "score_seconds": t.score, "push_seconds": t.push, "draw_seconds": t.draw,
                     "step_seconds": t.step, "gpu_idle_seconds": t.idle, "gpu_idle_share": t.idle / max(t.step, 1e-9),
                     "rollout_tokens_per_s": s.completion_tokens / max(t.rollout, 1e-9), "stage_index": self.stage})
         if self.learn is not None:

@@ -44,7 +44,7 @@ def step_line(cfg: TrainConfig, run: RunState, pool_size: int, length: int, resu
         line += f" (sampled {result.sampled.zero_spread_groups:.2f}, +{result.extra_problems} resampled)"
     kl = result.learn.kl if result.learn is not None else 0.0
     line += (f"  kl {kl:.4f}  {m.completion_tokens / max(t.rollout, 1e-9):.0f} tok/s  "
-             f"rollout {t.rollout:.1f}s score {t.score:.1f}s learn {t.learn:.1f}s push {t.push:.2f}s  "
+             f"draw {t.draw:.1f}s rollout {t.rollout:.1f}s score {t.score:.1f}s learn {t.learn:.1f}s push {t.push:.2f}s  "
              f"step {t.step:.1f}s idle {t.idle / max(t.step, 1e-9):.0%}")
     if result.learn is not None and result.learn.computed_tokens != result.learn.logical_tokens:
         line += (f"  forward {result.learn.computed_tokens:.0f}/{result.learn.logical_tokens:.0f} tokens "

@@ -134,7 +134,7 @@ def replacement_problems(cfg: TrainConfig, state: RunState, pool: list[Problem],
     the stage's pool (fixed)."""
     if cfg.curriculum.mode != "fixed":
         screen = screen_of(cfg, predict)
-        drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, (n + len(taken)) * screen,
+        drawn = next_problems(Curriculum.from_dict(state.curriculum), cfg.curriculum, n * screen + len(taken),
                               f"{cfg.seed}/{state.stage}/{state.step + 1}/resample{round_}", exclude, teacher_of(cfg),
                               llm)
         if screen > 1:

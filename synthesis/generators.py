@@ -326,7 +326,7 @@ def linear_equations(rng: random.Random, d: float) -> Draft:
             equations = []
         coeffs = [rng.choice([c for c in range(-6, 7) if c]) for _ in unknowns]
         lhs = sum(c * u for c, u in zip(coeffs, unknowns))
-        equations.append(sp.Eq(lhs, lhs.subs(solution)))
+        equations.append(sp.Eq(lhs, lhs.xreplace(solution), evaluate=False))
     if difficulty == 1:
         (eq,) = equations
         a, b = eq.lhs.coeff(x), rng.randint(-20, 20)
@@ -338,7 +338,7 @@ def linear_equations(rng: random.Random, d: float) -> Draft:
                         structure="algebra/linear/1")
         return Draft(realise(form), sp.Integer(solution[x]), steps, form.structure, fact_source(form), form)
     form = linear_system_form(equations, unknowns, solution)
-    solved = sp.solve(equations, unknowns)
+    solved = {u: sp.Integer(v) for u, v in solution.items()}  # unique: the coefficient matrix is invertible
     steps = []
     for i, u in enumerate(unknowns[:-1]):
         steps.append(f"Eliminate {u} between equation {i + 1} and the ones after it.")

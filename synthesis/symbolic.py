@@ -138,7 +138,7 @@ def parsed(text: str):
 
 def _substituted(form: Symbolic, text: str):
     values = {sp.Symbol(n): sp.Integer(v) for n, v in form.values().items()}
-    return parsed(text).subs(values)
+    return parsed(text).xreplace(values)
 
 
 def derive_answer(form: Symbolic):
@@ -146,7 +146,8 @@ def derive_answer(form: Symbolic):
     IllPosed when there is no unique answer, an inequality fails, the answer is not integral where the form
     needs it, or it is out of range."""
     unknowns = [sp.Symbol(u) for u in form.unknowns]
-    equations = [sp.Eq(_substituted(form, r.lhs), _substituted(form, r.rhs)) for r in form.constraints if r.op == "="]
+    equations = [sp.Eq(_substituted(form, r.lhs), _substituted(form, r.rhs), evaluate=False)
+                 for r in form.constraints if r.op == "="]
     solution: dict = {}
     if unknowns:
         found = sp.solve(equations, unknowns, dict=True)
@@ -159,10 +160,10 @@ def derive_answer(form: Symbolic):
             raise IllPosed(f"{len(found)} solutions for {form.unknowns}; a unique one is needed")
         solution = found[0]
     for r in form.constraints:
-        if r.op != "=" and RELATIONS[r.op](_substituted(form, r.lhs).subs(solution),
-                                           _substituted(form, r.rhs).subs(solution)) is not sp.true:
+        if r.op != "=" and RELATIONS[r.op](_substituted(form, r.lhs).xreplace(solution),
+                                           _substituted(form, r.rhs).xreplace(solution)) is not sp.true:
             raise IllPosed(f"the constraint {r.lhs} {r.op} {r.rhs} fails")
-    values = tuple(exact(_substituted(form, t).subs(solution)) for t in form.target)
+    values = tuple(exact(_substituted(form, t).xreplace(solution)) for t in form.target)
     for v in values:
         if v.free_symbols or not v.is_real or abs(v) > MAX_ANSWER:
             raise IllPosed(f"the answer {v} is not a number in range")

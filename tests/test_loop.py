@@ -220,6 +220,8 @@ def test_a_screening_teacher_samples_the_candidates_the_policy_predicts_at_the_t
     """`teacher.screen: 3`: each step's groups (and the dynamic-sampling replacements) are picked from three times as
     many candidates by the pass rate the rollout workers' policy predicts, logged with every screened group; a
     resumed run predicts, picks and samples exactly as one that never stopped."""
+    import mlflow
+
     screen = ("curriculum.mode=teacher", "teacher.screen=3", "sft.enabled=false",
               "stages=[{name: one, difficulty: 1, topics: {mental_math: 1}, epochs: 2, problems: 8}]")
     full = train(tiny_config(tmp_path, tiny_model_dir, "full", *screen), echo=lambda _: None)
@@ -228,6 +230,8 @@ def test_a_screening_teacher_samples_the_candidates_the_policy_predicts_at_the_t
     predicted = [r["predicted_pass_rate"] for r in rows if r["predicted_pass_rate"] is not None]
     assert len(predicted) > len(rows) / 2 and all(0 <= p <= 1 for p in predicted)
     assert all("-t-" in r["problem_id"] for r in rows if r["predicted_pass_rate"] is None)  # a child with no solution
+    drawing = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(full["run_id"], "draw_seconds")
+    assert len(drawing) == 4 and all(m.value > 0 for m in drawing)  # drawing and screening, timed apart from rollout
     stopped = train(tiny_config(tmp_path, tiny_model_dir, "resumed", *screen, "max_steps=2"), echo=lambda _: None)
     assert not stopped["finished"]
     train(tiny_config(tmp_path, tiny_model_dir, "resumed", *screen), resume=str(tmp_path / "resumed"),

@@ -129,7 +129,7 @@ def step_result(**changes) -> StepResult:
     groups = [group("a", ["correct", "wrong"]), group("b", ["wrong", "wrong"])]
     result = StepResult(step=7, stage=0, trained=GroupStats.of(groups), sampled=GroupStats.of(groups + groups),
                         extra_problems=0, shortfall=3, staleness=0.0,
-                        health=RewardHealth(False, 0.0, False), times=StepTimes(2.0, 0.5, 1.0, 0.25, 4.0, 1.0),
+                        health=RewardHealth(False, 0.0, False), times=StepTimes(2.0, 0.5, 1.0, 0.25, 4.0, 1.0, 0.3),
                         learn=LearnStats(loss=0.5, grad_norm=1.0, lr=1e-3, seconds=1.0, tokens=12, tokens_per_s=12.0,
                                          version=7, step=7, kl=0.125))
     return dataclasses.replace(result, **changes)
@@ -148,7 +148,7 @@ def test_the_step_line():
     state = RunState(step=7, stage=0, stage_step=3)
     line = step_line(cfg, state, 8, 4, step_result())
     assert line.startswith("[easy e2/2 b1/2] step 7  reward ") and "acc 0.250  zero-spread 0.50" in line
-    assert "kl 0.1250  6 tok/s  rollout 2.0s score 0.5s learn 1.0s push 0.25s  step 4.0s idle 25%" in line
+    assert "kl 0.1250  6 tok/s  draw 0.3s rollout 2.0s score 0.5s learn 1.0s push 0.25s  step 4.0s idle 25%" in line
     resampled = step_line(cfg, state, 8, 4, step_result(extra_problems=2))
     assert "(sampled 0.50, +2 resampled)" in resampled
     adaptive = load_config("tiny")

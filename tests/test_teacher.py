@@ -433,3 +433,28 @@ def test_a_screened_step_draws_more_and_keeps_what_the_predictor_puts_at_the_tar
     assert len(plain) == 8 and all("predicted_pass_rate" not in p.meta for p in plain)
     adaptive = dataclasses.replace(cfg, curriculum=dataclasses.replace(cfg.curriculum, mode="adaptive"))
     assert len(step_problems(adaptive, state, [], set(), predict=predict)) == 8 and len(seen) == 1
+
+
+def test_screened_replacements_skip_the_step_and_score_screen_candidates_per_slot(parents):
+    """Dynamic sampling's replacements under `teacher.screen: 3`: `n` problems, none already in the step, kept by the
+    predictor from `n · screen` fresh candidates (the draw adds only as many as the step holds, for collisions)."""
+    from cluster.config import load_config
+    from cluster.curriculum import observe
+    from cluster.schedule import RunState, replacement_problems, stage_curriculum, step_problems
+
+    cfg = load_config("tiny", overrides=["curriculum.mode=teacher", "teacher.screen=3", "batch_size=8"])
+    cur = stage_curriculum(cfg, 0, None)
+    cur = observe(cur, cfg.curriculum, [(p, [True, False] * 4) for p in parents["mental_math"][:8]], cfg.teacher)
+    state = RunState(curriculum=cur.to_dict())
+    seen: list[list[Problem]] = []
+
+    def predict(problems):
+        seen.append(problems)
+        return [1.0 if len(p.question) % 2 else 0.5 for p in problems]
+
+    taken = {p.question for p in step_problems(cfg, state, [], set(), predict=predict)}
+    fresh = replacement_problems(cfg, state, [], set(), 2, 0, taken, predict=predict)
+    assert len(fresh) == 2 and not {p.question for p in fresh} & taken
+    assert 2 * 3 <= len(seen[-1]) <= 2 * 3 + len(taken)
+    assert {p.id for p in fresh} <= {p.id for p in seen[-1]}
+    assert all(p.meta["predicted_pass_rate"] == 0.5 for p in fresh)
