@@ -406,25 +406,33 @@ def test_screening_keeps_the_candidates_predicted_nearest_the_target():
         screened(candidates, predicted[:-1], 4, 0.5)
 
 
-def test_a_screened_step_draws_more_and_keeps_what_the_predictor_puts_at_the_target(parents):
-    """`teacher.screen: 3`: `step_problems` draws three candidates per slot and keeps the batch whose predicted pass
-    rates are nearest the target; without a predictor (or in adaptive mode) the draw is the batch."""
-    import dataclasses
-
+def screening_run(parents):
+    """A teacher-mode config with `teacher.screen: 3`, a run state whose teacher knows eight half-solved parents, and a
+    predictor that records what it scores (0.5 for questions of even length, else 1.0)."""
     from cluster.config import load_config
     from cluster.curriculum import observe
-    from cluster.schedule import RunState, stage_curriculum, step_problems
+    from cluster.schedule import RunState, stage_curriculum
 
     cfg = load_config("tiny", overrides=["curriculum.mode=teacher", "teacher.screen=3", "batch_size=8"])
     cur = stage_curriculum(cfg, 0, None)
     cur = observe(cur, cfg.curriculum, [(p, [True, False] * 4) for p in parents["mental_math"][:8]], cfg.teacher)
-    state = RunState(curriculum=cur.to_dict())
     seen: list[list[Problem]] = []
 
     def predict(problems):
         seen.append(problems)
         return [1.0 if len(p.question) % 2 else 0.5 for p in problems]
 
+    return cfg, RunState(curriculum=cur.to_dict()), predict, seen
+
+
+def test_a_screened_step_draws_more_and_keeps_what_the_predictor_puts_at_the_target(parents):
+    """`teacher.screen: 3`: `step_problems` draws three candidates per slot and keeps the batch whose predicted pass
+    rates are nearest the target; without a predictor (or in adaptive mode) the draw is the batch."""
+    import dataclasses
+
+    from cluster.schedule import step_problems
+
+    cfg, state, predict, seen = screening_run(parents)
     batch = step_problems(cfg, state, [], set(), predict=predict)
     assert len(seen) == 1 and len(seen[0]) == 24 and len(batch) == 8
     assert {p.id for p in batch} <= {p.id for p in seen[0]}
@@ -438,20 +446,9 @@ def test_a_screened_step_draws_more_and_keeps_what_the_predictor_puts_at_the_tar
 def test_screened_replacements_skip_the_step_and_score_screen_candidates_per_slot(parents):
     """Dynamic sampling's replacements under `teacher.screen: 3`: `n` problems, none already in the step, kept by the
     predictor from `n · screen` fresh candidates (the draw adds only as many as the step holds, for collisions)."""
-    from cluster.config import load_config
-    from cluster.curriculum import observe
-    from cluster.schedule import RunState, replacement_problems, stage_curriculum, step_problems
+    from cluster.schedule import replacement_problems, step_problems
 
-    cfg = load_config("tiny", overrides=["curriculum.mode=teacher", "teacher.screen=3", "batch_size=8"])
-    cur = stage_curriculum(cfg, 0, None)
-    cur = observe(cur, cfg.curriculum, [(p, [True, False] * 4) for p in parents["mental_math"][:8]], cfg.teacher)
-    state = RunState(curriculum=cur.to_dict())
-    seen: list[list[Problem]] = []
-
-    def predict(problems):
-        seen.append(problems)
-        return [1.0 if len(p.question) % 2 else 0.5 for p in problems]
-
+    cfg, state, predict, seen = screening_run(parents)
     taken = {p.question for p in step_problems(cfg, state, [], set(), predict=predict)}
     fresh = replacement_problems(cfg, state, [], set(), 2, 0, taken, predict=predict)
     assert len(fresh) == 2 and not {p.question for p in fresh} & taken
