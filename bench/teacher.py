@@ -160,7 +160,8 @@ def training_table(rows: list[dict], args, machine: str, date: str) -> str:
                      f"{r['taught_share']:.2f} | {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}] |")
     runs = "; ".join(f"`{c}` ({', '.join(sorted({r['arm'] for r in rows if r['command'] == c}))}, "
                      f"{next(r['date'] for r in rows if r['command'] == c)})" for c in dict.fromkeys(r["command"] for r in rows))
-    lines += ["", f"Produced by {runs} on {machine}, from an empty cache each: the tiny preset ({args.model}) with every "
+    lines += ["", f"Produced by {runs} on {machine}, each invocation from one empty cache (the tiny model built and "
+              f"pretrained in its first run, shared by the others): the tiny preset ({args.model}) with every "
               f"stage over {', '.join(args.topics)}, {args.minutes} GRPO minutes per run, 300 held-out problems per "
               "stage and topic mix, greedy; paired 95 % percentile bootstrap intervals."]
     return "\n".join(lines)
