@@ -17,7 +17,9 @@ mental_math alone):
   adaptive arm, its replacements screened too).
 
 Reported per run: the held-out greedy gain over SFT (mean over stages, paired 95 % bootstrap interval), the share of
-*sampled* groups with correctness spread, the share of sampled groups that were taught children, steps, minutes.
+*sampled* groups with correctness spread, the share of sampled groups that were taught children, steps, minutes;
+per seed and over the seeds together, the teacher's held-out accuracy after training minus the adaptive arm's,
+paired per problem.
 
 Diversity: `--diversity N` problems from the plain generators over the same topics at difficulties spread over
 [0, 1], against N children the offline teacher makes from such parents (strategies in turn, as a bandit without
@@ -105,11 +107,28 @@ def train_row(arm: str, seed: int, work: pathlib.Path, cache: pathlib.Path, args
     result = tiny.run_seed(seed, work, cache, overrides, name=arm)
     stages = [s.name for s in load_config("tiny", overrides=[stages_override(args.topics)]).stages]
     gains = gains_over(result["evals"], stages)
+    last = result["evals"][-1].stages
     return {"arm": arm, "seed": seed, "minutes": round(result["minutes"], 2),
             "steps": result["history"][-1]["step"] if result["history"] else 0,
             "spread_sampled": round(1 - result["sampled_zero_spread_share"], 3),
             "taught_share": round(taught_share(work / f"{arm}{seed}"), 3),
-            "gain_mean": gains["mean"] if gains else None, "command": command_of(args), "date": time.strftime("%Y-%m-%d")}
+            "gain_mean": gains["mean"] if gains else None, "command": command_of(args), "date": time.strftime("%Y-%m-%d"),
+            "held_out_after": [x for s in stages for x in last[s].per_problem]}
+
+
+def arm_difference(rows: list[dict]) -> dict:
+    """Teacher minus adaptive held-out accuracy after training, paired per problem (both arms of a seed are evaluated
+    on the same held-out problems): per seed, and over the seeds' problems together (the runs held fixed, so the
+    interval is the problems' sampling error, not the seeds')."""
+    from cluster.evaluate import paired_gain
+
+    after = {(r["arm"], r["seed"]): r["held_out_after"] for r in rows if "held_out_after" in r}
+    seeds = sorted({seed for arm, seed in after if arm == "teacher" and ("adaptive", seed) in after})
+    out = {str(seed): paired_gain(after["teacher", seed], after["adaptive", seed]) for seed in seeds}
+    if len(seeds) > 1:
+        out["pooled"] = paired_gain([x for seed in seeds for x in after["teacher", seed]],
+                                    [x for seed in seeds for x in after["adaptive", seed]])
+    return out
 
 
 def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
@@ -148,7 +167,17 @@ def diversity(topics: list[str], n: int, seed: int = 0) -> dict:
 
 def markdown(rows: list[dict], div: dict | None, args, machine: str, date: str) -> str:
     return "\n\n".join(part for part in (training_table(rows, args, machine, date) if rows else "",
+                                          difference_line(arm_difference(rows)),
                                           diversity_table(div, args, machine, date) if div else "") if part)
+
+
+def difference_line(diff: dict) -> str:
+    if not diff:
+        return ""
+    cells = "; ".join(f"{'seeds pooled' if key == 'pooled' else 'seed ' + key} {d['gain']:+.3f} "
+                      f"[{d['low']:+.3f}, {d['high']:+.3f}]" for key, d in diff.items())
+    return ("Teacher minus adaptive, held-out accuracy after training, paired per problem [95 % bootstrap interval; "
+            f"pooled: over the seeds' problems, the runs held fixed]: {cells}.")
 
 
 def training_table(rows: list[dict], args, machine: str, date: str) -> str:
