@@ -126,12 +126,8 @@ class HFEngine:
     @torch.no_grad()
     def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Completion]:
         tok = self.tokenizer
-        width = max(len(p) for p in prompt_ids)
-        input_ids = torch.full((len(prompt_ids), width), tok.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        for row, ids in enumerate(prompt_ids):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            attention[row, width - len(ids):] = 1
+        input_ids, attention = padded(prompt_ids, tok.pad_token_id, left=True)
+        width = input_ids.shape[1]
         greedy = sampling.temperature <= 0
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         prefilled = self._shared_prefill(input_ids, attention, prompt_ids) if width > 1 else {}
@@ -206,13 +202,8 @@ class HFEngine:
 
     @torch.no_grad()
     def _score_batch(self, prompt_ids: list[list[int]], target_ids: list[list[int]]) -> list[float]:
-        rows = [p + t for p, t in zip(prompt_ids, target_ids)]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        for i, ids in enumerate(rows):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention[i, : len(ids)] = 1
+        input_ids, attention = padded([p + t for p, t in zip(prompt_ids, target_ids)], self.tokenizer.pad_token_id,
+                                      left=False)
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         logits = self.model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits.float()
         token_logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, input_ids[:, 1:, None]).squeeze(2).cpu()
@@ -226,3 +217,16 @@ class HFEngine:
         return {"tokens_generated": self.tokens_generated, "seconds_generating": self.seconds_generating,
                 "tokens_per_s": self.tokens_generated / max(self.seconds_generating, 1e-9),
                 "adapter_version": self.adapter_version}
+
+
+def padded(rows: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one tensor with its attention mask: padded on the left for generation (every row's next token
+    comes at the last column), on the right for teacher forcing (every row's positions start at 0)."""
+    width = max(1, max(map(len, rows)))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for r, ids in enumerate(rows):
+        span = slice(width - len(ids), width) if left else slice(0, len(ids))
+        input_ids[r, span] = torch.tensor(ids, dtype=torch.long)
+        attention[r, span] = 1
+    return input_ids, attention

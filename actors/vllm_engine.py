@@ -2,6 +2,7 @@
 `/dev/shm/<run>/v<N>` and used through `LoRARequest(f"v{N}", N, path)`; version 0 is the base model."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -99,6 +100,20 @@ class VLLMEngine:
 
         return LoRARequest(f"v{version}", version, str(self.adapter_dir / f"v{version}"))
 
+    @contextlib.contextmanager
+    def _current_version(self):
+        """The adapter version a request runs with, held against collection until the request is done (a newer
+        version may arrive meanwhile; its older files are deleted once nothing uses them)."""
+        with self._lock:
+            version = self.adapter_version
+            self._in_use[version] = self._in_use.get(version, 0) + 1
+        try:
+            yield version
+        finally:
+            with self._lock:
+                self._in_use[version] -= 1
+            self._collect_old_versions()
+
     def _collect_old_versions(self) -> None:
         with self._lock:
             keep = {self.adapter_version} | {v for v, uses in self._in_use.items() if uses > 0}
@@ -124,20 +139,13 @@ class VLLMEngine:
                  problem_ids: list[str] | None = None) -> list[list[Completion]]:
         """`n` completions per prompt, in prompt order, all sampled with the same adapter version."""
         problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
-        with self._lock:
-            version = self.adapter_version
-            self._in_use[version] = self._in_use.get(version, 0) + 1
-        try:
+        with self._current_version() as version:
             prompt_ids = encode_prompts(self.tokenizer, prompts)
             start = time.perf_counter()
             outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids],
                                         self.sampling_params(n, sampling), use_tqdm=False,
                                         lora_request=self._lora_request(version))
             self.seconds_generating += time.perf_counter() - start
-        finally:
-            with self._lock:
-                self._in_use[version] -= 1
-            self._collect_old_versions()
         token_lists = [list(o.token_ids) for out in outputs for o in out.outputs]
         texts = self.tokenizer.batch_decode(token_lists, skip_special_tokens=True)
         results, k = [], 0
@@ -155,19 +163,12 @@ class VLLMEngine:
     def score(self, prompts: list[str], targets: list[str]) -> list[float]:
         """The log-probability of each target text as the continuation of its prompt under the current adapter
         (vLLM's prompt logprobs over prompt + target, summed over the target's positions; no EOS)."""
-        with self._lock:
-            version = self.adapter_version
-            self._in_use[version] = self._in_use.get(version, 0) + 1
-        try:
+        with self._current_version() as version:
             prompt_ids = encode_prompts(self.tokenizer, prompts)
             target_ids = [self.tokenizer(t, add_special_tokens=False).input_ids for t in targets]
             params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
             outputs = self.llm.generate([{"prompt_token_ids": p + t} for p, t in zip(prompt_ids, target_ids)],
                                         params, use_tqdm=False, lora_request=self._lora_request(version))
-        finally:
-            with self._lock:
-                self._in_use[version] -= 1
-            self._collect_old_versions()
         return [sum(out.prompt_logprobs[k][tok].logprob for k, tok in enumerate(t, start=len(p)))
                 for out, p, t in zip(outputs, prompt_ids, target_ids)]
 

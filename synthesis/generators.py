@@ -105,13 +105,16 @@ def _wrap(text: str, ops: int) -> str:
     return f"({text})" if ops else text
 
 
+MENTAL_PHRASING = "What is {expr}?"
+ARITHMETIC_PHRASINGS = ("Calculate {expr}.", "What is the value of {expr}?", "Evaluate the expression {expr}.")
+
+
 def arithmetic(rng: random.Random, d: float) -> Draft:
     """An expression tree: 2 → 4 → 6 operators on integers up to 20 → 50 → 99."""
     ops, top = whole(rng, along(d, (2, 4, 6))), round(along(d, (20, 50, 99)))
     text, value, steps = _expression_tree(rng, ops, top)
-    phrasing = rng.randrange(3)
-    form = expression_form(text, ["Calculate {expr}.", "What is the value of {expr}?", "Evaluate the expression {expr}."][phrasing],
-                           [(2, top)], structure=f"arithmetic/tree/{phrasing}")
+    phrasing = rng.randrange(len(ARITHMETIC_PHRASINGS))
+    form = expression_form(text, ARITHMETIC_PHRASINGS[phrasing], [(2, top)], structure=f"arithmetic/tree/{phrasing}")
     return Draft(realise(form), value, steps, form.structure, fact_source(form), form)
 
 
@@ -121,14 +124,14 @@ def mental_math(rng: random.Random, d: float) -> Draft:
     intermediate result."""
     if d >= 1 or (d > 0.5 and rng.random() < (d - 0.5) / 0.5):
         text, value, steps = _chain(rng, 12)
-        form = expression_form(text, "What is {expr}?", [(2, 12)], structure="mental/chain", integral=True)
+        form = expression_form(text, MENTAL_PHRASING, [(2, 12)], structure="mental/chain", integral=True)
         return Draft(realise(form), value, steps, form.structure, fact_source(form), form)
     size = min(d, 0.5)
     top, factor_top = round(along(size, (30, 99, 99))), round(along(size, (12, 9, 9)))
     op = rng.choice("+-*")
     a, b = rng.randint(1, top), rng.randint(1, top if op != "*" else factor_top)
     value = _OPERATIONS[op](sp.Integer(a), b)
-    form = expression_form(f"{a} {op} {b}", "What is {expr}?", [(1, top), (1, top if op != "*" else factor_top)],
+    form = expression_form(f"{a} {op} {b}", MENTAL_PHRASING, [(1, top), (1, top if op != "*" else factor_top)],
                            structure=f"mental/{op}", integral=True)
     return Draft(realise(form), value, [f"{a} {op} {b} = {value}"], form.structure, fact_source(form), form)
 

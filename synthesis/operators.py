@@ -28,6 +28,7 @@ import hashlib
 import random
 import re
 
+from synthesis.generators import ARITHMETIC_PHRASINGS, MENTAL_PHRASING
 from synthesis.problem import Problem, fact_key, question_key, worked_solution
 from synthesis.symbolic import (NAMES, UNKNOWNS, IllPosed, Quantity, Relation, Symbolic, derive_answer, fact_source,
                                 parse_tree, realise, tree_text, worked_steps)
@@ -35,8 +36,7 @@ from verifier_pool.tools import render
 
 DISTRACTORS = ("A nearby shop has {n} customers waiting.", "The day before, it rained for {n} hours.",
                "A friend mentions that {n} buses passed by that morning.", "There are {n} chairs in the room.")
-PHRASINGS = ("What is {expr}?", "Calculate {expr}.", "What is the value of {expr}?", "Evaluate the expression {expr}.",
-             "Compute {expr}.", "Work out {expr}.")
+PHRASINGS = (MENTAL_PHRASING, *ARITHMETIC_PHRASINGS, "Compute {expr}.", "Work out {expr}.")
 SWAPS = {"add": ("sub", "mul"), "sub": ("add", "mul"), "mul": ("add", "sub"), "div": ("mul", "add")}
 
 

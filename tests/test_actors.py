@@ -1,6 +1,7 @@
 """Rollout engines on the tiny model (CPU): counts, logprobs, adapter hot-swap, the Ray worker."""
 import math
 import sys
+import threading
 import time
 
 import pytest
@@ -99,6 +100,27 @@ def test_vllm_engine_without_vllm_names_the_extra(tiny_model_dir, monkeypatch):
         make_engine("vllm", model=tiny_model_dir)
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("tgi", model=tiny_model_dir)
+
+
+def test_vllm_engine_keeps_an_adapter_version_on_disk_while_a_request_holds_it(tmp_path):
+    """The version hold/collect of `VLLMEngine` (no vLLM needed: the engine's own bookkeeping, built bare)."""
+    from actors.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine.__new__(VLLMEngine)
+    engine.adapter_dir, engine.adapter_version, engine._lock, engine._in_use = tmp_path, 2, threading.Lock(), {}
+    for version in (1, 2, 3):
+        (tmp_path / f"v{version}").mkdir()
+    on_disk = lambda: sorted(p.name for p in tmp_path.iterdir())  # noqa: E731
+    with engine._current_version() as held:
+        engine.adapter_version = 3
+        with engine._current_version() as newest:
+            pass
+        assert (held, newest) == (2, 3)
+        assert on_disk() == ["v2", "v3"]
+    assert on_disk() == ["v3"]
+    with pytest.raises(RuntimeError), engine._current_version():
+        raise RuntimeError("a failed request")
+    assert set(engine._in_use.values()) == {0}
 
 
 @pytest.mark.ray
