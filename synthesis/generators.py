@@ -753,4 +753,4 @@ def sympy_string(value) -> str:
         return "{" + ", ".join(sp.sstr(v) for v in value) + "}"
     if isinstance(value, tuple):
         return "(" + ", ".join(sp.sstr(v) for v in value) + ")"
-    return sp.sstr(sp.sympify(value))
+    return sp.sstr(sp.sympify(value))  # trusted: a value SymPy computed (generator or derive_answer), never text

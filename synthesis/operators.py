@@ -28,7 +28,8 @@ import hashlib
 import random
 import re
 
-from synthesis.generators import ARITHMETIC_PHRASINGS, MENTAL_PHRASING
+from synthesis.generators import ARITHMETIC_PHRASINGS, MENTAL_PHRASING, in_split, sympy_string
+from synthesis.generators import NAMES as PEOPLE
 from synthesis.problem import Problem, fact_key, question_key, worked_solution
 from synthesis.symbolic import (NAMES, UNKNOWNS, IllPosed, Quantity, Relation, Symbolic, derive_answer, fact_source,
                                 parse_tree, realise, tree_text, worked_steps)
@@ -229,8 +230,6 @@ def restate(form: Symbolic, rng: random.Random, partner: Symbolic | None = None)
     if form.style == "expression" and form.text in PHRASINGS:
         return dataclasses.replace(form, text=rng.choice([p for p in PHRASINGS if p != form.text]))
     if form.style == "story" and "who" in form.slots:
-        from synthesis.generators import NAMES as PEOPLE
-
         return dataclasses.replace(form, slots={**form.slots, "who": rng.choice(
             [n for n in PEOPLE if n not in form.slots.values()])})
     return None
@@ -285,7 +284,6 @@ def modify(parent: Problem, recipe: tuple[str, ...], rng: random.Random, *, part
     """A child of `parent` made by `recipe`, or None: no symbolic form, an operator that does not apply, no
     well-posed draw, the same question as the parent, or a fact that is excluded or on the other side of `split`.
     The answer is the one SymPy derives, re-checked by the verifier against SymPy's own string for it."""
-    from synthesis.generators import in_split, sympy_string
     from verifier_pool import answers_match
 
     if parent.symbolic is None:
