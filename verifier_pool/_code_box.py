@@ -1,12 +1,14 @@
-"""Inside the contained child of `verifier_pool.code_runner`: load what a program may use (SymPy only when the
-program names it), drop root, confine the process with Landlock (kernel-enforced: from then on it may read and
-execute files under the interpreter's own directories only, and create, write, rename or remove nothing anywhere,
-nor open a TCP connection or signal a process outside itself), install the audit hook that refuses everything
-else it can name, then run the program (argv[1], read before the confinement). Runs only there.
+"""Inside the box of `verifier_pool.code_runner`, started by bubblewrap (`verifier_pool.confinement`): load what a
+program may use (SymPy in the boxes kept for programs that name it), confine this process with Landlock (from then on
+it may read and execute files under the mounted directories only, and create, write, rename or remove nothing, nor
+open a TCP connection or signal a process outside itself) and with the seccomp filter read from stdin (any other
+system call kills it), install the audit hook that refuses what it can name, then read the program from stdin and
+run it. Runs only there.
 
-The audit hook is the second layer: its policy lives in a closure that no name the program can reach holds (no
-module global, no live frame), and the calls that could find it (`gc.get_objects`, `sys._getframe`, …) are refused.
-Where Landlock is missing the child refuses to run the program at all (exit status `NO_CONTAINMENT`)."""
+The box is started before its program is known, so all of this is paid before a request arrives. The audit hook is
+defence in depth: its policy lives in a closure that no name the program can reach holds, and the calls that could
+find it (`gc.get_objects`, `sys._getframe`, …) are refused; the kernel's layers hold without it. Where Landlock or
+seccomp is missing the box refuses to run the program at all (exit status `NO_CONTAINMENT`)."""
 import fractions  # noqa: F401 - loaded before the hook: the program may import it
 import math  # noqa: F401
 import os
@@ -51,8 +53,6 @@ def _landlock(readable: list[str], ctypes) -> None:
         sys.stderr.write(f"containment unavailable: Landlock did not apply ({os.strerror(ctypes.get_errno())})\n")
         sys.exit(NO_CONTAINMENT)
     os.close(ruleset)
-    for name in [m for m in sys.modules if m.startswith(("ctypes", "_ctypes"))]:
-        del sys.modules[name]
 
 
 def _readable() -> list[str]:
@@ -99,39 +99,101 @@ def _program_builtins(allowed: tuple[str, ...]) -> dict:
             raise ImportError(f"import of {name!r} is not allowed here (only math, fractions, sympy)")
         return real_import(name, globals, locals, fromlist, level)
 
-    return {**vars(builtins), "__import__": guarded_import}
+    return {**vars(builtins), "__import__": guarded_import, "exit": sys.exit, "quit": sys.exit}
 
 
-def _drop_root(workdir: str) -> None:
-    """Started as root: become `nobody` (root-owned files out of reach); then no new processes at all
-    (`RLIMIT_NPROC` binds only without root)."""
-    import resource
+def _seccomp(program: bytes, ctypes) -> None:
+    """Load the system-call filter that `verifier_pool.confinement` compiled with libseccomp (raw BPF); the kernel
+    keeps it for the life of the process. `PR_SET_NO_NEW_PRIVS` is already set by `_landlock`."""
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
-    if os.geteuid() == 0:
-        os.chown(workdir, 65534, 65534)
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_char_p))
+    if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        sys.stderr.write(f"containment unavailable: seccomp refused the filter ({os.strerror(ctypes.get_errno())})\n")
+        sys.exit(NO_CONTAINMENT)
+
+
+def _read_exactly(count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = os.read(0, count - len(data))
+        if not chunk:
+            sys.exit(NO_CONTAINMENT)
+        data += chunk
+    return data
+
+
+def _read_program() -> tuple[str, int, int]:
+    """The request on stdin after the filter: `cpu_seconds memory_bytes\n`, then the source until EOF."""
+    chunks = []
+    while chunk := os.read(0, 1 << 16):
+        chunks.append(chunk)
+    header, _, source = b"".join(chunks).partition(b"\n")
+    cpu_seconds, memory_bytes = (int(x) for x in header.split())
+    return source.decode("utf-8", "replace"), cpu_seconds, memory_bytes
+
+
+def _limit(cpu_seconds: int, memory_bytes: int, resource) -> None:
+    """The program's own limits: CPU seconds past what the set-up used, address space, no files, no core dumps."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(usage.ru_utime + usage.ru_stime) + 1 + cpu_seconds
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _prepare() -> tuple:
-    """Everything before the program: its source read and compiled, SymPy loaded if named, root dropped, Landlock
-    applied, the hook installed; returns what `exec` needs, so no frame that ran the set-up stays alive."""
-    with open(sys.argv[1], encoding="utf-8") as f:
-        source = f.read()
-    if "sympy" in source:  # loaded before the confinement, as a whole; a program that never names it starts faster
-        import sympy  # noqa: F401
-    program = compile(source, "program.py", "exec")
-    allowed = ("math", "fractions", "sympy", "mpmath")  # a local: no module name the program reaches holds it
-    namespace = {"__name__": "__main__", "__builtins__": _program_builtins(allowed)}
-    import ctypes  # before dropping root: `nobody` may not read the interpreter's own directories
+    """Everything before the program, in the box bubblewrap started: the set-up (argv[1], JSON: the module path,
+    the readable directories, whether to load SymPy) applied, the filter read from stdin, Landlock and seccomp
+    applied, the hook installed, then the program read from stdin and compiled; returns what `exec` needs, so no
+    frame that ran the set-up stays alive."""
+    import ctypes
+    import json
+    import resource
 
-    _drop_root(os.path.realpath(os.getcwd()))
-    _landlock(_readable(), ctypes)
+    setup = json.loads(sys.argv[1])
+    sys.path[:] = setup["path"]
+    if setup["sympy"]:
+        import sympy  # noqa: F401 - loaded before the confinement, as a whole
+    bpf = _read_exactly(int.from_bytes(_read_exactly(4), "little"))
+    allowed = ("math", "fractions", "sympy", "mpmath")  # a local: no module name the program reaches holds it
+    _landlock(setup["readable"], ctypes)
+    _seccomp(bpf, ctypes)
+    for name in [m for m in sys.modules if m.startswith(("ctypes", "_ctypes"))]:
+        del sys.modules[name]
     _install_hook(allowed)
+    source, cpu_seconds, memory_bytes = _read_program()
+    _limit(cpu_seconds, memory_bytes, resource)
+    program = compile(source, "program.py", "exec")
+    namespace = {"__name__": "__main__", "__builtins__": _program_builtins(allowed)}
     return program, namespace
 
 
+def _run(program, namespace: dict) -> None:
+    """Run the program and leave at once (no interpreter shutdown to pay for): its exit status, 1 after an
+    exception (reported as Python would), or what `sys.exit` asked for."""
+    code = 0
+    try:
+        exec(program, namespace)  # noqa: S102 - the box: the one place model-written code runs
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if stop.code is not None and not isinstance(stop.code, int):
+            print(stop.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - whatever the program raised is its error, reported like Python's
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
+
+
 if __name__ == "__main__":
-    exec(*_prepare())  # noqa: S102 - the contained child: the one place model-written code runs
+    _run(*_prepare())
