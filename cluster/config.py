@@ -354,11 +354,12 @@ def _check_choices(cfg: TrainConfig) -> None:
     if cfg.rollout.env not in ENVIRONMENTS:
         raise ConfigError(f"rollout.env: unknown environment {cfg.rollout.env!r} (known: {', '.join(sorted(ENVIRONMENTS))})")
     if cfg.rollout.env == "code-feedback":
-        from verifier_pool.code_runner import containment_available
+        from verifier_pool.code_runner import containment_problem
 
-        if not containment_available():
-            raise ConfigError("rollout.env: code-feedback runs model-written programs, and this machine cannot confine "
-                              "them (the kernel has no Landlock: Linux 5.13 or newer with landlock among its LSMs)")
+        problem = containment_problem()
+        if problem:
+            raise ConfigError(f"rollout.env: code-feedback runs model-written programs, and this machine cannot confine "
+                              f"them: {problem}")
     least = getattr(ENVIRONMENTS[cfg.rollout.env], "min_turns", 1)
     if cfg.rollout.max_turns < least:
         raise ConfigError(f"rollout.max_turns: {cfg.rollout.env} needs at least {least} turns, got {cfg.rollout.max_turns}")
