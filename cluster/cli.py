@@ -8,7 +8,8 @@ import pathlib
 import sys
 from typing import TextIO
 
-from verifier_pool import VERIFIER_VERSION, compare, extract_answer
+from verifier_pool import VERIFIER_VERSION, compare
+from verifier_pool.extract import extract_final
 
 
 def verify_line(line: str, timeout: float, policy: str = "lenient") -> dict:
@@ -19,16 +20,18 @@ def verify_line(line: str, timeout: float, policy: str = "lenient") -> dict:
         record = json.loads(line)
         if not isinstance(record, dict) or "gold" not in record:
             raise ValueError("expected an object with a 'gold' field")
+        statement = None
         if "pred" in record:
             extracted = None if record["pred"] is None else str(record["pred"])
         elif "completion" in record:
-            extracted = extract_answer(str(record["completion"]))
+            final = extract_final(str(record["completion"]))
+            extracted, statement = final.answer, final.statement
         else:
             raise ValueError("expected a 'pred' or a 'completion' field")
     except (ValueError, TypeError, RecursionError) as exc:
         return {"line": line.rstrip("\n")[:200], "error": str(exc)[:200]}
     verdict = compare(extracted, str(record["gold"]), timeout=timeout, policy=policy,
-                      question=str(record.get("question", "")), form=str(record.get("form", "")))
+                      question=str(record.get("question", "")), form=str(record.get("form", "")), statement=statement)
     return {**record, "equal": verdict.equal, "verdict": verdict.verdict, "extracted": extracted,
             "seconds": round(verdict.seconds, 6), "reason": verdict.reason, "verifier_version": VERIFIER_VERSION}
 

@@ -45,6 +45,7 @@ class GroupStats:
     signals: dict[str, float] = field(default_factory=dict)
     accuracy: float = 0.0
     not_final: float = 0.0
+    hedged: float = 0.0
     timeouts: float = 0.0
     zero_spread_groups: float = 0.0
     completion_tokens: int = 0
@@ -58,6 +59,7 @@ class GroupStats:
                    signals={s: sum(getattr(r, s) for r in rewards) / n for s in RewardWeights.SIGNALS},
                    accuracy=sum(r.verdict == Verdict.CORRECT for r in rewards) / n,
                    not_final=sum(r.verdict == Verdict.NOT_FINAL for r in rewards) / n,
+                   hedged=sum(r.verdict == Verdict.HEDGED for r in rewards) / n,
                    timeouts=sum(r.verdict == Verdict.TIMEOUT for r in rewards) / n,
                    zero_spread_groups=sum(not has_spread(g.correct) for g in groups) / max(len(groups), 1),
                    completion_tokens=sum(len(e.token_ids) for g in groups for e in g.episodes),
@@ -114,7 +116,7 @@ class StepResult:
         t, s = self.times, self.trained
         out = {f"reward/{k}": v for k, v in s.signals.items()}
         out.update({"reward/total": s.reward_total, "reward/shaping": s.reward_shaping, "accuracy": s.accuracy,
-                    "not_final": s.not_final, "zero_spread_groups": s.zero_spread_groups,
+                    "not_final": s.not_final, "hedged": s.hedged, "zero_spread_groups": s.zero_spread_groups,
                     "completion_tokens": s.completion_tokens, "sampled/accuracy": self.sampled.accuracy,
                     "sampled/zero_spread_groups": self.sampled.zero_spread_groups,
                     "resample/extra_problems": self.extra_problems, "resample/shortfall": self.shortfall,

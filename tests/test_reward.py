@@ -157,7 +157,8 @@ def test_reward_presets():
 
 
 def test_verdict_is_a_str_enum_that_travels_as_its_plain_value():
-    assert [v.value for v in Verdict] == ["correct", "wrong", "not_final", "unparsable", "timeout", "error"]
+    assert [v.value for v in Verdict] == ["correct", "wrong", "not_final", "hedged", "unparsable", "timeout",
+                                          "error"]
     assert Verdict.CORRECT == "correct" and "timeout" == Verdict.TIMEOUT and Verdict.WRONG != "correct"
     assert {"not_final": 1}[Verdict.NOT_FINAL] == 1 and {Verdict.ERROR: 2}["error"] == 2  # same hash as the string
     assert f"dropped_{Verdict.NOT_FINAL}" == "dropped_not_final" and str(Verdict.UNPARSABLE) == "unparsable"

@@ -143,6 +143,12 @@ def test_the_step_result_gives_mlflow_its_flat_names():
     assert "raft/kept" not in metrics and "learn_seconds" not in step_result(learn=None).metrics()
 
 
+def test_hedged_finals_are_counted_and_logged_like_not_final_ones():
+    stats = GroupStats.of([group("a", ["hedged", "not_final"]), group("b", ["hedged", "correct"])])
+    assert stats.hedged == 0.5 and stats.not_final == 0.25 and stats.accuracy == 0.25
+    assert step_result(trained=stats).metrics()["hedged"] == 0.5
+
+
 def test_the_step_line():
     cfg = load_config("tiny", overrides=["curriculum.mode=fixed", "batch_size=4"])
     state = RunState(step=7, stage=0, stage_step=3)

@@ -24,6 +24,13 @@ DEADLINE = 1.0
 READ_AS_TEXT = "\\boxed{\\text{exec('import os')}}"  # the one payload the verifier reads as words: `wrong`
 
 
+def _refusal(payload: str) -> Verdict:
+    """How a payload answering gold 5 is refused: `1 if ... else 0` is a conditional final (`hedged`)."""
+    if payload.startswith("1 if "):
+        return Verdict.HEDGED
+    return Verdict.WRONG if payload == READ_AS_TEXT else Verdict.UNPARSABLE
+
+
 def _payloads(marker: pathlib.Path) -> list[str]:
     touch = f"touch {marker}"
     return [
@@ -62,18 +69,19 @@ def test_code_payloads_never_run_nor_earn_credit(marker):
     assert len(payloads) == 22
     for payload in payloads:
         unread = Verdict.WRONG if payload == READ_AS_TEXT else Verdict.UNPARSABLE
-        assert compare(payload, "5").verdict == unread and compare("5", payload).verdict == unread
-        assert compare(payload, "5", policy="strict").verdict == Verdict.NOT_FINAL
+        assert compare(payload, "5").verdict == _refusal(payload) and compare("5", payload).verdict == unread
+        not_final = Verdict.HEDGED if _refusal(payload) == Verdict.HEDGED else Verdict.NOT_FINAL
+        assert compare(payload, "5", policy="strict").verdict == not_final
         assert compare("5", payload, policy="strict").verdict == unread
         b = score(f"<final_answer>{payload}</final_answer>", "What is 2 + 3?", "5")
-        assert b.correctness == 0.0 and b.verdict == Verdict.NOT_FINAL
+        assert b.correctness == 0.0 and b.verdict == not_final
         b = score(f"The answer is \\boxed{{{payload}}}", "What is 2 + 3?", payload)
         assert b.extracted == payload and b.verdict == Verdict.CORRECT  # the same string: matched, never parsed
     lines = [json.dumps({"gold": "5", "pred": p}) for p in payloads] + [json.dumps({"gold": p, "pred": p}) for p in payloads]
     out = io.StringIO()
     verify_file(io.StringIO("\n".join(lines)), out, timeout=2.0)
     assert [json.loads(row)["verdict"] for row in out.getvalue().splitlines()] == [
-        "wrong" if p == READ_AS_TEXT else "unparsable" for p in payloads] + ["correct"] * len(payloads)
+        _refusal(p) for p in payloads] + ["correct"] * len(payloads)
     for payload in payloads:
         for name, args in [("evaluate", {"expression": payload}), ("solve", {"equation": payload, "variable": "x"}),
                            ("diff", {"expression": "x", "variable": payload})]:
@@ -216,7 +224,7 @@ def test_fuzzed_text_gets_the_same_verdict_in_the_sandbox_as_in_process(text, go
     """Lenient judging never says `not_final`, never fails (`error`), and the sandbox agrees with the in-process
     comparison unless it cut the call at the deadline."""
     inline = compare_inline(text, gold)
-    assert inline.verdict in (Verdict.CORRECT, Verdict.WRONG, Verdict.UNPARSABLE)
+    assert inline.verdict in (Verdict.CORRECT, Verdict.WRONG, Verdict.UNPARSABLE, Verdict.HEDGED)
     judged = compare(text, gold, timeout=DEADLINE)
     assert judged.verdict in (inline.verdict, Verdict.TIMEOUT), (judged, inline)
     assert judged.equal is (judged.verdict == Verdict.CORRECT)

@@ -30,6 +30,7 @@ CANARIES: tuple[Canary, ...] = (
            "5", Verdict.NOT_FINAL),
     Canary("huge_power", _RESPONSE.format(work="work", answer="9**9**9**9**9"), "What is 2 + 3?", "5",
            Verdict.NOT_FINAL),
+    Canary("hedged", _RESPONSE.format(work="2 + 3 = 5", answer="5, or maybe 6"), "What is 2 + 3?", "5", Verdict.HEDGED),
 )
 
 

@@ -13,6 +13,9 @@ Two answer policies:
   that restates the question's own expression earns nothing, and problems whose form is the task
   (`form="factored" | "expanded" | "simplified"`) are checked for that form. Such answers get verdict
   `not_final`.
+
+Under both policies a final answer must be committed (see `commitment`): one that hedges, negates, conditions or names
+rival values gets verdict `hedged`.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
 
+from verifier_pool.commitment import commitment_issue
+from verifier_pool.extract import FinalStatement, answer_statement
 from verifier_pool.normalize import MAX_RAW_CHARS, normalize
 from verifier_pool.parse import (
     DECIMAL_CONTEXT, MAX_ANSWER_CHARS, MAX_EXPONENT, MAX_FACTORIAL, Unparsable, final_form_issue, is_expanded,
@@ -32,7 +37,7 @@ from verifier_pool.parse import (
 )
 from verifier_pool.verdict import Verdict
 
-VERIFIER_VERSION = "5"  # bump whenever any verdict can change; stamped on every RewardBreakdown
+VERIFIER_VERSION = "6"  # bump whenever any verdict can change; stamped on every RewardBreakdown
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
 POLICIES = ("lenient", "strict")
@@ -64,7 +69,7 @@ class Judgement:
 # ---------------------------------------------------------------- structure
 
 _SCI_LATEX = re.compile(r"([-+]?\d+(?:\.\d+)?) ?(?:\\times|\\cdot|\*|x) ?10 ?\^ ?\{? ?([-+]?\d{1,9}) ?\}?")
-_MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\end\{\1\}", re.S)
+_MATRIX_BEGIN = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?")
 _RELATION = re.compile(r"<=|>=|!=|\\approx|[<>=]")
 _TARGET = re.compile(r"[A-Za-z](?:_\w{1,8})?'?|[A-Za-z]{1,3}\([A-Za-z0-9, ]{1,20}\)|\\angle ?[A-Za-z]{1,3}|"
                      r"\((?:[A-Za-z] ?, ?){1,5}[A-Za-z]\)")
@@ -72,10 +77,17 @@ _LIST_WORDS = re.compile(r" (?:and|or) ")
 _LIST_SEPARATOR = re.compile(rf"[,;]|{_LIST_WORDS.pattern}")
 _CASES = re.compile(r"\\begin\{cases\}(.*?)\\end\{cases\}", re.S)
 _WORD_CONSTANTS = {"pi", "inf", "infty", "oo", "sqrt"}
+_POWER = re.compile(r"\^|\*\*")
+_SPACES = re.compile(r" *+")
+_EXPONENT_TOKEN = re.compile(r"-?[\w.]*+")
+_CHAINED_POWER = re.compile(r"\s*+(?:\^|\*\*)")
+_FACTORIAL = re.compile(r"(?<!\d)(\d+) ?!")  # from a digit run's start only: from inside it ends, and fails, the same
 
 
 def _top_level_matches(s: str, pattern: re.Pattern) -> list[re.Match]:
-    """Non-empty matches of `pattern` outside brackets and braces, left to right, not overlapping."""
+    """Non-empty matches of `pattern` outside brackets and braces, left to right, not overlapping. `pattern` is tried
+    at each top-level position, so it must match a bounded length (the separators and relations here do) for the
+    scan to stay linear."""
     matches, depth, i = [], 0, 0
     while i < len(s):
         ch = s[i]
@@ -139,9 +151,9 @@ def structure(s: str) -> tuple:
     s = s.strip()
     if s.startswith("choice:"):
         return ("choice", s[7:])
-    m = _MATRIX.search(s)
-    if m:
-        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
+    body = _matrix_body(s)
+    if body is not None:
+        rows = [r for r in re.split(r"\\\\", body) if r.strip()]
         return ("matrix", tuple(tuple(c.strip() for c in r.split("&")) for r in rows))
     listed = _assignment_list(s)
     if listed is not None:
@@ -150,7 +162,10 @@ def structure(s: str) -> tuple:
     if ops and all(segments):
         return _relation_structure(ops, segments)
     if "\\cup" in s:
-        return ("union", tuple(structure(p) for p in _split_top_level(s, "\\cup")))
+        parts = _split_top_level(s, "\\cup")
+        if len(parts) == 1:  # every \cup inside brackets: no union to split (and no other reading was ever tried)
+            raise Unparsable("\\cup inside brackets")
+        return ("union", tuple(structure(p) for p in parts))
     if _LIST_WORDS.search(s):
         s = ", ".join(part.rstrip(",").rstrip() for part in _split_top_level(s, _LIST_WORDS))
     if s.startswith("\\{") and s.endswith("\\}"):
@@ -168,9 +183,24 @@ def structure(s: str) -> tuple:
         return ("set", tuple(_expand_pm([s])))
     if re.fullmatch(r"[A-Za-z][A-Za-z ]{2,}", s) and s.lower() not in _WORD_CONSTANTS:
         return ("text", s.lower())
-    if re.fullmatch(r"\w+_\w+", s):
+    if re.fullmatch(r"\w[^\W_]*+_\w++", s):  # `\w+_\w+` (a name with a subscript), without its quadratic backtracking
         return ("text", s)
     return ("scalar", s)
+
+
+def _matrix_body(s: str) -> str | None:
+    """The body of the first closed matrix or array environment (`\\begin{pmatrix} … \\end{pmatrix}`, an array's
+    column spec left out), up to the first `\\end` of its kind, as a lazy `(.*?)` between them finds it; None without
+    one. Linear: whether an environment is closed at all is read from the last `\\end` of its kind, where the lazy
+    regex rescans the rest of the text from every unclosed `\\begin`."""
+    last_end: dict[str, int] = {}
+    for m in _MATRIX_BEGIN.finditer(s):
+        closer = f"\\end{{{m.group(1)}}}"
+        if closer not in last_end:
+            last_end[closer] = s.rfind(closer)
+        if last_end[closer] >= m.end():
+            return s[m.end() : s.find(closer, m.end())]
+    return None
 
 
 def _relation_structure(ops: list[str], segments: list[str]) -> tuple:
@@ -222,26 +252,32 @@ def _assignment_list(s: str) -> tuple | None:
 
 
 def _exponents(s: str) -> list[tuple[str, bool]]:
-    """Each exponent in `s` (after `^` or `**`) and whether another power follows it directly (a tower)."""
+    """Each exponent in `s` (after `^` or `**`: a `{…}` or `(…)` group, unclosed to the end, else a token) and
+    whether another power follows it directly (a tower). The groups' closers are found in one pass beforehand."""
+    closers = _group_closers(s)
     found = []
-    for m in re.finditer(r"\^|\*\*", s):
-        i = m.end()
-        while i < len(s) and s[i] == " ":
-            i += 1
+    for m in _POWER.finditer(s):
+        i = _SPACES.match(s, m.end()).end()
         if i < len(s) and s[i] in "{(":
-            close = "}" if s[i] == "{" else ")"
-            depth, j = 0, i
-            while j < len(s):
-                depth += s[j] == s[i]
-                depth -= s[j] == close
-                if depth == 0:
-                    break
-                j += 1
-            body, rest = s[i + 1 : j], s[j + 1 :]
+            j = closers.get(i, len(s))
+            body, rest = s[i + 1 : j], min(j + 1, len(s))
         else:
-            tok = re.match(r"-?[\w.]*", s[i:]).group(0)
-            body, rest = tok, s[i + len(tok) :]
-        found.append((body, bool(re.match(r"\s*(?:\^|\*\*)", rest))))
+            body = _EXPONENT_TOKEN.match(s, i).group()
+            rest = i + len(body)
+        found.append((body, bool(_CHAINED_POWER.match(s, rest))))
+    return found
+
+
+def _group_closers(s: str) -> dict[int, int]:
+    """Index of each `{` and `(` → index of the `}` / `)` that closes it, counting brackets of its own kind only and
+    escaped ones too (as `_exponents` reads a group); one pass."""
+    stacks: dict[str, list[int]] = {"{": [], "(": []}
+    found = {}
+    for i, ch in enumerate(s):
+        if ch in stacks:
+            stacks[ch].append(i)
+        elif ch in "})" and stacks["{" if ch == "}" else "("]:
+            found[stacks["{" if ch == "}" else "("].pop()] = i
     return found
 
 
@@ -257,7 +293,7 @@ def guard_latex(s: str) -> None:
         for digits in re.findall(r"\d+", body):
             if len(digits) > 6 or int(digits) > MAX_EXPONENT:
                 raise Unparsable("exponent too large")
-    for m in re.finditer(r"(\d+) ?!", s):
+    for m in _FACTORIAL.finditer(s):
         if len(m.group(1)) > 6 or int(m.group(1)) > MAX_FACTORIAL:
             raise Unparsable("factorial too large")
     if not _balanced(s.replace("\\{", "").replace("\\}", "")):
@@ -665,12 +701,43 @@ def _form_issue(pred: str, gold: str, form: str) -> str | None:
 # ---------------------------------------------------------------- entry points
 
 
-def compare_inline(pred: str, gold: str, policy: str = "lenient", question: str = "", form: str = "") -> Judgement:
+_WORDLESS = re.compile(r"[\d\s.,/+\-*^()\[\]]{1,200}")
+
+
+@lru_cache(maxsize=4096)
+def _holds_several(gold: str) -> bool:
+    """Whether the gold holds several values (a set or list of two or more, a tuple, a system's solution, a union), so
+    that values joined by "or" are its members rather than rival answers. A matrix is one answer."""
+    try:
+        shape = value_shape(structure(normalize(gold)))
+    except Exception:  # noqa: BLE001 - an odd gold is one value; its own comparison reports what is wrong with it
+        return False
+    return len(shape[1]) > 1 if shape[0] == "set" else shape[0] in ("tuple", "assigns", "union")
+
+
+def _uncommitted(pred: str, gold: str, statement: FinalStatement | list | None, start: float) -> Judgement | None:
+    """The one check both paths (`fast_compare`, `compare_inline`) make first: a final answer that is not committed
+    (see `commitment`) gets verdict `hedged`, under both policies. `statement` is the final statement the answer was
+    read from (`extract.extract_final`), else `pred` alone is the statement."""
+    if not statement and _WORDLESS.fullmatch(pred):
+        return None  # digits and operators alone (`42`, `-1/2`, `(1, 2)`) cannot hedge
+    final = FinalStatement.of(statement) if statement else answer_statement(pred)
+    issue = commitment_issue(final, gold, several=_holds_several(gold))
+    if issue is None:
+        return None
+    return Judgement(False, Verdict.HEDGED, None, time.perf_counter() - start, issue)
+
+
+def compare_inline(pred: str, gold: str, policy: str = "lenient", question: str = "", form: str = "",
+                   statement: FinalStatement | list | None = None) -> Judgement:
     """The comparison itself, in this thread, with no deadline (the sandbox enforces one)."""
     start = time.perf_counter()
     try:
         if pred is None or not str(pred).strip():
             return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "empty answer")
+        hedged = _uncommitted(str(pred), gold, statement, start)
+        if hedged is not None:
+            return hedged
         p, g = normalize(pred), normalize(gold)
         ps, gs = structure(p), structure(g)
         if policy == "strict":
@@ -690,13 +757,18 @@ def compare_inline(pred: str, gold: str, policy: str = "lenient", question: str 
                          f"{type(exc).__name__}: {exc}"[:200])
 
 
-def fast_compare(pred: str | None, gold: str, policy: str = "lenient") -> Judgement | None:
-    """Decide empty, oversized, identical and plain-number pairs without SymPy; None when SymPy is needed."""
+def fast_compare(pred: str | None, gold: str, policy: str = "lenient",
+                 statement: FinalStatement | None = None) -> Judgement | None:
+    """Decide empty, oversized, uncommitted (`hedged`), identical and plain-number pairs without SymPy; None when
+    SymPy is needed."""
     start = time.perf_counter()
     if pred is None or not str(pred).strip():
         return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "empty answer")
     if len(pred) > MAX_RAW_CHARS or len(gold) > MAX_RAW_CHARS:
         return Judgement(False, Verdict.UNPARSABLE, None, time.perf_counter() - start, "answer too long")
+    hedged = _uncommitted(pred, gold, statement, start)
+    if hedged is not None:
+        return hedged
     p, g = normalize(pred), normalize(gold)
     pf, gf = plain_number(p), plain_number(g)
     if pf is None or gf is None:
@@ -713,21 +785,23 @@ def fast_compare(pred: str | None, gold: str, policy: str = "lenient") -> Judgem
 
 
 def compare(pred: str | None, gold: str, *, timeout: float = 2.0, policy: str = "lenient", question: str = "",
-            form: str = "") -> Judgement:
+            form: str = "", statement: FinalStatement | None = None) -> Judgement:
     """Judge `pred` against `gold` within `timeout` seconds under `policy` ("lenient" or "strict"; strict
-    uses `question` and the problem's required `form`). Never raises, never hangs."""
+    uses `question` and the problem's required `form`). `statement`: the final statement `pred` was read from
+    (`extract.extract_final`), judged for commitment in its place (see `commitment`). Never raises, never hangs."""
     start = time.perf_counter()
     try:
         if policy not in POLICIES:
             raise ValueError(f"unknown answer policy {policy!r}; expected one of {POLICIES}")
         gold = "" if gold is None else str(gold)
         pred = None if pred is None else str(pred)
-        fast = fast_compare(pred, gold, policy)
+        fast = fast_compare(pred, gold, policy, statement)
         if fast is not None:
             return fast
         from verifier_pool import sandbox
 
-        args = (pred, gold, policy, str(question or "")[:MAX_RAW_CHARS], form or "")
+        args = (pred, gold, policy, str(question or "")[:MAX_RAW_CHARS], form or "",
+                statement.to_wire() if statement else None)
         if sandbox.IN_SANDBOX:
             return compare_inline(*args)
         return Judgement(**sandbox.run("compare", args, timeout=timeout))

@@ -1,7 +1,8 @@
 """String normalisation before parsing: one canonical spelling for numbers, LaTeX noise, units and choices.
 
-Input is untrusted and may be long: callers cap it at `MAX_RAW_CHARS`, and every regex here is linear
-(no nested or overlapping quantifiers); trailing units are peeled off a short tail, one word at a time.
+Input is untrusted and may be long: `normalize` reads at most `MAX_RAW_CHARS`, and every scan here is linear: no
+nested or adjacent overlapping quantifiers, no pattern retried at each position of a run it rescans, trailing units
+peeled off a short tail one word at a time (tests/test_linear_text.py checks this).
 """
 from __future__ import annotations
 
@@ -26,14 +27,35 @@ UNIT_WORDS = frozenset((
     "degrees degree deg people persons students apples items square sq cubic percent percentage pct points marbles "
     "books cookies"
 ).split())
+# Words that keep a final answer from being committed, by kind (what `verifier_pool.commitment` refuses, and what is
+# never a label to drop after a value). `hedge` words count anywhere in the final statement; the others only where
+# they qualify the answer, not where they restate the question ("the integers not divisible by 3 or 5 is ...").
+_UNCOMMITTED = {
+    "hedge": "maybe probably possibly perhaps presumably supposedly conceivably hopefully guess guessing likely "
+             "unlikely unsure uncertain seems seem seemingly apparently alternatively alternately",
+    "modal": "could might may",
+    "qualifier": "about around approximately approx roughly nearly almost circa close estimate estimated least most "
+                 "than between within bound over under above below exceeds exceeding ish",
+    "negation": "not never neither nor cannot isnt arent wasnt werent doesnt dont cant wont wrong incorrect false "
+                "invalid",
+    "condition": "if unless otherwise provided providing assuming suppose supposing depending depends iff except "
+                 "else",
+    "disjunction": "or either",
+    "contrast": "but although though however",
+}
+COMMITMENT_WORDS = {word: kind for kind, words in _UNCOMMITTED.items() for word in words.split()}
+OR_QUALIFIERS = frozenset("so more less fewer greater higher lower above below thereabouts something".split())
 _TEXT_COMMAND = r"\\(?:text|textbf|textit|textnormal|textrm|textsf|mathrm|mathbf|mathit|mbox|operatorname)"
 _TEXT_CMD = re.compile(_TEXT_COMMAND + r" ?\{([^{}]*)\}")
 _TRAILING_TEXT = re.compile(_TEXT_COMMAND + r" ?\{ ?[A-Za-z][A-Za-z\s.]{0,40}\}(?:\^ ?\{?[23]\}?)?\.?$")
 _VALUE_END = re.compile(r"(?:[\d})]|\\pi|\\infty)$")
+_WORDS = re.compile(r"[A-Za-z]+")
 _DEGREE_MARK = re.compile(r"(?:\^ ?(?:\{ ?\\circ ?\}|\\circ(?![A-Za-z]))|\\degree(?![A-Za-z]))")
 _TRIG_NAME = re.compile(r"(?<![A-Za-z])\\?(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])(?: ?\^ ?(?:\{ ?-?\d ?\}|-?\d))?"
                         r"(?:\s|\\[,;:! ])*")
-_ANGLE = re.compile(rf"({NUMBER}|[A-Za-z]|\\[A-Za-z]+) ?{_DEGREE_MARK.pattern}")
+# A number is tried only where a digit run starts: tried inside the run it would end where the run ends and fail the
+# same way, and each of the n tries would rescan the rest of the run (quadratic on a long run of digits).
+_ANGLE = re.compile(rf"((?<!\d){NUMBER}|[A-Za-z]|\\[A-Za-z]+) ?{_DEGREE_MARK.pattern}")
 _LATEX_THOUSANDS = re.compile(r"(?<=\d) ?(?:\{,\}|\\,|,\\!) ?(?=\d{3}(?!\d))")
 _GROUPED_NUMBER = re.compile(r"-?\d{1,3}(?:(,)\d{3})+(?:\.\d+)?|-?\d{1,3}(?:( )\d{3})+(?:\.\d+)?")
 _DECIMAL_COMMA = re.compile(r"-?(?:0,\d+|\d,\d\d|\d{4,},\d{1,2})")
@@ -115,11 +137,12 @@ def degrees_in_trig(s: str) -> str:
 
 def drop_trailing_text(s: str) -> str:
     """A value followed by free words in a text command (`17\\text{ apples}`, `8\\text{ meals}`,
-    `144 \\mbox{ m}^3`) is the value: words set in `\\text` after a number are a label, whatever they are (the MATH
-    answer key writes units this way). Not when the text is the whole answer (`\\text{Evelyn}`), sits between values
-    (`12\\text{ and }13`) or holds anything but letters."""
+    `144 \\mbox{ m}^3`) is the value: words set in `\\text` after a number are a label (the MATH answer key
+    writes units this way). Not when the text is the whole answer (`\\text{Evelyn}`), sits between values
+    (`12\\text{ and }13`), holds anything but letters or holds a word that hedges, negates or conditions
+    (`5\\text{ maybe}`, `5\\text{ or so}`: `COMMITMENT_WORDS`, left for the verifier to refuse)."""
     m = _TRAILING_TEXT.search(s[-80:])
-    if not m:
+    if not m or any(word.lower() in COMMITMENT_WORDS for word in _WORDS.findall(m.group())):
         return s
     head = s[: len(s) - len(m.group())].rstrip()
     return head if head and _VALUE_END.search(head) else s
@@ -176,7 +199,7 @@ def normalize(answer: str) -> str:
     for pattern, plain in _RELATIONS:
         s = pattern.sub(plain, s)
     s = _IN_PREFIX.sub("", s)
-    s = re.sub(r"\\+$", "", s).strip()
+    s = s.rstrip("\\").strip()
     s = strip_units(s.rstrip(".").strip())
     s = re.sub(r"^(?:us ?)?(?:usd|eur|rs\.?) ?", "", s, flags=re.I)
     s = s.strip().rstrip(".").strip()

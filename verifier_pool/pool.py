@@ -177,7 +177,7 @@ class VerifierPool:
         self._names = itertools.count()
         self._lock = threading.RLock()
         self._queue_depth = 0
-        self._scored = self._timeouts = self._errors = self._not_final = 0
+        self._scored = self._timeouts = self._errors = self._not_final = self._hedged = 0
         self._busy_seconds = 0.0
         self._latencies: collections.deque[float] = collections.deque(maxlen=20_000)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="verifier-pool")
@@ -372,6 +372,7 @@ class VerifierPool:
             self._timeouts += sum(b.verdict == Verdict.TIMEOUT for b in out)
             self._errors += sum(b.verdict == Verdict.ERROR for b in out)
             self._not_final += sum(b.verdict == Verdict.NOT_FINAL for b in out)
+            self._hedged += sum(b.verdict == Verdict.HEDGED for b in out)
             self._busy_seconds += seconds
             self._latencies.extend(b.seconds for b in out)
             if self._gauges and self._busy_seconds:
@@ -390,7 +391,7 @@ class VerifierPool:
             out = {"actors": len(members), "scored": self._scored, "timeouts": self._timeouts, "errors": self._errors,
                    "restarts": self.restarts, "queue_depth": self._queue_depth,
                    "chunks_past_deadline": self._timeouts_by_deadline,
-                   "not_final": self._not_final,
+                   "not_final": self._not_final, "hedged": self._hedged,
                    "scores_per_second": self._scored / self._busy_seconds if self._busy_seconds else 0.0,
                    "latency_p50_s": percentile(latencies, 0.50), "latency_p95_s": percentile(latencies, 0.95)}
         ready = [m for m in members if m.is_ready]

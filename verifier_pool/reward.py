@@ -12,14 +12,20 @@ import time
 from dataclasses import asdict, dataclass, fields
 
 from verifier_pool.equivalence import VERIFIER_VERSION, Judgement, compare
-from verifier_pool.extract import MAX_COMPLETION_CHARS, extract_answer
+from verifier_pool.extract import MAX_COMPLETION_CHARS, extract_final, tag_blocks
 from verifier_pool.parse import NUMBER_IN_TEXT
 from verifier_pool.verdict import Verdict  # re-exported: `from verifier_pool.reward import Verdict`
 
-_TAG = {name: re.compile(rf"<{name}>(.*?)</{name}>", re.S | re.I) for name in ("response", "reasoning", "final_answer")}
 _NUMBER = NUMBER_IN_TEXT
 _OPERATOR = re.compile(r"[+\-*/×÷=^]|\\(?:frac|sqrt|times|cdot|div)")
-_EQUALS_RESULT = re.compile(r"=\s*([^=\n]+?)\s*(?:[.,;]\s|[.,;]?$|\n)", re.M)
+# The right side of an `=` up to the end of its clause, as `=\s*([^=\n]+?)\s*(?:[.,;]\s|[.,;]?$|\n)` reads it, in linear
+# time: that spelling backtracks over every split of a blank run between `\s*`, the lazy side and the `\s*` after it
+# (worse than quadratic on a long blank run). Here the blank after `=` is taken whole; the clause's end is looked for
+# only after a non-blank (after a blank, the blank run ends the same way); and group 2 is the one reading backtracking
+# adds, a blank side (`x = ` at a line's end).
+_EQUALS_RESULT = re.compile(r"=\s*+([^=\n]+?)(?<![^\S\n])[^\S\n]*+(?:[.,;]\s|[.,;]?$|\n)"
+                            r"|=\s*([^\S\n])(?=\n|[.,;]\s|[.,;]?$)", re.M)
+_BEFORE_WORDS = re.compile(r"(?<!\s)\s++(?=[A-Za-z]{2,}+\b)")  # where "= 12 apples" stops being the result
 
 
 REWARD_PRESETS = ("dense8", "simple", "binary")
@@ -98,9 +104,9 @@ class RewardBreakdown:
 
 def reasoning_text(completion: str) -> str:
     """The reasoning: the last <reasoning> block, else everything before the final answer."""
-    blocks = _TAG["reasoning"].findall(completion)
+    blocks = tag_blocks(completion, "reasoning")
     if blocks:
-        return blocks[-1].strip()
+        return blocks[-1][2].strip()
     cut = completion.lower().rfind("<final_answer>")
     if cut < 0:
         cut = completion.rfind("\\boxed")
@@ -134,14 +140,23 @@ def consistency_signal(extracted: str | None, reasoning: str, *, timeout: float 
     else the last number), 0 otherwise or when either is missing."""
     if not extracted or not reasoning:
         return 0.0
-    results = _EQUALS_RESULT.findall(reasoning)
-    last = re.split(r"\s+(?=[A-Za-z]{2,}\b)", results[-1])[0] if results else None
-    if last is None:
-        numbers = _NUMBER.findall(reasoning)
-        last = numbers[-1] if numbers else None
+    last = last_result(reasoning)
     if last is None:
         return 0.0
     return 1.0 if compare(extracted, last.strip(), timeout=timeout).equal else 0.0
+
+
+def last_result(reasoning: str) -> str | None:
+    """The last result in the reasoning: the right side of the last `=` up to the end of its clause and before the
+    words that follow it ("= 12 apples" is 12), else the last number; None when there is neither."""
+    result = None
+    for m in _EQUALS_RESULT.finditer(reasoning):
+        result = m.group(m.lastindex)
+    if result is not None:
+        words = _BEFORE_WORDS.search(result)
+        return result[: words.start()] if words else result
+    numbers = _NUMBER.findall(reasoning)
+    return numbers[-1] if numbers else None
 
 
 def reasoning_depth_signal(reasoning: str, target: int = 20) -> float:
@@ -163,15 +178,14 @@ def format_signal(completion: str) -> float:
     """0.25 each: a non-empty <reasoning>, a non-empty <final_answer>, both inside one <response> with
     reasoning first, and nothing but whitespace outside the <response> block."""
     score = 0.0
-    reasoning = _TAG["reasoning"].search(completion)
-    final = _TAG["final_answer"].search(completion)
-    response = _TAG["response"].search(completion)
-    score += 0.25 * bool(reasoning and reasoning.group(1).strip())
-    score += 0.25 * bool(final and final.group(1).strip())
+    reasoning, final, response = (next(iter(tag_blocks(completion, name)), None)
+                                  for name in ("reasoning", "final_answer", "response"))
+    score += 0.25 * bool(reasoning and reasoning[2].strip())
+    score += 0.25 * bool(final and final[2].strip())
     if response and reasoning and final:
-        inside = response.start() <= reasoning.start() and final.end() <= response.end()
-        score += 0.25 * bool(inside and reasoning.start() < final.start())
-        outside = completion[: response.start()] + completion[response.end():]
+        inside = response[0] <= reasoning[0] and final[1] <= response[1]
+        score += 0.25 * bool(inside and reasoning[0] < final[0])
+        outside = completion[: response[0]] + completion[response[1]:]
         score += 0.25 * (not outside.strip())
     return score
 
@@ -208,7 +222,8 @@ def score(
     policy: str = "strict", form: str = "",
 ) -> RewardBreakdown:
     """All 8 signals for one completion against the gold answer, their weighted total and the verdict.
-    Correctness is judged under `policy` (strict for training: see `equivalence`); never raises."""
+    Correctness is judged under `policy` (strict for training: see `equivalence`), on the answer and the final
+    statement it was read from (a hedged one earns 0: see `commitment`); never raises."""
     start = time.perf_counter()
     try:
         return _score(completion, problem_text, gold, weights or RewardWeights(), timeout, policy, form, start)
@@ -219,12 +234,16 @@ def score(
 def _score(completion, problem_text, gold, weights, timeout, policy, form, start) -> RewardBreakdown:
     completion = completion[-MAX_COMPLETION_CHARS:] if isinstance(completion, str) else ""
     problem_text = str(problem_text)[:MAX_COMPLETION_CHARS]
-    extracted = extract_answer(completion)
-    verdict = compare(extracted, str(gold), timeout=timeout, policy=policy, question=problem_text, form=form)
+    final = extract_final(completion)
+    extracted = final.answer
+    verdict = compare(extracted, str(gold), timeout=timeout, policy=policy, question=problem_text, form=form,
+                      statement=final.statement)
     reasoning = reasoning_text(completion)
+    left = min(timeout - (time.perf_counter() - start), 1.0)
+    checked = verdict.verdict != Verdict.TIMEOUT and left > 0.05  # the whole score stays inside its deadline
     signals = {
         "correctness": correctness_signal(verdict, weights),
-        "consistency": consistency_signal(extracted, reasoning, timeout=min(timeout, 1.0)),
+        "consistency": consistency_signal(extracted, reasoning, timeout=left) if checked else 0.0,
         "reasoning_depth": reasoning_depth_signal(reasoning),
         "numerical_grounding": numerical_grounding_signal(reasoning, problem_text),
         "format": format_signal(completion),

@@ -8,7 +8,8 @@ TRL calls a reward function with the batch's `prompts` and `completions` (string
 `content` is the completion) and every dataset column as a list. The answer is read from the completion by the
 verifier's extractor (`\\boxed{}`, `<final_answer>`, "The answer is …") and judged against the answer column by
 `compare` — the sandboxed, deadline-bound comparison the training loop uses — under `lenient` (plain
-equality) or `strict` (final form, with the prompt as the question). A right answer earns 1.0, anything else
+equality) or `strict` (final form, with the prompt as the question); under both, a hedged final statement ("3 or 5",
+"probably 5") earns nothing. A right answer earns 1.0, anything else
 0.0; a row without an answer earns None, which TRL leaves out of the mean.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from verifier_pool.equivalence import POLICIES, compare
-from verifier_pool.extract import extract_answer
+from verifier_pool.extract import extract_final
 
 
 def _text(item) -> str:
@@ -45,8 +46,9 @@ def trl_reward(policy: str = "lenient", *, answer_column: str = "answer", timeou
             if gold is None or str(gold).strip() == "":
                 out.append(None)
                 continue
-            judgement = compare(extract_answer(_text(completion)), str(gold), timeout=timeout, policy=policy,
-                                question=_text(question))
+            final = extract_final(_text(completion))
+            judgement = compare(final.answer, str(gold), timeout=timeout, policy=policy, question=_text(question),
+                                statement=final.statement)
             out.append(1.0 if judgement.equal else 0.0)
         return out
 

@@ -14,6 +14,7 @@ class Verdict(str, enum.Enum):
     CORRECT = "correct"  # the answer equals the gold one
     WRONG = "wrong"  # parsed, and not equal
     NOT_FINAL = "not_final"  # equal in value, but not in the final form the strict policy asks for
+    HEDGED = "hedged"  # the final statement commits to no one answer: rival values, a negation, a hedge, a condition
     UNPARSABLE = "unparsable"  # no answer, or one that cannot be read as mathematics
     TIMEOUT = "timeout"  # the comparison (or the chunk holding it) overran its deadline
     ERROR = "error"  # the verifier itself failed (a dead actor, bad weights)
