@@ -575,7 +575,7 @@ def _add_synth_parser(sub) -> None:
 
 def _add_train_parsers(sub) -> None:
     train = sub.add_parser("train", help="run the training job (default: the tiny CPU preset)")
-    train.add_argument("--preset", default="tiny", help="tiny | qwen2.5-0.5b | qwen2.5-1.5b")
+    train.add_argument("--preset", default="tiny", help="tiny | smollm2-135m | qwen2.5-0.5b | qwen2.5-1.5b")
     train.add_argument("--config", help="a YAML file merged over the preset")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. learner.lr=2e-5 (repeatable)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")

@@ -319,6 +319,11 @@ def _positive(value, key, kind=int):
 def _check_sizes(cfg: TrainConfig) -> None:
     if "{question}" not in cfg.prompt:
         raise ConfigError("prompt: must contain {question}")
+    try:
+        cfg.prompt.format(question="")
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ConfigError(f"prompt: not a template with only {{question}} ({type(exc).__name__}: {exc}); "
+                          "write a literal brace as {{ or }}") from None
     _positive(cfg.group_size, "group_size")
     if cfg.group_size < 2:
         raise ConfigError(f"group_size: GRPO needs at least 2 completions per problem, got {cfg.group_size}")

