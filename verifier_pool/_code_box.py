@@ -70,12 +70,24 @@ def _install_hook(allowed: tuple[str, ...]) -> None:
                "webbrowser.", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._getframe",
                "sys._current_frames", "sys.setprofile", "sys.settrace", "cpython.")
     loaded = frozenset(sys.modules)
+    # What SymPy imports lazily on its own (`dataclasses` inside `integrate`): standard modules that compute, never
+    # the ones that reach the system; the program's own `import` statements stay limited by `_program_builtins`.
+    helpers = frozenset(sys.stdlib_module_names) - {
+        "ctypes", "_ctypes", "subprocess", "_posixsubprocess", "socket", "_socket", "ssl", "_ssl", "select",
+        "selectors", "asyncio", "multiprocessing", "_multiprocessing", "concurrent", "threading", "_thread", "pty",
+        "tty", "termios", "fcntl", "mmap", "resource", "signal", "shutil", "tempfile", "os", "posix", "nt", "sys",
+        "gc", "builtins", "importlib", "runpy", "code", "codeop", "pdb", "bdb", "pickle", "_pickle", "marshal",
+        "shelve", "dbm", "sqlite3", "_sqlite3", "zipimport", "zipfile", "tarfile", "glob", "pathlib", "io", "_io",
+        "webbrowser", "urllib", "http", "ftplib", "smtplib", "telnetlib", "xmlrpc", "socketserver", "ctypes.util",
+        "_ctypes_test", "faulthandler", "tracemalloc", "sysconfig", "site", "venv", "ensurepip", "idlelib",
+        "tkinter", "turtle", "curses", "readline", "syslog", "grp", "pwd", "spwd", "crypt", "_posixshmem"}
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
     def hook(event: str, args: tuple) -> None:
         if event == "import":
             name = args[0] or ""
-            if name.split(".")[0] not in allowed and name not in loaded:
+            top = name.split(".")[0]
+            if top not in allowed and top not in helpers and name not in loaded:
                 raise ImportError(f"import of {name!r} is not allowed here (only math, fractions, sympy)")
         elif event.startswith(refused):
             raise PermissionError(f"{event} is not allowed here")
