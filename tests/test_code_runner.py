@@ -100,7 +100,7 @@ def test_output_reaching_a_prompt_is_stripped_of_terminal_control_and_bounded():
     (REACH + "print(open('/proc/%d/status' % os.getppid()).read())", "No such file or directory: '/proc/"),
     (REACH + "print(open('/etc/passwd').read())", "No such file or directory: '/etc/passwd'"),
     (REACH + f"print(open({str(ROOT / 'pyproject.toml')!r}).read())", "No such file or directory"),
-    (REACH + "print(os.listdir('/tmp'))", "No such file or directory: '/tmp'"),
+    (REACH + "print(os.listdir('/tmp'))", ": '/tmp'"),  # absent, or (a checkout under /tmp) an unreadable mount parent
     ("import sympy\n" + REACH + "sys.modules['gc'].get_objects()", "gc.get_objects is not allowed"),  # gc loaded
     (REACH + "sys._getframe(0)", "sys._getframe is not allowed"),
     (REACH + "for i in range(10**6):\n    open('f%d' % i, 'w')", "writing 'f0' is not allowed"),
@@ -229,7 +229,8 @@ def test_without_the_hook_files_stay_unwritten_and_unseen(tmp_path):
               "        open(path, 'w')\n    except OSError as exc:\n        print(errno.errorcode[exc.errno])\n")
     out = kernel_only(attack, tmp_path)
     said = out.stdout.decode().split()
-    assert said[0] == "confined" and said[1] in ("EACCES", "EROFS") and said[2:] == ["ENOENT", "ENOENT", "after"], out
+    assert said[0] == "confined" and said[-1] == "after" and said[1] in ("EACCES", "EROFS"), out
+    assert said[2] in ("ENOENT", "EACCES") and said[3] == "ENOENT", out  # /tmp exists only as a mount's parent
     assert not pathlib.Path("/usr/rlvr-pwned").exists()
 
 
