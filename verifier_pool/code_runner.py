@@ -35,12 +35,12 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
+from verifier_pool._code_box import NO_CONTAINMENT
 from verifier_pool.confinement import (
     bwrap_command, confinement_problem, module_path, mounted_directories, seccomp_program,
 )
 
 BOX = pathlib.Path(__file__).with_name("_code_box.py")
-NO_CONTAINMENT = 3
 _TERMINAL_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,4096}(?:\x07|\x1b\\)?|\x1b[@-_]?")
 
 
@@ -106,12 +106,17 @@ class BoxPool:
                 box.wait()
 
 
+@functools.lru_cache(maxsize=2)
+def _box_command(kind: str) -> tuple[str, ...]:
+    """The command that starts a box of `kind`, built once per process (its directories do not change)."""
+    readable = mounted_directories()
+    setup = json.dumps({"path": module_path(), "readable": readable, "sympy": kind == "sympy"})
+    return tuple(bwrap_command(str(BOX), sys.executable, readable, [setup]))
+
+
 def start_box(kind: str) -> subprocess.Popen:
     """Start one box of `kind`; it loads, confines itself and waits for its program on stdin."""
-    readable = mounted_directories()
-    setup = json.dumps({"path": module_path(), "readable": readable,
-                        "sympy": kind == "sympy"})
-    box = subprocess.Popen(bwrap_command(str(BOX), sys.executable, readable, [setup]), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    box = subprocess.Popen(_box_command(kind), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            env={}, start_new_session=True, close_fds=True)
     program = seccomp_program()
     box.stdin.write(len(program).to_bytes(4, "little") + program)
@@ -152,7 +157,7 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 1024, max_o
         return CodeResult("refused", "", f"containment unavailable: {problem}", 0.0, None)
     source = code.encode("utf-8", "replace")
     request = f"{int(timeout) + 1} {memory_mb << 20}\n".encode() + source
-    for attempt in range(2):
+    for _ in range(2):
         box = pool().take("sympy" if "sympy" in code else "plain")
         start = time.monotonic()
         try:
