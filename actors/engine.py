@@ -29,17 +29,19 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def encode_prompts(tokenizer, prompts: list) -> list[list[int]]:
-    """Prompt token ids through the chat template when the tokenizer has one (as the learner's SFT does); a
-    prompt given as token ids (an episode's context after its first turn) is taken as it is."""
-    return [list(p) if isinstance(p, list) else _encode_one(tokenizer, p) for p in prompts]
+def encode_prompts(tokenizer, prompts: list, system: str = "") -> list[list[int]]:
+    """Prompt token ids through the chat template when the tokenizer has one (as the learner's SFT does), with
+    `system` as the system turn when given (else the template's own default, if it has one); a prompt given as
+    token ids (an episode's context after its first turn) is taken as it is."""
+    return [list(p) if isinstance(p, list) else _encode_one(tokenizer, p, system) for p in prompts]
 
 
-def _encode_one(tokenizer, prompt: str) -> list[int]:
+def _encode_one(tokenizer, prompt: str, system: str) -> list[int]:
     if getattr(tokenizer, "chat_template", None):
-        return list(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
+        turns = [{"role": "system", "content": system}] if system else []
+        return list(tokenizer.apply_chat_template(turns + [{"role": "user", "content": prompt}], tokenize=True,
                                                   add_generation_prompt=True, return_dict=False))
-    return tokenizer(prompt).input_ids
+    return tokenizer(f"{system}\n\n{prompt}" if system else prompt).input_ids
 
 
 def make_engine(kind: str, **kwargs) -> Engine:

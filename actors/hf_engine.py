@@ -23,7 +23,7 @@ class HFEngine:
     """A transformers causal LM (optionally wrapped in a peft LoRA adapter) serving `generate` calls."""
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", max_batch_size: int = 64,
-                 seed: int = 0, sync: str = "adapter") -> None:
+                 seed: int = 0, sync: str = "adapter", system_prompt: str = "") -> None:
         if sync not in ("adapter", "merged"):
             raise ValueError(f"sync: expected adapter or merged, got {sync!r}")
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -37,6 +37,7 @@ class HFEngine:
         forward = inspect.signature(self.model.forward).parameters
         self._cache_argument = "cache" if "cache" in forward else "past_key_values"  # transformers 5 renamed it
         self.max_batch_size = max_batch_size
+        self.system_prompt = system_prompt
         self.sync = sync
         self._base: dict[str, torch.Tensor] | None = None  # merged sync: W₀ of every LoRA-wrapped layer
         self.adapter_version = 0
@@ -111,7 +112,7 @@ class HFEngine:
         with self._lock:
             self._apply_pending()
             version = self.adapter_version
-            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            prompt_ids = encode_prompts(self.tokenizer, prompts, self.system_prompt)
             flat = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(n)]
             results: list[list[Completion]] = [[] for _ in prompts]
             start = time.perf_counter()
@@ -192,7 +193,7 @@ class HFEngine:
         (teacher forcing: summed over the target's tokens, no EOS), one forward pass per batch."""
         with self._lock:
             self._apply_pending()
-            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            prompt_ids = encode_prompts(self.tokenizer, prompts, self.system_prompt)
             target_ids = [self.tokenizer(t, add_special_tokens=False).input_ids for t in targets]
             out: list[float] = []
             for lo in range(0, len(prompts), self.max_batch_size):

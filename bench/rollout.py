@@ -1,12 +1,21 @@
-"""Rollout throughput on the GPU: raw `vllm.LLM.generate` against our `RolloutWorker` (inside Ray) on the
-same 64 prompts × G=8 × 512 tokens (ignore_eos), without and with a LoRA adapter, and the latency of
-pushing 10 adapter versions while a generation runs. Random-weight model of Qwen2.5-0.5B's shape.
+"""Rollout throughput of the two engines.
 
-    python bench/rollout.py --out results/
+On a GPU machine (`--gpu`): raw `vllm.LLM.generate` against our `RolloutWorker` (inside Ray) on the same
+64 prompts × G=8 × 512 tokens (ignore_eos), without and with a LoRA adapter, and the latency of pushing 10
+adapter versions while a generation runs. Random-weight model of Qwen2.5-0.5B's shape.
+
+On the CPU (the default): the transformers engine against vLLM's CPU build, each in this process with every
+core, on the tiny default model and on SmolLM2-135M-Instruct, same chat-formatted prompts, G=8, a fixed
+completion length (ignore_eos), sampler log-probs on (training asks for them), a LoRA adapter loaded. This
+is what `rollout.engine: auto` is decided by.
+
+    python bench/rollout.py            # CPU: both engines, both shapes -> bench/results/rollout-cpu.json
+    python bench/rollout.py --gpu --out results/
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -137,6 +146,58 @@ def bench_worker(model_dir: str, prompts: list[str], sampling: SamplingConfig, n
     return out
 
 
+def bench_cpu_engine(kind: str, model_dir: str, prompts: list[str], n: int, max_tokens: int, **engine_kwargs) -> dict:
+    """One engine on the CPU: load time, then tokens/s of two timed `generate` calls after a warm-up, with a
+    random LoRA adapter loaded (version 1)."""
+    from actors.engine import make_engine
+
+    sampling = SamplingConfig(temperature=1.0, max_tokens=max_tokens, ignore_eos=True, logprobs=True, seed=0)
+    start = time.perf_counter()
+    engine = make_engine(kind, model=model_dir, **engine_kwargs)
+    load_seconds = time.perf_counter() - start
+    engine.load_adapter(random_adapter(model_dir, 1, seed=1))
+    engine.generate(prompts[:2], 2, dataclasses.replace(sampling, max_tokens=8))
+    rates = []
+    for _ in range(2):
+        start = time.perf_counter()
+        rows = engine.generate(prompts, n, sampling)
+        rates.append(count_tokens(rows) / (time.perf_counter() - start))
+    versions = sorted({c.policy_version for row in rows for c in row})
+    engine.close()
+    return {"engine": kind, "load_seconds": round(load_seconds, 1), "tokens_per_s": [round(r, 1) for r in rates],
+            "best_tokens_per_s": round(max(rates), 1), "tokens_per_call": count_tokens(rows), "versions": versions}
+
+
+CPU_SHAPES = {"tiny": dict(prompts=16, max_tokens=128), "smollm2-135m-instruct": dict(prompts=8, max_tokens=64)}
+
+
+def bench_cpu(out_dir: pathlib.Path, n: int, dtypes: list[str]) -> dict:
+    """Both engines on both CPU shapes (see the module docstring)."""
+    import platform
+
+    from cluster.services import resolve_model
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    results: dict = {"device": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0)),
+                     "torch": torch.__version__, "n": n, "date": time.strftime("%Y-%m-%d"), "shapes": {}}
+    for shape, size in CPU_SHAPES.items():
+        model_dir = resolve_model(shape)
+        prompts = make_prompts(size["prompts"])
+        rows = [bench_cpu_engine("hf", model_dir, prompts, n, size["max_tokens"], max_batch_size=256)]
+        print(json.dumps({shape: rows[-1]}), flush=True)
+        for dtype in dtypes:
+            rows.append(bench_cpu_engine("vllm", model_dir, prompts, n, size["max_tokens"], dtype=dtype))
+            rows[-1]["dtype"] = dtype
+            print(json.dumps({shape: rows[-1]}), flush=True)
+        results["shapes"][shape] = {**size, "runs": rows}
+        (out_dir / "rollout-cpu.json").write_text(json.dumps(results, indent=2))
+    hf = {s: r["runs"][0]["best_tokens_per_s"] for s, r in results["shapes"].items()}
+    vllm = {s: r["runs"][1]["best_tokens_per_s"] for s, r in results["shapes"].items()}
+    results["vllm_faster_on_every_shape"] = all(vllm[s] > hf[s] for s in hf)
+    (out_dir / "rollout-cpu.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
 def _zeroed(weights, version: int):
     from learner.adapter import AdapterWeights
 
@@ -144,7 +205,10 @@ def _zeroed(weights, version: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpu", action="store_true", help="the GPU benchmark (vLLM raw vs RolloutWorker in Ray)")
+    parser.add_argument("--cpu-dtypes", nargs="+", default=["float32", "bfloat16"],
+                        help="vLLM dtypes on the CPU (the first is the engine's CPU default)")
     parser.add_argument("--shape", default="qwen2.5-0.5b")
     parser.add_argument("--model-dir", default="/tmp/rlvr-bench-models")
     parser.add_argument("--prompts", type=int, default=64)
@@ -157,13 +221,16 @@ def main() -> None:
     parser.add_argument("--max-num-seqs", type=int, default=512)
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not args.gpu:
+        bench_cpu(out_dir, args.n, args.cpu_dtypes)
+        return
     ENGINE.update(gpu_memory_utilization=args.gpu_memory, max_num_seqs=args.max_num_seqs)
     model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))
     prompts = make_prompts(args.prompts)
     sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, ignore_eos=True,
                               logprobs=args.logprobs)
-    out_dir = pathlib.Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {"device": torch.cuda.get_device_name(), "prompts": args.prompts, "n": args.n,
                      "max_tokens": args.max_tokens, "logprobs": args.logprobs, "engine": ENGINE}
     if not args.skip_raw:

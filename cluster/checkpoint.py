@@ -65,5 +65,5 @@ def write_eval_settings(cfg: TrainConfig, directory: pathlib.Path, model: str) -
     """How the adapter in `directory` was trained to be prompted and judged, and the model it sits on, for
     `rlvr eval --adapter`."""
     (directory / "rlvr_eval.json").write_text(json.dumps({
-        "prompt": cfg.prompt, "answer_policy": cfg.verifier.answer_policy, "model": model,
+        "prompt": cfg.prompt, "system_prompt": cfg.system_prompt, "answer_policy": cfg.verifier.answer_policy, "model": model,
         "max_tokens": cfg.rollout.max_tokens}, indent=2))

@@ -353,6 +353,13 @@ def adapter_eval_settings(adapter: str | None) -> dict:
     return {}
 
 
+def eval_system_prompt(args: argparse.Namespace) -> str:
+    """`--system`, else the system turn the adapter was trained with, else none."""
+    if args.system is not None:
+        return args.system
+    return adapter_eval_settings(getattr(args, "adapter", None)).get("system_prompt", "")
+
+
 def merged_adapters(adapter: str) -> list:
     """Adapters a checkpoint's base weights had folded in (the SFT warm start), in order."""
     from learner.adapter import AdapterWeights
@@ -374,6 +381,7 @@ def _eval_fleet(args: argparse.Namespace, model: str, adapter: str | None, prefi
     def spawn(first: int, count: int) -> list:
         return create_rollout_workers(count, engine=args.engine, num_gpus=args.gpus_per_worker,
                                       model=resolve_model(model), name_prefix=prefix, first_index=first,
+                                      system_prompt=eval_system_prompt(args),
                                       **({"sync": "merged"} if args.engine == "hf" else {}))
 
     fleet = RolloutFleet(args.workers, spawn)
@@ -529,6 +537,7 @@ def _add_eval_parser(sub, name: str = "eval") -> None:
                     help="answer policy: lenient (plain equality, for external benchmarks) or strict (final answers); "
                          "default: the adapter's training policy for our problems, else lenient")
     ev.add_argument("--prompt", help="prompt template with {question}; default: the one the adapter was trained with")
+    ev.add_argument("--system", help="the chat template's system turn; default: the one the adapter was trained with")
     ev.add_argument("--engine", default="hf", choices=("hf", "vllm"))
     ev.add_argument("--workers", type=int, default=1)
     ev.add_argument("--gpus-per-worker", type=float, default=0.0)

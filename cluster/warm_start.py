@@ -42,7 +42,7 @@ def warm_start(cfg: TrainConfig, svc: Services, exclude: set[str], tracker: Trac
     if cfg.sft.mode == "full":
         echo(f"[sft] full fine-tuning: {ray.get(svc.learner.begin_full_sft.remote()):,} weights")
     ray.get(svc.learner.reset_optimizer.remote(cfg.sft.lr, len(batches)))
-    prompt_ids = encode_prompts(svc.tokenizer, prompts)
+    prompt_ids = encode_prompts(svc.tokenizer, prompts, cfg.system_prompt)
     for step, idx in enumerate(batches, start=1):
         stats = ray.get(svc.learner.sft_step.remote([prompt_ids[i] for i in idx], [targets[i] for i in idx]))
         tracker.log_metrics({"sft/loss": stats.loss, "sft/grad_norm": stats.grad_norm}, step=step)
@@ -119,7 +119,7 @@ def agent_rows(cfg: TrainConfig, problems: list, tokenizer) -> tuple[list, list[
         if expression is None:
             continue
         program_turn = f"```python\n{program_for(expression)}\n```"
-        question = encode_prompts(tokenizer, [CODE_PROMPT.format(question=p.question)])[0]
+        question = encode_prompts(tokenizer, [CODE_PROMPT.format(question=p.question)], cfg.system_prompt)[0]
         observation = program_observation("ok", p.answer, "", answer_next=True)
         prompts += [question, question + encode_target(tokenizer, program_turn)
                     + tokenizer(observation, add_special_tokens=False).input_ids]

