@@ -32,13 +32,19 @@ def _import_vllm():
 
 
 class VLLMEngine:
-    """A vLLM engine serving `generate` calls with the newest adapter version loaded."""
+    """A vLLM engine serving `generate` calls with the newest adapter version loaded.
+
+    `sync="adapter"`: each version is served as a LoRA adapter. `sync="merged"`: each version is folded into the
+    weights (from W₀, on a CPU copy held by a transformers engine) and loaded into vLLM in place, at the start of
+    the next call; vLLM then runs without LoRA layers (its CPU build decodes several times slower with them)."""
 
     def __init__(self, model: str, *, run_name: str = "rlvr", gpu_memory_utilization: float = 0.4,
                  max_lora_rank: int = 16, max_loras: int = 2, max_model_len: int = 2048, max_num_seqs: int = 512,
                  enable_prefix_caching: bool = True, async_scheduling: bool = True, dtype: str = "auto",
                  seed: int = 0, adapter_root: str = "/dev/shm", kv_cache_gib: float = 0.0, threads: int = 0,
-                 system_prompt: str = "", **llm_kwargs: Any) -> None:
+                 system_prompt: str = "", sync: str = "adapter", **llm_kwargs: Any) -> None:
+        if sync not in ("adapter", "merged"):
+            raise ValueError(f"sync: expected adapter or merged, got {sync!r}")
         vllm = _import_vllm()
         self._vllm = vllm
         self.model_path = model
@@ -52,10 +58,12 @@ class VLLMEngine:
             memory["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
         if dtype == "auto":
             dtype = "float32" if self.on_cpu else "bfloat16"
+        lora = dict(enable_lora=True, max_lora_rank=lora_rank_slot(max_lora_rank), max_loras=max(2, max_loras))
+        self.sync, self.dtype = sync, dtype
         self._llm_kwargs = dict(
-            enable_lora=True, max_lora_rank=lora_rank_slot(max_lora_rank), max_loras=max(2, max_loras), max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs, enable_prefix_caching=enable_prefix_caching, async_scheduling=async_scheduling,
-            dtype=dtype, seed=seed, **memory, **llm_kwargs,
+            max_model_len=max_model_len, max_num_seqs=max_num_seqs, enable_prefix_caching=enable_prefix_caching,
+            async_scheduling=async_scheduling, dtype=dtype, seed=seed, **(lora if sync == "adapter" else {}), **memory,
+            **llm_kwargs,
         )
         self.llm = vllm.LLM(model=model, **self._llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
@@ -65,6 +73,8 @@ class VLLMEngine:
         self.adapter_version = 0
         self._lock = threading.Lock()
         self._in_use: dict[int, int] = {}
+        self._pending: Any = None
+        self._merger: Any = None
         self.tokens_generated = 0
         self.seconds_generating = 0.0
 
@@ -86,7 +96,11 @@ class VLLMEngine:
 
     def load_adapter(self, weights: Any) -> None:
         """Write version N to /dev/shm and make it the one the next `generate` uses; running calls keep
-        theirs; versions no call uses any more are deleted."""
+        theirs; versions no call uses any more are deleted. Merged sync: staged, folded in by the next call."""
+        if self.sync == "merged":
+            with self._lock:
+                self._pending = weights
+            return
         path = self.adapter_dir / f"v{weights.version}"
         weights.save(path)
         with self._lock:
@@ -95,7 +109,12 @@ class VLLMEngine:
 
     def merge_adapter(self, weights: Any) -> None:
         """Fold `weights` into the base weights: merged on the CPU with peft, written beside the adapters, and
-        the engine restarted on them (vLLM cannot change base weights in place). Rare: once after SFT."""
+        the engine restarted on them. Rare: once after SFT. Merged sync: folded into W₀ and loaded in place."""
+        if self.sync == "merged":
+            with self._lock:
+                self._pending = None
+                self._fold_into_vllm(weights, permanent=True)
+            return
         import gc
 
         import torch
@@ -119,17 +138,43 @@ class VLLMEngine:
             self.adapter_version = 0
 
     def _lora_request(self, version: int):
-        if version == 0:
+        if version == 0 or self.sync == "merged":
             return None
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(f"v{version}", version, str(self.adapter_dir / f"v{version}"))
 
+    def _fold_into_vllm(self, weights: Any, permanent: bool = False) -> None:
+        """Merged sync: W₀ + s·BA of `weights` computed by the transformers merger (from W₀ every time, or folded
+        into W₀ for good when `permanent`), written to /dev/shm and reloaded into vLLM's model in place."""
+        from safetensors.torch import save_file
+
+        from actors.hf_engine import HFEngine
+
+        if self._merger is None:
+            self._merger = HFEngine(self.model_path, device="cpu", dtype=self.dtype, sync="merged")
+        if permanent:
+            self._merger.merge_adapter(weights)
+        else:
+            self._merger.load_adapter(weights)
+            self._merger._apply_pending()
+        target = self.adapter_dir / "merged"
+        target.mkdir(parents=True, exist_ok=True)
+        save_file(checkpoint_state(self._merger.model), str(target / "model.safetensors"))
+        shutil.copy(pathlib.Path(self.model_path) / "config.json", target / "config.json")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(target)})
+        self.llm.reset_prefix_cache()
+        self.adapter_version = weights.version
+
     @contextlib.contextmanager
     def _current_version(self):
         """The adapter version a request runs with, held against collection until the request is done (a newer
-        version may arrive meanwhile; its older files are deleted once nothing uses them)."""
+        version may arrive meanwhile; its older files are deleted once nothing uses them). Merged sync: a staged
+        version is folded in first (calls run one at a time: the worker serialises them)."""
         with self._lock:
+            if self._pending is not None:
+                weights, self._pending = self._pending, None
+                self._fold_into_vllm(weights)
             version = self.adapter_version
             self._in_use[version] = self._in_use.get(version, 0) + 1
         try:
@@ -204,6 +249,21 @@ class VLLMEngine:
 
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def checkpoint_state(model) -> dict:
+    """A transformers model's weights under checkpoint names, LoRA folded in (peft's `base_layer` names mapped
+    back, its lora_A/lora_B dropped), each storage once (tied embeddings are saved under their first name)."""
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    state, seen = {}, set()
+    for name, tensor in base.state_dict().items():
+        if ".lora_" in name or tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        state[name.replace(".base_layer.", ".")] = tensor.detach().contiguous()
+    return state
 
 
 def lora_rank_slot(rank: int) -> int:

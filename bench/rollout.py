@@ -4,10 +4,11 @@ On a GPU machine (`--gpu`): raw `vllm.LLM.generate` against our `RolloutWorker` 
 64 prompts × G=8 × 512 tokens (ignore_eos), without and with a LoRA adapter, and the latency of pushing 10
 adapter versions while a generation runs. Random-weight model of Qwen2.5-0.5B's shape.
 
-On the CPU (the default): the transformers engine against vLLM's CPU build, each in this process with every
-core, on the tiny default model and on SmolLM2-135M-Instruct, same chat-formatted prompts, G=8, a fixed
-completion length (ignore_eos), sampler log-probs on (training asks for them), a LoRA adapter loaded. This
-is what `rollout.engine: auto` is decided by.
+On the CPU (the default): the transformers engine and vLLM's CPU build, each with adapters merged into the weights
+(`rollout.sync: merged`) and decoded as LoRA adapters (float32, the CPU default; vLLM merged also in bfloat16),
+each in this process with every core, on the tiny default model and on SmolLM2-135M-Instruct: same chat-formatted prompts, G=8, a fixed
+completion length (ignore_eos), sampler log-probs on, with the base weights and then with a LoRA adapter pushed
+(as in training). This is what `rollout.engine: auto` is decided by.
 
     python bench/rollout.py            # CPU: both engines, both shapes -> bench/results/rollout-cpu.json
     python bench/rollout.py --gpu --out results/
@@ -147,25 +148,27 @@ def bench_worker(model_dir: str, prompts: list[str], sampling: SamplingConfig, n
 
 
 def bench_cpu_engine(kind: str, model_dir: str, prompts: list[str], n: int, max_tokens: int, **engine_kwargs) -> dict:
-    """One engine on the CPU: load time, then tokens/s of two timed `generate` calls after a warm-up, with a
-    random LoRA adapter loaded (version 1)."""
+    """One engine on the CPU: load time, then tokens/s of two timed `generate` calls after a warm-up, first with
+    the base weights (version 0), then with a random LoRA adapter pushed (version 1), as training decodes."""
     from actors.engine import make_engine
 
     sampling = SamplingConfig(temperature=1.0, max_tokens=max_tokens, ignore_eos=True, logprobs=True, seed=0)
     start = time.perf_counter()
     engine = make_engine(kind, model=model_dir, **engine_kwargs)
-    load_seconds = time.perf_counter() - start
-    engine.load_adapter(random_adapter(model_dir, 1, seed=1))
-    engine.generate(prompts[:2], 2, dataclasses.replace(sampling, max_tokens=8))
-    rates = []
-    for _ in range(2):
-        start = time.perf_counter()
-        rows = engine.generate(prompts, n, sampling)
-        rates.append(count_tokens(rows) / (time.perf_counter() - start))
-    versions = sorted({c.policy_version for row in rows for c in row})
+    out: dict = {"engine": kind, "load_seconds": round(time.perf_counter() - start, 1), **engine_kwargs}
+    for label in ("base", "adapter"):
+        if label == "adapter":
+            engine.load_adapter(random_adapter(model_dir, 1, seed=1))
+        engine.generate(prompts[:2], 2, dataclasses.replace(sampling, max_tokens=8))
+        rates = []
+        for _ in range(2):
+            start = time.perf_counter()
+            rows = engine.generate(prompts, n, sampling)
+            rates.append(count_tokens(rows) / (time.perf_counter() - start))
+        out[label] = {"tokens_per_s": [round(r, 1) for r in rates], "best_tokens_per_s": round(max(rates), 1),
+                      "tokens_per_call": count_tokens(rows), "versions": sorted({c.policy_version for row in rows for c in row})}
     engine.close()
-    return {"engine": kind, "load_seconds": round(load_seconds, 1), "tokens_per_s": [round(r, 1) for r in rates],
-            "best_tokens_per_s": round(max(rates), 1), "tokens_per_call": count_tokens(rows), "versions": versions}
+    return out
 
 
 CPU_SHAPES = {"tiny": dict(prompts=16, max_tokens=128), "smollm2-135m-instruct": dict(prompts=8, max_tokens=64)}
@@ -183,17 +186,21 @@ def bench_cpu(out_dir: pathlib.Path, n: int, dtypes: list[str]) -> dict:
     for shape, size in CPU_SHAPES.items():
         model_dir = resolve_model(shape)
         prompts = make_prompts(size["prompts"])
-        rows = [bench_cpu_engine("hf", model_dir, prompts, n, size["max_tokens"], max_batch_size=256)]
-        print(json.dumps({shape: rows[-1]}), flush=True)
-        for dtype in dtypes:
-            rows.append(bench_cpu_engine("vllm", model_dir, prompts, n, size["max_tokens"], dtype=dtype))
-            rows[-1]["dtype"] = dtype
+        rows = []
+        for sync in ("merged", "adapter"):
+            rows.append(bench_cpu_engine("hf", model_dir, prompts, n, size["max_tokens"], max_batch_size=256, sync=sync))
+            print(json.dumps({shape: rows[-1]}), flush=True)
+        for dtype, sync in [(dtypes[0], "adapter")] + [(dtype, "merged") for dtype in dtypes]:
+            rows.append(bench_cpu_engine("vllm", model_dir, prompts, n, size["max_tokens"], dtype=dtype, sync=sync))
             print(json.dumps({shape: rows[-1]}), flush=True)
         results["shapes"][shape] = {**size, "runs": rows}
         (out_dir / "rollout-cpu.json").write_text(json.dumps(results, indent=2))
-    hf = {s: r["runs"][0]["best_tokens_per_s"] for s, r in results["shapes"].items()}
-    vllm = {s: r["runs"][1]["best_tokens_per_s"] for s, r in results["shapes"].items()}
-    results["vllm_faster_on_every_shape"] = all(vllm[s] > hf[s] for s in hf)
+    def fp32(runs: list, engine: str, sync: str) -> float:
+        return next(r["adapter"]["best_tokens_per_s"] for r in runs if (r["engine"], r["sync"], r.get("dtype", "float32"))
+                    == (engine, sync, "float32"))
+
+    results["vllm_merged_faster_than_hf_merged_on_every_shape"] = all(
+        fp32(v["runs"], "vllm", "merged") > fp32(v["runs"], "hf", "merged") for v in results["shapes"].values())
     (out_dir / "rollout-cpu.json").write_text(json.dumps(results, indent=2))
     return results
 

@@ -373,9 +373,6 @@ def _check_choices(cfg: TrainConfig) -> None:
     least = getattr(ENVIRONMENTS[cfg.rollout.env], "min_turns", 1)
     if cfg.rollout.max_turns < least:
         raise ConfigError(f"rollout.max_turns: {cfg.rollout.env} needs at least {least} turns, got {cfg.rollout.max_turns}")
-    if cfg.rollout.sync == "merged" and cfg.rollout.engine == "vllm":
-        raise ConfigError("rollout.sync: merged is implemented for the hf engine; vLLM decodes with the adapter "
-                          "(a merged push would reload the model's weights into vLLM; not built or measured yet)")
     if cfg.verifier.size != "auto" and (not isinstance(cfg.verifier.size, int) or cfg.verifier.size < 1):
         raise ConfigError(f"verifier.size: expected 'auto' or a positive int, got {cfg.verifier.size!r}")
     if not 0 <= cfg.learner.min_lr < cfg.learner.lr:
@@ -541,5 +538,8 @@ def dump(cfg: TrainConfig) -> str:
 
 def rollout_sync(cfg: "RolloutConfig") -> str:
     """`rollout.sync` resolved: auto is `merged` for the transformers engine (measured faster: `bench/rollout_sync.py`)
-    and `adapter` for vLLM (punica LoRA kernels; a merged push would reload the whole model)."""
-    return cfg.sync if cfg.sync != "auto" else ("merged" if cfg.engine == "hf" else "adapter")
+    and for vLLM's CPU build (its LoRA layers cost it most of its speed: `bench/rollout.py`), `adapter` for vLLM on
+    a GPU (punica LoRA kernels; a merged push reloads the whole model)."""
+    if cfg.sync != "auto":
+        return cfg.sync
+    return "merged" if cfg.engine == "hf" or installed_vllm() == "cpu" else "adapter"

@@ -31,7 +31,7 @@ import yaml
 START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
 SKIP = ("stages",)  # documented in prose
-SHORTENED = ("prompt",)
+SHORTENED = ("prompt", "system_prompt")
 
 # Meanings for fields whose source carries no comment and whose class docstring does not name them. A field's
 # own comment always wins; a note whose key is no longer a field is reported by `stale_notes()` (and the test).
@@ -231,8 +231,7 @@ def _value(value, key: str) -> str:
     """A default as the user would write it in YAML or `--set`."""
     if key.split(".")[-1] in SHORTENED and isinstance(value, str) and len(value) > 40:
         first = value.split(". ")[0].rstrip(".") + "."
-        tail = value.rsplit("\n", 1)[-1]
-        return f"{first} … {tail}"
+        return f"{first} … {value.rsplit(chr(10), 1)[-1]}" if "\n" in value else f"{first} …"
     if value is dataclasses.MISSING:
         return "(required)"
     if value is None:

@@ -129,6 +129,7 @@ def spawn_workers(cfg: TrainConfig, model_path: str, first_index: int, count: in
         kwargs.update(max_batch_size=cfg.rollout.max_num_seqs, sync=rollout_sync(cfg.rollout))
     if cfg.rollout.engine == "vllm":
         kwargs.update(gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, kv_cache_gib=cfg.rollout.kv_cache_gib,
+                      sync=rollout_sync(cfg.rollout),
                       max_num_seqs=cfg.rollout.max_num_seqs, max_lora_rank=cfg.model.lora_rank, seed=cfg.seed,
                       threads=cfg.rollout.torch_threads)
     return create_rollout_workers(count, engine=cfg.rollout.engine, num_gpus=cfg.rollout.gpus_per_worker,

@@ -93,16 +93,16 @@ def test_invalid_values_name_their_key(override, key):
     assert "\n" not in str(err.value)
 
 
-def test_rollout_sync_auto_is_merged_for_hf_and_merged_vllm_is_refused():
+def test_rollout_sync_auto_is_merged_except_for_vllm_on_a_gpu(monkeypatch):
+    import cluster.config as config
     from cluster.config import RolloutConfig, rollout_sync
 
     assert rollout_sync(RolloutConfig(engine="hf")) == "merged"
-    assert rollout_sync(RolloutConfig(engine="vllm")) == "adapter"
     assert rollout_sync(RolloutConfig(engine="hf", sync="adapter")) == "adapter"
-    cfg = load_config("tiny", overrides=["rollout.sync=merged"])
-    cfg.rollout.engine = "vllm"
-    with pytest.raises(ConfigError, match="^rollout.sync: merged is implemented for the hf engine"):
-        validate(cfg, gpus_available=1.0)
+    for build, sync in (("gpu", "adapter"), ("cpu", "merged")):
+        monkeypatch.setattr(config, "installed_vllm", lambda: build)
+        assert rollout_sync(RolloutConfig(engine="vllm")) == sync
+    assert rollout_sync(RolloutConfig(engine="vllm", sync="adapter")) == "adapter"
 
 
 def test_rlvr_train_config_error_is_one_line_and_exit_2(capsys):

@@ -124,6 +124,37 @@ def test_score_matches_the_transformers_engine(vllm_engine, hf_engine, tiny_mode
     assert ours == pytest.approx(theirs, abs=1e-3)
 
 
+def test_merged_sync_decodes_as_the_adapter_does_and_each_push_starts_from_the_base_weights(tiny_model_dir):
+    """`sync="merged"`: vLLM without LoRA layers, each pushed version folded into W₀ and reloaded in place at the
+    next call: the same greedy tokens as the transformers engine with the adapter, a zero adapter gives the base
+    back exactly, and a permanent merge (the SFT warm start) stays under later versions."""
+    merged = make_engine("vllm", model=tiny_model_dir, max_num_seqs=64, max_model_len=1024, kv_cache_gib=0.5,
+                         sync="merged")
+    reference = make_engine("hf", model=tiny_model_dir, sync="adapter")
+    try:
+        assert "enable_lora" not in merged._llm_kwargs
+        base = texts(merged.generate(PROMPTS, 1, GREEDY))
+        for version in (1, 2):
+            weights = random_adapter(tiny_model_dir, version=version, seed=version)
+            merged.load_adapter(weights)
+            reference.load_adapter(weights)
+            assert merged.adapter_version == version - 1, "a staged version is folded in by the next call only"
+            rows = merged.generate(PROMPTS, 1, GREEDY)
+            assert {c.policy_version for row in rows for c in row} == {version}
+            assert texts(rows) == texts(reference.generate(PROMPTS, 1, GREEDY)) != base
+        zero = weights.__class__(3, weights.config, {k: v * 0 for k, v in weights.tensors.items()})
+        merged.load_adapter(zero)
+        assert texts(merged.generate(PROMPTS, 1, GREEDY)) == base
+        warm = random_adapter(tiny_model_dir, version=4, seed=4)
+        merged.merge_adapter(warm)
+        reference.merge_adapter(warm)
+        merged.load_adapter(zero.__class__(5, zero.config, zero.tensors))
+        reference.load_adapter(zero.__class__(5, zero.config, zero.tensors))
+        assert texts(merged.generate(PROMPTS, 1, GREEDY)) == texts(reference.generate(PROMPTS, 1, GREEDY)) != base
+    finally:
+        merged.close()
+
+
 def test_sampler_logprobs_match_the_learners_within_the_stated_tolerance(vllm_engine, tiny_model_dir):
     from learner.learner import LearnerConfig, LearnerCore
     from learner.policy import PolicyConfig
