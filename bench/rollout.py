@@ -25,6 +25,7 @@ import sys
 import time
 
 sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).resolve().parent]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402 - bench/learner.py would shadow the `learner` package otherwise
 
 from actors.records import SamplingConfig  # noqa: E402
@@ -171,19 +172,61 @@ def bench_cpu_engine(kind: str, model_dir: str, prompts: list[str], n: int, max_
     return out
 
 
+def bench_workload(kind: str, preset: str, n: int, problems: int, **engine_kwargs) -> dict:
+    """Training-shaped decoding: a preset's chat prompts on generated problems of its first stage, its completion
+    budget, stopping at EOS, an adapter pushed; tokens/s over one timed call after a warm-up."""
+    from actors.engine import make_engine
+    from cluster.config import load_config
+    from cluster.services import resolve_model
+    from synthesis.generators import generate_problems
+
+    cfg = load_config(preset)
+    stage = cfg.stages[0]
+    model_dir = resolve_model(cfg.model.name)
+    prompts = [cfg.prompt.format(question=p.question)
+               for p in generate_problems(problems, stage.difficulty, topics=stage.topics or None, seed=5, split="train")]
+    sampling = SamplingConfig(temperature=cfg.rollout.temperature, max_tokens=cfg.rollout.max_tokens, logprobs=True, seed=0)
+    engine = make_engine(kind, model=model_dir, system_prompt=cfg.system_prompt, sync="merged", **engine_kwargs)
+    engine.load_adapter(random_adapter(model_dir, 1, seed=1))
+    engine.generate(prompts[:2], 2, dataclasses.replace(sampling, max_tokens=8))
+    start = time.perf_counter()
+    rows = engine.generate(prompts, n, sampling)
+    seconds = time.perf_counter() - start
+    engine.close()
+    return {"engine": kind, "preset": preset, "prompts": problems, "max_tokens": cfg.rollout.max_tokens,
+            "tokens": count_tokens(rows), "seconds": round(seconds, 1), "tokens_per_s": round(count_tokens(rows) / seconds, 1),
+            "mean_completion_tokens": round(count_tokens(rows) / (problems * n), 1)}
+
+
+WORKLOADS = {"tiny": 16, "smollm2-135m": 8}
+
+
 CPU_SHAPES = {"tiny": dict(prompts=16, max_tokens=128), "smollm2-135m-instruct": dict(prompts=8, max_tokens=64)}
 
 
-def bench_cpu(out_dir: pathlib.Path, n: int, dtypes: list[str]) -> dict:
-    """Both engines on both CPU shapes (see the module docstring)."""
+def bench_cpu(out_dir: pathlib.Path, n: int, dtypes: list[str], parts: list[str]) -> dict:
+    """Both engines on both CPU shapes (see the module docstring); `parts` "race" (fixed lengths) and "workload"
+    (training-shaped calls); a part not run keeps its figures from the last run's JSON."""
     import platform
 
     from cluster.services import resolve_model
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    results: dict = {"device": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0)),
-                     "torch": torch.__version__, "n": n, "date": time.strftime("%Y-%m-%d"), "shapes": {}}
-    for shape, size in CPU_SHAPES.items():
+    path = out_dir / "rollout-cpu.json"
+    results: dict = json.loads(path.read_text()) if path.exists() else {}
+    results.update({"device": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0)),
+                    "torch": torch.__version__, "n": n, "date": time.strftime("%Y-%m-%d")})
+    if "workload" in parts:
+        results["workload"] = []
+        for preset, problems in WORKLOADS.items():
+            for kind in ("hf", "vllm"):
+                results["workload"].append(bench_workload(kind, preset, n, problems))
+                print(json.dumps(results["workload"][-1]), flush=True)
+        rate = {(r["preset"], r["engine"]): r["tokens_per_s"] for r in results["workload"]}
+        results["vllm_faster_on_every_workload"] = all(rate[(p, "vllm")] > rate[(p, "hf")] for p in WORKLOADS)
+    if "race" in parts:
+        results["shapes"] = {}
+    for shape, size in CPU_SHAPES.items() if "race" in parts else ():
         model_dir = resolve_model(shape)
         prompts = make_prompts(size["prompts"])
         rows = []
@@ -195,14 +238,44 @@ def bench_cpu(out_dir: pathlib.Path, n: int, dtypes: list[str]) -> dict:
             print(json.dumps({shape: rows[-1]}), flush=True)
         results["shapes"][shape] = {**size, "runs": rows}
         (out_dir / "rollout-cpu.json").write_text(json.dumps(results, indent=2))
+
     def fp32(runs: list, engine: str, sync: str) -> float:
         return next(r["adapter"]["best_tokens_per_s"] for r in runs if (r["engine"], r["sync"], r.get("dtype", "float32"))
                     == (engine, sync, "float32"))
 
-    results["vllm_merged_faster_than_hf_merged_on_every_shape"] = all(
-        fp32(v["runs"], "vllm", "merged") > fp32(v["runs"], "hf", "merged") for v in results["shapes"].values())
+    if "race" in parts:
+        results["vllm_merged_faster_than_hf_merged_on_every_shape"] = all(
+            fp32(v["runs"], "vllm", "merged") > fp32(v["runs"], "hf", "merged") for v in results["shapes"].values())
     (out_dir / "rollout-cpu.json").write_text(json.dumps(results, indent=2))
+    from bench.tiny_default import machine_line, write_results_md
+
+    write_results_md(out_dir / "rollout-cpu.md", cpu_markdown(results, machine_line()),
+                     title="Rollout throughput on the CPU: transformers against vLLM's CPU build")
     return results
+
+
+def cpu_markdown(results: dict, machine: str) -> str:
+    """The CPU race as a table: tokens/s (best of two calls) with the base weights and with an adapter pushed."""
+    lines = ["| shape | engine | sync | dtype | load s | tokens/s, base | tokens/s, adapter pushed |",
+             "|---|---|---|---|---|---|---|"]
+    for shape, v in results["shapes"].items():
+        for r in v["runs"]:
+            lines.append(f"| {shape} | {r['engine']} | {r['sync']} | {r.get('dtype', 'float32')} | {r['load_seconds']} | "
+                         f"{r['base']['best_tokens_per_s']:,.0f} | {r['adapter']['best_tokens_per_s']:,.0f} |")
+    if results.get("workload"):
+        lines += ["", "Training-shaped calls (a preset's prompts on its first stage's problems, its completion budget, "
+                  f"stopping at EOS, G={results['n']}, adapter merged):", "",
+                  "| preset | engine | prompts | max tokens | mean completion tokens | seconds | tokens/s |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['preset']} | {r['engine']} | {r['prompts']} | {r['max_tokens']} | {r['mean_completion_tokens']} | "
+                  f"{r['seconds']} | {r['tokens_per_s']:,.0f} |" for r in results["workload"]]
+        lines += ["", f"vLLM faster on every training-shaped call: {results['vllm_faster_on_every_workload']}."]
+    sizes = "; ".join(f"{s}: {v['prompts']} prompts × G={results['n']} × {v['max_tokens']} tokens"
+                      for s, v in results["shapes"].items())
+    lines += ["", f"Produced by `python bench/rollout.py` on {machine}, {results['date']}; {sizes} (ignore_eos, sampler "
+              "log-probs on, temperature 1), best of two timed calls after a warm-up, every core to the one engine. "
+              "vLLM merged faster than transformers merged on every shape (float32): "
+              f"{results['vllm_merged_faster_than_hf_merged_on_every_shape']}."]
+    return "\n".join(lines)
 
 
 def _zeroed(weights, version: int):
@@ -214,6 +287,8 @@ def _zeroed(weights, version: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpu", action="store_true", help="the GPU benchmark (vLLM raw vs RolloutWorker in Ray)")
+    parser.add_argument("--parts", nargs="+", default=["race", "workload"], choices=("race", "workload"),
+                        help="CPU: fixed-length races and/or training-shaped calls")
     parser.add_argument("--cpu-dtypes", nargs="+", default=["float32", "bfloat16"],
                         help="vLLM dtypes on the CPU (the first is the engine's CPU default)")
     parser.add_argument("--shape", default="qwen2.5-0.5b")
@@ -231,7 +306,7 @@ def main() -> None:
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not args.gpu:
-        bench_cpu(out_dir, args.n, args.cpu_dtypes)
+        bench_cpu(out_dir, args.n, args.cpu_dtypes, args.parts)
         return
     ENGINE.update(gpu_memory_utilization=args.gpu_memory, max_num_seqs=args.max_num_seqs)
     model_dir = str(build_model(pathlib.Path(args.model_dir) / args.shape, args.shape))

@@ -277,10 +277,10 @@ def test_enumerated_keys_name_their_choices_and_tis_reads_bare_on_off():
     assert load_config("tiny", overrides=["learner.tis=off"]).learner.tis == "off"
 
 
-def test_engine_auto_is_vllm_only_for_its_gpu_build(monkeypatch):
+def test_engine_auto_is_vllm_where_a_build_of_it_is_installed(monkeypatch):
     import cluster.config as config
 
     monkeypatch.setattr(config, "_local_gpus", lambda: 1)
-    for build, engine in (("gpu", "vllm"), ("cpu", "hf"), (None, "hf")):
+    for build, engine in (("gpu", "vllm"), ("cpu", "vllm"), (None, "hf")):
         monkeypatch.setattr(config, "installed_vllm", lambda: build)
         assert load_config("tiny", overrides=["rollout.engine=auto"]).rollout.engine == engine
