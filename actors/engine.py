@@ -44,6 +44,22 @@ def _encode_one(tokenizer, prompt: str, system: str) -> list[int]:
     return tokenizer(f"{system}\n\n{prompt}" if system else prompt).input_ids
 
 
+def checkpoint_state(model) -> dict:
+    """A transformers model's weights under checkpoint names, LoRA folded in (peft's `base_layer` names mapped
+    back, its lora_A/lora_B dropped), each storage once: tied embeddings under their first name, the input
+    embedding, which is the one vLLM and transformers load a tied head from."""
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    state, seen = {}, set()
+    for name, tensor in base.state_dict().items():
+        if ".lora_" in name or tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        state[name.replace(".base_layer.", ".")] = tensor.detach().contiguous()
+    return state
+
+
 def make_engine(kind: str, **kwargs) -> Engine:
     """`hf` (transformers, CPU or GPU) or `vllm` (GPU; needs the `vllm` extra)."""
     if kind == "hf":

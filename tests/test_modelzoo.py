@@ -48,7 +48,8 @@ def test_a_packaged_gguf_becomes_an_ordinary_checkpoint_with_its_chat_template()
 
     path = packaged_model_path("smollm2-135m-instruct", echo=lambda line: None)
     assert resolve_model("smollm2-135m-instruct") == str(path)
-    assert "quantization_config" not in json.loads((path / "config.json").read_text())
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config and config["architectures"] == ["LlamaForCausalLM"]
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path)
     assert type(model).__name__ == "LlamaForCausalLM" and 130e6 < model.num_parameters() < 140e6

