@@ -116,6 +116,7 @@ def test_vllm_engine_keeps_an_adapter_version_on_disk_while_a_request_holds_it(t
 
     engine = VLLMEngine.__new__(VLLMEngine)
     engine.adapter_dir, engine.adapter_version, engine._lock, engine._in_use = tmp_path, 2, threading.Lock(), {}
+    engine._pending, engine.sync = None, "adapter"
     for version in (1, 2, 3):
         (tmp_path / f"v{version}").mkdir()
     on_disk = lambda: sorted(p.name for p in tmp_path.iterdir())  # noqa: E731
